@@ -1,0 +1,18 @@
+// Package primitives is Parley's one fixed cipher suite, as specified in
+// docs/protocol.md §2. It is the only package in the module that imports
+// crypto/* (and the PQ signature library); every other package sees these
+// types and functions instead.
+//
+// The suite:
+//
+//   - X25519 (crypto/ecdh) for Diffie–Hellman;
+//   - ML-KEM-768 and ML-KEM-1024 (crypto/mlkem, FIPS 203);
+//   - HKDF-SHA256 (crypto/hkdf, RFC 5869) with the labels in labels.go;
+//   - AES-256-GCM as the one AEAD;
+//   - hybrid signatures Ed25519 + ML-DSA-65 (FIPS 204, circl), both must verify;
+//   - SHA-256 for transcript and fingerprint hashes.
+//
+// Secrets are compared in constant time (Equal). All randomness comes from
+// crypto/rand, except in the known-answer vector generator, which installs a
+// deterministic source through UnsafeDeterministicEntropy.
+package primitives

@@ -1,0 +1,50 @@
+package primitives
+
+// Label is a domain-separation string for HKDF, hashes and signatures. Every
+// label in Parley is declared here and listed in docs/protocol.md §2.4; a
+// test checks both that they are distinct and that the spec lists each one.
+type Label string
+
+// HKDF info labels.
+const (
+	// LabelPQXDH derives the initial shared secret of a session (§4).
+	LabelPQXDH Label = "Parley-v1 PQXDH X25519 ML-KEM-1024 SHA-256"
+	// LabelRatchetRoot is the root-chain KDF of the Double Ratchet (§5.2).
+	LabelRatchetRoot Label = "Parley-v1 Ratchet Root"
+	// LabelMessageKey expands a message-key seed and the per-message salt
+	// into the single-use AEAD key (§5.3).
+	LabelMessageKey Label = "Parley-v1 Message Key"
+)
+
+// Hash labels.
+const (
+	// LabelPQXDHTranscript hashes everything both sides of a handshake saw (§4.3).
+	LabelPQXDHTranscript Label = "Parley-v1 PQXDH Transcript"
+	// LabelDeviceFingerprint hashes a device's public keys into its identity (§3.2).
+	LabelDeviceFingerprint Label = "Parley-v1 Device Fingerprint"
+	// LabelAccountFingerprint hashes an account public key (§3.1).
+	LabelAccountFingerprint Label = "Parley-v1 Account Fingerprint"
+	// LabelDeviceListHash chains device-list versions (§3.3).
+	LabelDeviceListHash Label = "Parley-v1 Device List Hash"
+	// LabelSafetyNumber derives the safety number of an account (§3.4).
+	LabelSafetyNumber Label = "Parley-v1 Safety Number"
+	// LabelPQRatchetKeyID names an ML-KEM-768 ratchet key in the answering header (§5.4).
+	LabelPQRatchetKeyID Label = "Parley-v1 PQ Ratchet Key ID"
+)
+
+// Signature contexts.
+const (
+	// LabelSigDeviceList is the context of the account key's signature over a device list (§3.3).
+	LabelSigDeviceList Label = "Parley-v1 Sig Device List"
+	// LabelSigPrekey is the context of a device's signature over one of its prekeys (§3.5).
+	LabelSigPrekey Label = "Parley-v1 Sig Prekey"
+)
+
+// AllLabels lists every label, for the distinctness and documentation tests
+// and for the vector generator.
+var AllLabels = []Label{
+	LabelPQXDH, LabelRatchetRoot, LabelMessageKey,
+	LabelPQXDHTranscript, LabelDeviceFingerprint, LabelAccountFingerprint,
+	LabelDeviceListHash, LabelSafetyNumber, LabelPQRatchetKeyID,
+	LabelSigDeviceList, LabelSigPrekey,
+}
