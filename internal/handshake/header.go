@@ -29,8 +29,56 @@ const (
 
 // Marshal encodes the message.
 func (m *PrekeyMessage) Marshal() []byte {
-	h := m.Header
 	var b cryptobyte.Builder
+	addHeader(&b, m.Header)
+	b.AddUint24LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(m.Message) })
+	return b.BytesOrPanic()
+}
+
+// ParsePrekeyMessage decodes a prekey message. The ratchet message aliases
+// data.
+func ParsePrekeyMessage(data []byte) (*PrekeyMessage, error) {
+	s := cryptobyte.String(data)
+	h, err := readHeader(&s, prekeyMessageType)
+	if err != nil {
+		return nil, err
+	}
+	var msg cryptobyte.String
+	if !s.ReadUint24LengthPrefixed(&msg) {
+		return nil, wire.Malformed(prekeyMessageType, "truncated")
+	}
+	if !s.Empty() {
+		return nil, wire.Malformed(prekeyMessageType, "trailing bytes")
+	}
+	if len(msg) == 0 {
+		return nil, wire.Malformed(prekeyMessageType, "empty ratchet message")
+	}
+	return &PrekeyMessage{Header: h, Message: msg}, nil
+}
+
+// Marshal encodes the header alone (the prekey message without its ratchet
+// message), for the session store.
+func (h *Header) Marshal() []byte {
+	var b cryptobyte.Builder
+	addHeader(&b, h)
+	return b.BytesOrPanic()
+}
+
+// ParseHeader decodes a header written by Header.Marshal.
+func ParseHeader(data []byte) (*Header, error) {
+	const typ = "handshake header"
+	s := cryptobyte.String(data)
+	h, err := readHeader(&s, typ)
+	if err != nil {
+		return nil, err
+	}
+	if !s.Empty() {
+		return nil, wire.Malformed(typ, "trailing bytes")
+	}
+	return h, nil
+}
+
+func addHeader(b *cryptobyte.Builder, h *Header) {
 	b.AddUint8(wire.Version)
 	b.AddBytes(h.Sender[:])
 	b.AddBytes(h.Recipient[:])
@@ -44,26 +92,20 @@ func (m *PrekeyMessage) Marshal() []byte {
 	b.AddUint32(uint32(h.PQID))
 	b.AddBytes(h.Ephemeral.Bytes())
 	b.AddBytes(h.Ciphertext)
-	b.AddUint24LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(m.Message) })
-	return b.BytesOrPanic()
 }
 
-// ParsePrekeyMessage decodes a prekey message. The ratchet message aliases
-// data.
-func ParsePrekeyMessage(data []byte) (*PrekeyMessage, error) {
-	bad := func(reason string) (*PrekeyMessage, error) { return nil, wire.Malformed(prekeyMessageType, reason) }
-	s := cryptobyte.String(data)
+func readHeader(s *cryptobyte.String, typ string) (*Header, error) {
+	bad := func(reason string) (*Header, error) { return nil, wire.Malformed(typ, reason) }
 	var v, flags uint8
 	if !s.ReadUint8(&v) {
 		return bad("truncated")
 	}
-	if err := wire.CheckVersion(prekeyMessageType, v); err != nil {
+	if err := wire.CheckVersion(typ, v); err != nil {
 		return nil, err
 	}
 	h := &Header{}
 	var signed, pq uint32
 	var eph, ct []byte
-	var msg cryptobyte.String
 	if !s.CopyBytes(h.Sender[:]) || !s.CopyBytes(h.Recipient[:]) || !s.ReadUint32(&signed) || !s.ReadUint8(&flags) {
 		return bad("truncated")
 	}
@@ -78,15 +120,8 @@ func ParsePrekeyMessage(data []byte) (*PrekeyMessage, error) {
 		id := prekey.ID(ot)
 		h.OneTimeID = &id
 	}
-	if !s.ReadUint32(&pq) || !s.ReadBytes(&eph, primitives.X25519KeySize) ||
-		!s.ReadBytes(&ct, primitives.MLKEM1024CiphertextSize) || !s.ReadUint24LengthPrefixed(&msg) {
+	if !s.ReadUint32(&pq) || !s.ReadBytes(&eph, primitives.X25519KeySize) || !s.ReadBytes(&ct, primitives.MLKEM1024CiphertextSize) {
 		return bad("truncated")
-	}
-	if !s.Empty() {
-		return bad("trailing bytes")
-	}
-	if len(msg) == 0 {
-		return bad("empty ratchet message")
 	}
 	e, err := primitives.NewX25519PublicKey(eph)
 	if err != nil {
@@ -94,6 +129,5 @@ func ParsePrekeyMessage(data []byte) (*PrekeyMessage, error) {
 	}
 	h.SignedID, h.PQID, h.Ephemeral = prekey.ID(signed), prekey.ID(pq), e
 	h.Ciphertext = append([]byte(nil), ct...)
-	return &PrekeyMessage{Header: h, Message: msg}, nil
+	return h, nil
 }
-
