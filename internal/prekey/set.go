@@ -295,6 +295,20 @@ func UnmarshalSet(data []byte) (*Set, error) {
 	if nSigned == 0 || nSigned > MaxSignedPrekeys {
 		return bad("signed prekey count out of range")
 	}
+	// IDs are unique across all kinds within a device (they come from one
+	// counter): a set in which one ID names two prekeys is corrupt, and Find
+	// would silently resolve the ID to one of them.
+	ids := make(map[ID]bool)
+	checkID := func(id ID) error {
+		if id >= s.nextID {
+			return wire.Malformed(setType, "prekey id not below next id")
+		}
+		if ids[id] {
+			return wire.Malformed(setType, "prekey id used twice")
+		}
+		ids[id] = true
+		return nil
+	}
 	readX := func() (*x25519Private, error) {
 		var id uint32
 		var key, sig []byte
@@ -305,8 +319,8 @@ func UnmarshalSet(data []byte) (*Set, error) {
 		if err != nil {
 			return nil, wire.Malformed(setType, "invalid X25519 key")
 		}
-		if ID(id) >= s.nextID {
-			return nil, wire.Malformed(setType, "prekey id not below next id")
+		if err := checkID(ID(id)); err != nil {
+			return nil, err
 		}
 		return &x25519Private{id: ID(id), key: k, sig: append([]byte(nil), sig...)}, nil
 	}
@@ -320,8 +334,8 @@ func UnmarshalSet(data []byte) (*Set, error) {
 		if err != nil {
 			return nil, wire.Malformed(setType, "invalid ML-KEM seed")
 		}
-		if ID(id) >= s.nextID {
-			return nil, wire.Malformed(setType, "prekey id not below next id")
+		if err := checkID(ID(id)); err != nil {
+			return nil, err
 		}
 		return &mlkemPrivate{id: ID(id), key: k, sig: append([]byte(nil), sig...)}, nil
 	}
