@@ -1,6 +1,8 @@
 package ratchet
 
 import (
+	"fmt"
+
 	"golang.org/x/crypto/cryptobyte"
 
 	"github.com/parleyim/parley/internal/primitives"
@@ -60,7 +62,9 @@ func (m *Message) parse(b []byte) error {
 		return wire.Malformed(messageType, "truncated")
 	}
 	if err := wire.CheckVersion(messageType, version); err != nil {
-		return err
+		// Both: callers may branch on "update the client" and on "bad
+		// input" alike.
+		return fmt.Errorf("%w (%w)", wire.Malformed(messageType, "unsupported version"), err)
 	}
 	if !s.ReadUint8(&flags) {
 		return wire.Malformed(messageType, "truncated")
