@@ -60,8 +60,10 @@ func Unpad(padded []byte) ([]byte, error) {
 		case 0:
 			continue
 		case 0x80:
-			// Canonical: exactly the bucket Pad would have chosen.
-			if PaddedSize(i) != len(padded) {
+			// Canonical: exactly the bucket Pad would have chosen, for a
+			// body Pad would have accepted (bodies just over
+			// MaxPlaintextSize share its bucket).
+			if i > MaxPlaintextSize || PaddedSize(i) != len(padded) {
 				return nil, errBadPadding
 			}
 			return padded[:i], nil
