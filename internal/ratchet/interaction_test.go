@@ -63,7 +63,7 @@ func TestRandomizedInteraction(t *testing.T) {
 
 type stats struct {
 	Delivered, Dropped, Duplicates, Restarts, Rollbacks, PQAnswers int
-	ErrorsAfterRollback                                           map[string]int
+	ErrorsAfterRollback                                            map[string]int
 }
 
 type party struct {
@@ -92,13 +92,13 @@ type world struct {
 	rollback bool
 	now      time.Time
 
-	p         [2]*party
-	msgs      []sentMessage
-	pool      []int // in flight, oldest first
-	history   []int // delivered, for duplicates
-	dropped   map[int]bool
-	step  int
-	stats *stats
+	p       [2]*party
+	msgs    []sentMessage
+	pool    []int // in flight, oldest first
+	history []int // delivered, for duplicates
+	dropped map[int]bool
+	step    int
+	stats   *stats
 }
 
 func (w *world) run(steps int) {
