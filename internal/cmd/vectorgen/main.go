@@ -79,19 +79,35 @@ func main() {
 		fmt.Println("wrote", path)
 	}
 	for _, c := range corpora {
+		// Write into a fresh directory and swap it in, so that a fuzzer
+		// reading the corpus never sees it half-written.
 		dir := filepath.Join(*root, c.dir, "testdata", "fuzz", c.target)
-		if err := os.RemoveAll(dir); err != nil {
+		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 			log.Fatalf("vectorgen: %v", err)
 		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+c.target+"-")
+		if err != nil {
 			log.Fatalf("vectorgen: %v", err)
 		}
 		for i, in := range c.inputs {
 			body := "go test fuzz v1\n[]byte(" + strconv.Quote(string(in)) + ")\n"
-			name := filepath.Join(dir, fmt.Sprintf("seed-%03d", i))
+			name := filepath.Join(tmp, fmt.Sprintf("seed-%03d", i))
 			if err := os.WriteFile(name, []byte(body), 0o644); err != nil {
 				log.Fatalf("vectorgen: %v", err)
 			}
+		}
+		if err := os.Chmod(tmp, 0o755); err != nil {
+			log.Fatalf("vectorgen: %v", err)
+		}
+		old := tmp + ".old"
+		if err := os.Rename(dir, old); err != nil && !os.IsNotExist(err) {
+			log.Fatalf("vectorgen: %v", err)
+		}
+		if err := os.Rename(tmp, dir); err != nil {
+			log.Fatalf("vectorgen: %v", err)
+		}
+		if err := os.RemoveAll(old); err != nil {
+			log.Fatalf("vectorgen: %v", err)
 		}
 		fmt.Printf("wrote %d seeds to %s\n", len(c.inputs), dir)
 	}
