@@ -81,8 +81,8 @@ var kdfPrefix = [32]byte{
 // secret is bound to the identities, the exact prekeys (including the
 // ML-KEM public key, closing the re-encapsulation gap the PQXDH analysis
 // points out) and the ciphertext.
-func transcript(initiator, responder *identity.DevicePublic, signed prekey.X25519Public, oneTime *prekey.X25519Public, pq prekey.MLKEMPublic, eph *primitives.X25519PublicKey, ct []byte) [32]byte {
-	fi, fr := initiator.Fingerprint(), responder.Fingerprint()
+// fi and fr are the initiator's and the responder's fingerprints.
+func transcript(fi, fr *[32]byte, signed prekey.X25519Public, oneTime *prekey.X25519Public, pq prekey.MLKEMPublic, eph *primitives.X25519PublicKey, ct []byte) [32]byte {
 	var otk []byte
 	if oneTime != nil {
 		otk = append(idBytes(oneTime.ID), oneTime.Key.Bytes()...)
@@ -117,9 +117,12 @@ func deriveSecret(dhs [][]byte, ss []byte, th [32]byte) (sk [primitives.KeySize]
 	return sk
 }
 
-func associatedData(initiator, responder *identity.DevicePublic) []byte {
-	fi, fr := initiator.Fingerprint(), responder.Fingerprint()
-	return append(fi[:], fr[:]...)
+// associatedData is PQXDH's AD = Encode(IK_A) || Encode(IK_B), with device
+// fingerprints as the encoding: fi is the initiator's, fr the responder's.
+func associatedData(fi, fr *[32]byte) []byte {
+	ad := make([]byte, 0, ADSize)
+	ad = append(ad, fi[:]...)
+	return append(ad, fr[:]...)
 }
 
 // Initiate runs the initiator's side (PQXDH §3.3) against a bundle fetched
@@ -150,7 +153,9 @@ func Initiate(self *identity.DeviceKeys, remote *identity.DevicePublic, b *preke
 		dhs = append(dhs, d...)
 	}
 	selfPub := self.Public()
-	th := transcript(selfPub, remote, b.Signed, b.OneTime, b.PQ, eph.Public(), ct)
+	// Each fingerprint hashes a ~2 KB public key; compute them once.
+	fi, fr := selfPub.Fingerprint(), remote.Fingerprint()
+	th := transcript(&fi, &fr, b.Signed, b.OneTime, b.PQ, eph.Public(), ct)
 	h := &Header{
 		Sender:     selfPub.ID(),
 		Recipient:  remote.ID(),
@@ -167,7 +172,7 @@ func Initiate(self *identity.DeviceKeys, remote *identity.DevicePublic, b *preke
 	// guarantee it is zeroed, but nothing keeps a reference to it.
 	return &Initiation{
 		SharedSecret: deriveSecret(dhs, ss, th),
-		AD:           associatedData(selfPub, remote),
+		AD:           associatedData(&fi, &fr),
 		RatchetKey:   b.Signed.Key,
 		Header:       h,
 		LastResort:   b.PQ.LastResort,
@@ -206,10 +211,11 @@ func Respond(self *identity.DeviceKeys, prekeys *prekey.Set, remote *identity.De
 		}
 		dhs = append(dhs, d...)
 	}
-	th := transcript(remote, selfPub, keys.SignedPublic, keys.OneTimePublic, keys.PQPublic, h.Ephemeral, h.Ciphertext)
+	fi, fr := remote.Fingerprint(), selfPub.Fingerprint()
+	th := transcript(&fi, &fr, keys.SignedPublic, keys.OneTimePublic, keys.PQPublic, h.Ephemeral, h.Ciphertext)
 	return &Response{
 		SharedSecret: deriveSecret(dhs, ss, th),
-		AD:           associatedData(remote, selfPub),
+		AD:           associatedData(&fi, &fr),
 		RatchetKey:   keys.Signed,
 		Prekeys:      keys,
 	}, nil
