@@ -359,9 +359,11 @@ type sessionVectors struct {
 }
 
 type sessionMessage struct {
-	From      string `json:"from"`
-	Plaintext string `json:"plaintext"`
-	Envelope  string `json:"envelope"`
+	From           string `json:"from"`
+	Plaintext      string `json:"plaintext"`
+	Envelope       string `json:"envelope"`
+	ReceiverRecord string `json:"receiver_record_before"`
+	ReceiverSet    string `json:"receiver_prekey_set_before,omitempty"`
 }
 
 // TestVectors replays the committed session transcript independently of
@@ -390,27 +392,39 @@ func TestVectors(t *testing.T) {
 	if _, err := prekey.ParseBundle(vectortest.Hex(t, v.Bundle)); err != nil {
 		t.Fatal(err)
 	}
+	// Bob's first messages decrypt from a fresh record and his committed
+	// prekey set; every message also decrypts from the receiver's committed
+	// record (a replay cannot re-create the receiver's random ratchet keys).
 	rb := New()
-	n := 0
-	for _, m := range v.Messages {
-		if m.From != "alice" {
-			continue
-		}
+	for i, m := range v.Messages {
 		env, err := wire.UnmarshalEnvelope(vectortest.Hex(t, m.Envelope))
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := rb.Decrypt(env, bob, set, alice.Public(), now)
+		self, peer := bob, alice.Public()
+		if m.From == "bob" {
+			self, peer = alice, bob.Public()
+		}
+		rec, err := Unmarshal(vectortest.Hex(t, m.ReceiverRecord))
 		if err != nil {
-			t.Fatalf("message %q: %v", m.Plaintext, err)
+			t.Fatal(err)
 		}
-		if string(got) != m.Plaintext {
-			t.Fatalf("decrypted %q, want %q", got, m.Plaintext)
+		var recSet *prekey.Set
+		if m.ReceiverSet != "" {
+			if recSet, err = prekey.UnmarshalSet(vectortest.Hex(t, m.ReceiverSet)); err != nil {
+				t.Fatal(err)
+			}
 		}
-		n++
-	}
-	if n < 3 {
-		t.Fatalf("only %d messages from alice in the vectors", n)
+		got, err := rec.Decrypt(env, self, recSet, peer, now)
+		if err != nil || string(got) != m.Plaintext {
+			t.Fatalf("message %d: got %q, %v; want %q", i, got, err, m.Plaintext)
+		}
+		if i < 2 { // before bob's first answer
+			got, err := rb.Decrypt(env, bob, set, alice.Public(), now)
+			if err != nil || string(got) != m.Plaintext {
+				t.Fatalf("message %d from a fresh record: got %q, %v; want %q", i, got, err, m.Plaintext)
+			}
+		}
 	}
 	for name, rec := range v.Records {
 		enc := vectortest.Hex(t, rec)

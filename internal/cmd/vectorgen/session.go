@@ -27,6 +27,11 @@ type sessionMessage struct {
 	From      string `json:"from"`
 	Plaintext string `json:"plaintext"`
 	Envelope  string `json:"envelope"`
+	// The receiver's record and (for Bob) prekey set just before it
+	// decrypted the message: a replay cannot re-create the receiver's own
+	// random ratchet keys, so it starts from these.
+	ReceiverRecord string `json:"receiver_record_before"`
+	ReceiverSet    string `json:"receiver_prekey_set_before,omitempty"`
 }
 
 func init() {
@@ -60,12 +65,16 @@ func init() {
 			}
 			env, err := r.Encrypt([]byte(text), now)
 			must(err)
+			m := sessionMessage{From: from, Plaintext: text, Envelope: hex.EncodeToString(env.Marshal()), ReceiverRecord: hex.EncodeToString(dr.Marshal())}
+			if selfSet != nil {
+				m.ReceiverSet = hex.EncodeToString(selfSet.Marshal())
+			}
 			got, err := dr.Decrypt(env, self, selfSet, peer, now)
 			must(err)
 			if string(got) != text {
 				panic("vectorgen: session round trip failed")
 			}
-			v.Messages = append(v.Messages, sessionMessage{From: from, Plaintext: text, Envelope: hex.EncodeToString(env.Marshal())})
+			v.Messages = append(v.Messages, m)
 			corpus = append(corpus, ra.Marshal(), rb.Marshal())
 		}
 		step("alice", "hello bob")
