@@ -2,7 +2,6 @@ package primitives
 
 import (
 	"crypto/hkdf"
-	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
@@ -14,11 +13,62 @@ const KeySize = 32
 // info builds an HKDF info string: label || 0x00 || context. Labels never
 // contain NUL, so distinct (label, context) pairs never collide.
 func info(label Label, context []byte) string {
-	b := make([]byte, 0, len(label)+1+len(context))
-	b = append(b, label...)
-	b = append(b, 0)
-	b = append(b, context...)
-	return string(b)
+	return string(label) + "\x00" + string(context)
+}
+
+// sha256BlockSize is the block size of SHA-256, and so the HMAC pad size.
+const sha256BlockSize = 64
+
+// hmacStackMsg bounds the message hmacSHA256 hashes from a stack buffer;
+// longer messages still work but allocate. The per-message callers
+// (ChainKDF, MessageKey with the ratchet's 16-byte salt) and RootKDF stay
+// well under it.
+const hmacStackMsg = 128
+
+// hmacSHA256 is HMAC-SHA256 (RFC 2104) of the concatenation of msg under a
+// key of at most one block, computed as two sha256.Sum256 calls over stack
+// buffers.
+//
+// It exists for allocation, not speed: crypto/hmac works through hash.Hash,
+// so every buffer handed to it escapes to the heap, which cost 7
+// allocations per MessageKey, 11 per ChainKDF and 21 per RootKDF; these run
+// for every message. It does the same number of SHA-256 compressions.
+// Tests check it against crypto/hmac, and its callers against crypto/hkdf.
+func hmacSHA256(key []byte, msg ...[]byte) [sha256.Size]byte {
+	if len(key) > sha256BlockSize {
+		panic("parley: internal error: HMAC key longer than one block")
+	}
+	n := 0
+	for _, m := range msg {
+		n += len(m)
+	}
+	// inner = SHA-256((K ⊕ ipad) || msg), K zero-padded to a block.
+	var stack [sha256BlockSize + hmacStackMsg]byte
+	in := stack[:sha256BlockSize]
+	if n > hmacStackMsg {
+		in = make([]byte, sha256BlockSize, sha256BlockSize+n)
+	}
+	copy(in, key)
+	for i := range in {
+		in[i] ^= 0x36
+	}
+	for _, m := range msg {
+		in = append(in, m...)
+	}
+	inner := sha256.Sum256(in)
+	// outer = SHA-256((K ⊕ opad) || inner).
+	var out [sha256BlockSize + sha256.Size]byte
+	copy(out[:], key)
+	for i := range sha256BlockSize {
+		out[i] ^= 0x5c
+	}
+	copy(out[sha256BlockSize:], inner[:])
+	mac := sha256.Sum256(out[:])
+	// Best effort: Go may have copied these elsewhere (docs/protocol.md §2.6).
+	clear(in)
+	clear(inner[:])
+	clear(out[:])
+	return mac
 }
 
 // HKDF is HKDF-SHA256 (RFC 5869) with info = label || 0x00 || context. A nil
@@ -31,19 +81,26 @@ func HKDF(secret, salt []byte, label Label, context []byte, length int) []byte {
 	return out
 }
 
+// rootKDFInfo is the HKDF info of RootKDF: LabelRatchetRoot || 0x00, no
+// context.
+var rootKDFInfo = []byte(string(LabelRatchetRoot) + "\x00")
+
 // RootKDF is the Double Ratchet's KDF_RK (docs/protocol.md §5.2):
 // HKDF-SHA256 with salt = rk, secret = dh || pq (pq empty unless the step
 // mixes an ML-KEM shared secret), 64 bytes split into the new root key and
 // the new chain key.
+//
+// It spells out HKDF's HMAC steps (RFC 5869 §2.2–2.3) with hmacSHA256 so
+// that a ratchet step does not allocate; a test checks it against
+// crypto/hkdf.Key.
 func RootKDF(rk *[KeySize]byte, dh, pq []byte) (newRoot, chain [KeySize]byte) {
-	secret := make([]byte, 0, len(dh)+len(pq))
-	secret = append(secret, dh...)
-	secret = append(secret, pq...)
-	out := HKDF(secret, rk[:], LabelRatchetRoot, nil, 2*KeySize)
-	copy(newRoot[:], out[:KeySize])
-	copy(chain[:], out[KeySize:])
-	clear(out)
-	clear(secret)
+	// HKDF-Extract: PRK = HMAC(salt = rk, dh || pq).
+	prk := hmacSHA256(rk[:], dh, pq)
+	// HKDF-Expand to 64 bytes: T(1) = HMAC(PRK, info || 0x01),
+	// T(2) = HMAC(PRK, T(1) || info || 0x02).
+	newRoot = hmacSHA256(prk[:], rootKDFInfo, []byte{1})
+	chain = hmacSHA256(prk[:], newRoot[:], rootKDFInfo, []byte{2})
+	clear(prk[:])
 	return newRoot, chain
 }
 
@@ -58,33 +115,23 @@ const (
 // seed = HMAC(ck, 0x01). The seed is not the AEAD key itself: MessageKey
 // mixes in the per-message salt first (§5.3).
 func ChainKDF(ck *[KeySize]byte) (next, seed [KeySize]byte) {
-	m := hmac.New(sha256.New, ck[:])
-	m.Write([]byte{chainMessageSeed})
-	m.Sum(seed[:0])
-	m.Reset()
-	m.Write([]byte{chainNextKey})
-	m.Sum(next[:0])
+	seed = hmacSHA256(ck[:], []byte{chainMessageSeed})
+	next = hmacSHA256(ck[:], []byte{chainNextKey})
 	return next, seed
 }
 
-// messageKeyInfoMax bounds the stack buffer of MessageKey; longer salts
-// still work but allocate. The ratchet passes 16 bytes.
-const messageKeyInfoMax = len(LabelMessageKey) + 1 + 64
+// messageKeyInfo is LabelMessageKey || 0x00, the start of MessageKey's
+// HKDF info.
+var messageKeyInfo = []byte(string(LabelMessageKey) + "\x00")
 
 // MessageKey derives the single-use AEAD key of one message:
 // HKDF-Expand(PRK = seed, info = LabelMessageKey || 0x00 || salt, L = 32).
 // For L = 32 HKDF-Expand is one HMAC call, HMAC(seed, info || 0x01), which is
-// what this computes; a test checks it against crypto/hkdf.
+// what this computes; a test checks it against crypto/hkdf. Salts longer
+// than about 100 bytes work but allocate; the ratchet passes 16.
 func MessageKey(seed *[KeySize]byte, salt []byte) (key [KeySize]byte) {
-	var buf [messageKeyInfoMax + 1]byte
-	in := append(buf[:0], LabelMessageKey...)
-	in = append(in, 0)
-	in = append(in, salt...)
-	in = append(in, 1) // HKDF-Expand block counter T(1)
-	m := hmac.New(sha256.New, seed[:])
-	m.Write(in)
-	m.Sum(key[:0])
-	return key
+	// The final 0x01 is HKDF-Expand's block counter for T(1).
+	return hmacSHA256(seed[:], messageKeyInfo, salt, []byte{1})
 }
 
 // Hash is SHA-256 over label || 0x00 || for each part: uint32 length || part.

@@ -311,3 +311,69 @@ func TestX25519KeyEncodings(t *testing.T) {
 		t.Error("private key does not round-trip through Bytes")
 	}
 }
+
+// TestHMACSHA256 checks the allocation-free HMAC behind RootKDF, ChainKDF
+// and MessageKey against crypto/hmac, for every key size it accepts and
+// messages on both sides of its stack buffer, split into parts.
+func TestHMACSHA256(t *testing.T) {
+	msg := make([]byte, 3*hmacStackMsg)
+	for i := range msg {
+		msg[i] = byte(i*31 + 7)
+	}
+	for keyLen := 0; keyLen <= sha256BlockSize; keyLen++ {
+		key := msg[len(msg)-keyLen:]
+		for _, n := range []int{0, 1, 31, 32, 55, 56, 63, 64, 65, hmacStackMsg - 1, hmacStackMsg, hmacStackMsg + 1, len(msg)} {
+			m := hmac.New(sha256.New, key)
+			m.Write(msg[:n])
+			want := m.Sum(nil)
+			if got := hmacSHA256(key, msg[:n]); !bytes.Equal(got[:], want) {
+				t.Fatalf("hmacSHA256(%d-byte key, %d-byte message) = %x, crypto/hmac gives %x", keyLen, n, got, want)
+			}
+			if got := hmacSHA256(key, msg[:n/3], nil, msg[n/3:n/2], msg[n/2:n]); !bytes.Equal(got[:], want) {
+				t.Fatalf("hmacSHA256 with the %d-byte message in parts differs from crypto/hmac", n)
+			}
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("hmacSHA256 accepted a key longer than one block")
+		}
+	}()
+	hmacSHA256(make([]byte, sha256BlockSize+1), nil)
+}
+
+// TestRootKDFIsHKDFAnyLength checks RootKDF against crypto/hkdf.Key for
+// inputs of every length up to past hmacSHA256's stack buffer.
+func TestRootKDFIsHKDFAnyLength(t *testing.T) {
+	var rk [KeySize]byte
+	copy(rk[:], "another root key, another chain")
+	in := bytes.Repeat([]byte{0x5a, 0xa5, 0x00}, 100)
+	for n := 0; n <= 2*hmacStackMsg+3; n++ {
+		dh, pq := in[:n/2], in[n/2:n]
+		root, chain := RootKDF(&rk, dh, pq)
+		want, err := hkdf.Key(sha256.New, in[:n], rk[:], string(LabelRatchetRoot)+"\x00", 2*KeySize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(root[:], want[:KeySize]) || !bytes.Equal(chain[:], want[KeySize:]) {
+			t.Fatalf("RootKDF with %d input bytes differs from crypto/hkdf", n)
+		}
+	}
+}
+
+// TestKDFsDoNotAllocate keeps the per-message KDFs off the heap (see
+// hmacSHA256): the ratchet runs them for every message.
+func TestKDFsDoNotAllocate(t *testing.T) {
+	var k [KeySize]byte
+	dh, pq, salt := make([]byte, 32), make([]byte, 32), make([]byte, 16)
+	for name, f := range map[string]func(){
+		"RootKDF":         func() { k, _ = RootKDF(&k, dh, nil) },
+		"RootKDF with PQ": func() { k, _ = RootKDF(&k, dh, pq) },
+		"ChainKDF":        func() { k, _ = ChainKDF(&k) },
+		"MessageKey":      func() { k = MessageKey(&k, salt) },
+	} {
+		if n := testing.AllocsPerRun(100, f); n != 0 {
+			t.Errorf("%s: %v allocations per call, want 0", name, n)
+		}
+	}
+}
