@@ -3,8 +3,10 @@ module github.com/parleyim/parley
 go 1.26.8
 
 require (
+	connectrpc.com/connect v1.21.1
 	github.com/cloudflare/circl v1.6.5
 	golang.org/x/crypto v0.59.0
+	google.golang.org/protobuf v1.36.12
 	modernc.org/sqlite v1.62.0
 )
 
