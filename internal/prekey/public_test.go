@@ -1,0 +1,81 @@
+package prekey
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/parleyim/parley/internal/primitives"
+	"github.com/parleyim/parley/internal/wire"
+)
+
+func TestPublicPrekeyEncodings(t *testing.T) {
+	signer := primitives.GenerateSigningKey()
+	_, up, err := NewSet(signer, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name  string
+		enc   []byte
+		parse func([]byte) ([]byte, error)
+	}{
+		{"signed", up.Signed.Marshal(KindSignedX25519), func(b []byte) ([]byte, error) {
+			p, err := ParseX25519Public(b, KindSignedX25519)
+			if err != nil {
+				return nil, err
+			}
+			return p.Marshal(KindSignedX25519), p.Verify(signer.Public(), KindSignedX25519)
+		}},
+		{"one-time", up.OneTime[0].Marshal(KindOneTimeX25519), func(b []byte) ([]byte, error) {
+			p, err := ParseX25519Public(b, KindOneTimeX25519)
+			if err != nil {
+				return nil, err
+			}
+			return p.Marshal(KindOneTimeX25519), p.Verify(signer.Public(), KindOneTimeX25519)
+		}},
+		{"pq", up.PQ[0].Marshal(), func(b []byte) ([]byte, error) {
+			p, err := ParseMLKEMPublic(b, KindOneTimeMLKEM)
+			if err != nil {
+				return nil, err
+			}
+			return p.Marshal(), p.Verify(signer.Public())
+		}},
+		{"last-resort", up.LastResort.Marshal(), func(b []byte) ([]byte, error) {
+			p, err := ParseMLKEMPublic(b, KindLastResortMLKEM)
+			if err != nil {
+				return nil, err
+			}
+			return p.Marshal(), p.Verify(signer.Public())
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := c.parse(c.enc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, c.enc) {
+				t.Fatal("does not re-encode identically")
+			}
+			for i := range len(c.enc) {
+				if _, err := c.parse(c.enc[:i]); !errors.Is(err, wire.ErrMalformed) {
+					t.Fatalf("prefix %d: %v", i, err)
+				}
+			}
+		})
+	}
+	// The kind is checked: a one-time key is not accepted as the signed
+	// prekey, nor a one-time ML-KEM key as the last-resort key.
+	if _, err := ParseX25519Public(up.OneTime[0].Marshal(KindOneTimeX25519), KindSignedX25519); !errors.Is(err, wire.ErrMalformed) {
+		t.Fatalf("kind confusion accepted: %v", err)
+	}
+	if _, err := ParseMLKEMPublic(up.PQ[0].Marshal(), KindLastResortMLKEM); !errors.Is(err, wire.ErrMalformed) {
+		t.Fatalf("kind confusion accepted: %v", err)
+	}
+	// And even a relabelled encoding fails the signature.
+	p, _ := ParseX25519Public(up.OneTime[0].Marshal(KindOneTimeX25519), KindOneTimeX25519)
+	if err := p.Verify(signer.Public(), KindSignedX25519); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("relabelled prekey verified: %v", err)
+	}
+}
