@@ -38,6 +38,9 @@ const (
 	LabelSigDeviceList Label = "Parley-v1 Sig Device List"
 	// LabelSigPrekey is the context of a device's signature over one of its prekeys (§3.5).
 	LabelSigPrekey Label = "Parley-v1 Sig Prekey"
+	// LabelSigAuthChallenge is the context of a device's signature over a
+	// server's authentication challenge (docs/server.md §4).
+	LabelSigAuthChallenge Label = "Parley-v1 Sig Auth Challenge"
 )
 
 // AllLabels lists every label, for the distinctness and documentation tests
@@ -46,5 +49,5 @@ var AllLabels = []Label{
 	LabelPQXDH, LabelRatchetRoot, LabelMessageKey,
 	LabelPQXDHTranscript, LabelDeviceFingerprint, LabelAccountFingerprint,
 	LabelDeviceListHash, LabelSafetyNumber, LabelPQRatchetKeyID,
-	LabelSigDeviceList, LabelSigPrekey,
+	LabelSigDeviceList, LabelSigPrekey, LabelSigAuthChallenge,
 }
