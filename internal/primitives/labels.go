@@ -32,6 +32,14 @@ const (
 	LabelPQRatchetKeyID Label = "Parley-v1 PQ Ratchet Key ID"
 )
 
+// MAC labels (servers' self-addressed tokens).
+const (
+	// LabelAuthChallenge authenticates a server's challenge (docs/server.md §4).
+	LabelAuthChallenge Label = "Parley-v1 Auth Challenge"
+	// LabelAuthToken authenticates a server's bearer token (docs/server.md §4).
+	LabelAuthToken Label = "Parley-v1 Auth Token"
+)
+
 // Signature contexts.
 const (
 	// LabelSigDeviceList is the context of the account key's signature over a device list (§3.3).
@@ -49,5 +57,6 @@ var AllLabels = []Label{
 	LabelPQXDH, LabelRatchetRoot, LabelMessageKey,
 	LabelPQXDHTranscript, LabelDeviceFingerprint, LabelAccountFingerprint,
 	LabelDeviceListHash, LabelSafetyNumber, LabelPQRatchetKeyID,
+	LabelAuthChallenge, LabelAuthToken,
 	LabelSigDeviceList, LabelSigPrekey, LabelSigAuthChallenge,
 }
