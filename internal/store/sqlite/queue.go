@@ -1,0 +1,189 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/parleyim/parley/internal/store"
+)
+
+// MaxFetch caps the limit of one Fetch, so a careless caller cannot make
+// the store load a whole queue into memory.
+const MaxFetch = 1000
+
+// Enqueue implements store.Store: the send is one op of a group commit
+// (see writer.go), all-or-nothing inside its savepoint. MaxQueue <= 0
+// means no limit.
+func (s *Store) Enqueue(ctx context.Context, send store.Send) error {
+	if len(send.Envelopes) == 0 {
+		return nil
+	}
+	// The devices of the send, in first-seen order, with their queue
+	// lengths before the send.
+	devs := make([]store.DeviceID, 0, 4)
+	for _, e := range send.Envelopes {
+		if !containsID(devs, e.Device) {
+			devs = append(devs, e.Device)
+		}
+	}
+	return s.write(ctx, true, func(t *wtx) error {
+		lens := make([]int64, len(devs))
+		var unknown []store.DeviceID
+		for i, d := range devs {
+			err := t.st.queueLen.QueryRowContext(t.ctx, d[:]).Scan(&lens[i])
+			if errors.Is(err, sql.ErrNoRows) {
+				unknown = append(unknown, d)
+				continue
+			}
+			if err != nil {
+				return dbError("read queue length", err)
+			}
+		}
+		if unknown != nil {
+			return &store.UnknownDeviceError{Devices: unknown}
+		}
+		for _, e := range send.Envelopes {
+			res, err := t.st.insertEnvelope.ExecContext(t.ctx,
+				e.Device[:], e.MessageID[:], e.SenderUsername, e.SenderDevice[:], blob(e.Body),
+				fromTime(e.Created), fromTime(e.Expires))
+			if err != nil {
+				return dbError("insert envelope", err)
+			}
+			// A duplicate (device, message id) inserts nothing and does
+			// not count against the queue.
+			n, err := res.RowsAffected()
+			if err != nil {
+				return dbError("insert envelope", err)
+			}
+			if n == 1 && send.MaxQueue > 0 {
+				i := indexID(devs, e.Device)
+				lens[i]++
+				if lens[i] > int64(send.MaxQueue) {
+					return &store.QueueFullError{Device: e.Device, Limit: send.MaxQueue}
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func containsID(ids []store.DeviceID, id store.DeviceID) bool { return indexID(ids, id) >= 0 }
+
+func indexID(ids []store.DeviceID, id store.DeviceID) int {
+	for i, x := range ids {
+		if x == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// Fetch implements store.Store. limit is capped at MaxFetch; a limit <= 0
+// fetches nothing.
+func (s *Store) Fetch(ctx context.Context, id store.DeviceID, after uint64, limit int) ([]store.Envelope, error) {
+	if limit <= 0 || after >= math.MaxInt64 {
+		return nil, s.read(func() error { return nil })
+	}
+	limit = min(limit, MaxFetch)
+	var envs []store.Envelope
+	err := s.read(func() error {
+		// An envelope expires when Expires is before now (as in Expire),
+		// so one expiring exactly now is still delivered.
+		rows, err := s.rdb.QueryContext(ctx, `SELECT seq, message_id, sender_username, sender_device, body, created, expires
+			FROM envelopes WHERE device = ? AND seq > ? AND expires >= ? ORDER BY seq LIMIT ?`,
+			id[:], int64(after), fromTime(time.Now()), limit)
+		if err != nil {
+			return dbError("fetch", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			e := store.Envelope{Device: id}
+			var (
+				seq, created, expires int64
+				msg, sender           []byte
+			)
+			if err := rows.Scan(&seq, &msg, &e.SenderUsername, &sender, &e.Body, &created, &expires); err != nil {
+				return dbError("fetch", err)
+			}
+			if len(msg) != len(e.MessageID) || len(sender) != len(e.SenderDevice) {
+				return fmt.Errorf("sqlite: fetch: stored envelope %d has malformed ids: %w", seq, ErrCorrupt)
+			}
+			copy(e.MessageID[:], msg)
+			copy(e.SenderDevice[:], sender)
+			e.Seq = uint64(seq)
+			e.Created = toTime(created)
+			e.Expires = toTime(expires)
+			envs = append(envs, e)
+		}
+		return dbError("fetch", rows.Err())
+	})
+	if err != nil {
+		return nil, err
+	}
+	return envs, nil
+}
+
+// Ack implements store.Store. It returns once the deletion is committed
+// and visible (a Fetch after Ack does not see the envelopes) but does not
+// wait for it to reach the disk; see writer.go.
+func (s *Store) Ack(ctx context.Context, id store.DeviceID, seqs []uint64) error {
+	if len(seqs) == 0 {
+		return s.read(func() error { return nil })
+	}
+	return s.write(ctx, false, func(t *wtx) error {
+		for _, seq := range seqs {
+			if seq > math.MaxInt64 {
+				continue // no such envelope
+			}
+			if _, err := t.st.ack.ExecContext(t.ctx, id[:], int64(seq)); err != nil {
+				return dbError("ack", err)
+			}
+		}
+		return nil
+	})
+}
+
+// QueueLength implements store.Store. It counts expired envelopes that
+// Expire has not deleted yet. An unknown device is ErrNotFound.
+func (s *Store) QueueLength(ctx context.Context, id store.DeviceID) (int, error) {
+	var n int
+	err := s.read(func() error {
+		err := s.rdb.QueryRowContext(ctx, "SELECT queue_len FROM devices WHERE id = ?", id[:]).Scan(&n)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		return dbError("read queue length", err)
+	})
+	return n, err
+}
+
+// Expire implements store.Store. It deletes in chunks of expireChunk, each
+// its own write, so that sends queued behind a large purge wait for one
+// chunk, not for all of it. Expiry is not durable: an expiry lost in a
+// crash is done again by the next call.
+func (s *Store) Expire(ctx context.Context, now time.Time) (int, error) {
+	total := 0
+	for {
+		var n int64
+		err := s.write(ctx, false, func(t *wtx) error {
+			res, err := t.conn.ExecContext(t.ctx, `DELETE FROM envelopes WHERE seq IN (
+				SELECT seq FROM envelopes WHERE expires < ? LIMIT ?)`, fromTime(now), expireChunk)
+			if err != nil {
+				return dbError("expire", err)
+			}
+			n, err = res.RowsAffected()
+			return dbError("expire", err)
+		})
+		if err != nil {
+			return total, err
+		}
+		total += int(n)
+		if n < expireChunk {
+			return total, nil
+		}
+	}
+}

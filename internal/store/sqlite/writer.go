@@ -1,0 +1,282 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// Group commit.
+//
+// Every write of the store is an op: a function that runs SQL on the one
+// writer connection. Callers queue ops on a channel; a single goroutine
+// (writer.run) takes the first op and then, without waiting, everything
+// else already queued up to the batch limit, and commits them in one
+// transaction:
+//
+//	BEGIN IMMEDIATE
+//	  SAVEPOINT op; <op 1>; RELEASE op      (or ROLLBACK TO op on error)
+//	  SAVEPOINT op; <op 2>; RELEASE op
+//	  ...
+//	COMMIT                                   one fsync for the whole batch
+//
+// then tells each caller its own result. The savepoints make each op
+// all-or-nothing on its own: a send to an unknown device or a full queue
+// rolls back only that send. A caller hears back only after the COMMIT that
+// contains its op, so "Enqueue returned nil" means "on disk".
+//
+// The writer never waits to fill a batch: while one batch commits (the
+// fsync is the slow part) the next one accumulates in the channel, so the
+// batch size adapts to the load — one op per transaction when idle, up to
+// maxBatch under load — without adding latency at low load.
+//
+// Writes that need not be durable (acks, last-seen times, expiry) are
+// queued the same way; a batch made only of them is committed with
+// synchronous=NORMAL, which in WAL mode skips the fsync: it is visible to
+// readers at once and survives a crash of the process, but a power loss
+// may undo it (a lost ack only causes a redelivery, which clients
+// de-duplicate). A batch with any durable op is committed with FULL.
+
+// op is one write.
+type op struct {
+	ctx     context.Context
+	durable bool
+	run     func(*wtx) error
+	done    chan error // buffered: the writer never blocks on a caller
+}
+
+// writer owns the writer connection.
+type writer struct {
+	conn     *sql.Conn
+	ops      chan *op
+	finished chan struct{}
+	maxBatch int
+	full     bool // the connection's current synchronous setting is FULL
+	st       wstmts
+	errs     []error
+}
+
+// wstmts are the writer's prepared statements for the hot paths.
+type wstmts struct {
+	begin, commit, rollback        *sql.Stmt
+	savepoint, release, rollbackTo *sql.Stmt
+	syncFull, syncNormal           *sql.Stmt
+
+	queueLen       *sql.Stmt
+	insertEnvelope *sql.Stmt
+	ack            *sql.Stmt
+}
+
+// wtx is what an op sees: the writer connection inside the batch's
+// transaction.
+type wtx struct {
+	ctx  context.Context // the writer's, not the caller's: see run
+	conn *sql.Conn
+	st   *wstmts
+}
+
+func newWriter(conn *sql.Conn, maxBatch int) (*writer, error) {
+	w := &writer{
+		conn:     conn,
+		ops:      make(chan *op, maxBatch),
+		finished: make(chan struct{}),
+		maxBatch: maxBatch,
+		full:     true, // configureWriter set FULL
+		errs:     make([]error, maxBatch),
+	}
+	ctx := context.Background()
+	for _, p := range []struct {
+		s **sql.Stmt
+		q string
+	}{
+		{&w.st.begin, "BEGIN IMMEDIATE"},
+		{&w.st.commit, "COMMIT"},
+		{&w.st.rollback, "ROLLBACK"},
+		{&w.st.savepoint, "SAVEPOINT op"},
+		{&w.st.release, "RELEASE op"},
+		{&w.st.rollbackTo, "ROLLBACK TO op"},
+		{&w.st.syncFull, "PRAGMA synchronous = FULL"},
+		{&w.st.syncNormal, "PRAGMA synchronous = NORMAL"},
+		{&w.st.queueLen, "SELECT queue_len FROM devices WHERE id = ?"},
+		{&w.st.insertEnvelope, `INSERT INTO envelopes
+			(device, message_id, sender_username, sender_device, body, created, expires)
+			VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (device, message_id) DO NOTHING`},
+		{&w.st.ack, "DELETE FROM envelopes WHERE device = ? AND seq = ?"},
+	} {
+		s, err := conn.PrepareContext(ctx, p.q)
+		if err != nil {
+			w.closeStmts()
+			return nil, fmt.Errorf("sqlite: prepare %q: %w", p.q, err)
+		}
+		*p.s = s
+	}
+	return w, nil
+}
+
+// run is the writer goroutine. It ends when ops is closed and drained.
+func (w *writer) run() {
+	defer close(w.finished)
+	batch := make([]*op, 0, w.maxBatch)
+	for o := range w.ops {
+		batch = append(batch[:0], o)
+	fill:
+		for len(batch) < w.maxBatch {
+			select {
+			case o, ok := <-w.ops:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, o)
+			default:
+				break fill
+			}
+		}
+		w.commit(batch)
+		clear(batch) // drop references to finished ops
+	}
+}
+
+// commit runs one batch in one transaction and reports to each caller.
+func (w *writer) commit(batch []*op) {
+	// The ops run under the writer's own context: a caller giving up must
+	// not interrupt a statement of a transaction that holds other callers'
+	// writes. A caller that gave up before its op started is skipped.
+	ctx := context.Background()
+	t := &wtx{ctx: ctx, conn: w.conn, st: &w.st}
+	errs := w.errs[:len(batch)]
+	clear(errs)
+
+	durable := false
+	for _, o := range batch {
+		durable = durable || o.durable
+	}
+	if err := w.setSync(ctx, durable); err != nil {
+		w.finish(batch, errs, dbError("set synchronous", err))
+		return
+	}
+	if _, err := w.st.begin.ExecContext(ctx); err != nil {
+		w.finish(batch, errs, dbError("begin", err))
+		return
+	}
+	// A batch of one needs no savepoint: the transaction is its savepoint.
+	single := len(batch) == 1
+	for i, o := range batch {
+		if err := o.ctx.Err(); err != nil {
+			errs[i] = err
+			continue
+		}
+		if single {
+			errs[i] = o.run(t)
+			continue
+		}
+		if _, err := w.st.savepoint.ExecContext(ctx); err != nil {
+			w.abort(ctx, batch, errs, dbError("savepoint", err))
+			return
+		}
+		errs[i] = o.run(t)
+		if errs[i] != nil {
+			if _, err := w.st.rollbackTo.ExecContext(ctx); err != nil {
+				// SQLite rolls back the whole transaction on some errors
+				// (a full disk, an I/O error); nothing of the batch stands.
+				w.abort(ctx, batch, errs, dbError("roll back a failed write", errors.Join(errs[i], err)))
+				return
+			}
+		}
+		if _, err := w.st.release.ExecContext(ctx); err != nil {
+			w.abort(ctx, batch, errs, dbError("release savepoint", err))
+			return
+		}
+	}
+	if single && errs[0] != nil {
+		w.abort(ctx, batch, errs, nil)
+		return
+	}
+	if _, err := w.st.commit.ExecContext(ctx); err != nil {
+		w.abort(ctx, batch, errs, dbError("commit", err))
+		return
+	}
+	w.finish(batch, errs, nil)
+}
+
+// abort rolls the transaction back and reports err to every op that had
+// succeeded; an op that failed keeps its own error, which stays true (it
+// stored nothing either way).
+func (w *writer) abort(ctx context.Context, batch []*op, errs []error, err error) {
+	// The rollback fails harmlessly if SQLite already rolled back.
+	w.st.rollback.ExecContext(ctx)
+	for i := range errs {
+		if errs[i] == nil {
+			errs[i] = err
+		}
+	}
+	w.finish(batch, errs, nil)
+}
+
+// finish reports results: errs[i] to op i, or err to all if err is set.
+func (w *writer) finish(batch []*op, errs []error, err error) {
+	for i, o := range batch {
+		if err != nil {
+			o.done <- err
+		} else {
+			o.done <- errs[i]
+		}
+	}
+}
+
+// setSync switches the connection between synchronous FULL and NORMAL;
+// see the comment at the top of this file.
+func (w *writer) setSync(ctx context.Context, full bool) error {
+	if w.full == full {
+		return nil
+	}
+	s := w.st.syncNormal
+	if full {
+		s = w.st.syncFull
+	}
+	if _, err := s.ExecContext(ctx); err != nil {
+		return err
+	}
+	w.full = full
+	return nil
+}
+
+// stop closes the op channel; the writer drains it and ends. The caller
+// (Close) guarantees that no one sends any more.
+func (w *writer) stop() {
+	close(w.ops)
+	<-w.finished
+}
+
+// close releases the connection after stop.
+func (w *writer) close() error {
+	// Leave the file durable: a last NORMAL batch may not be synced yet.
+	// A checkpoint writes the WAL into the database and syncs it.
+	ctx := context.Background()
+	var errs []error
+	if _, err := w.st.syncFull.ExecContext(ctx); err != nil {
+		errs = append(errs, dbError("set synchronous", err))
+	}
+	if _, err := w.conn.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		errs = append(errs, dbError("checkpoint", err))
+	}
+	w.closeStmts()
+	if err := w.conn.Close(); err != nil {
+		errs = append(errs, dbError("close writer", err))
+	}
+	return errors.Join(errs...)
+}
+
+func (w *writer) closeStmts() {
+	for _, s := range []*sql.Stmt{
+		w.st.begin, w.st.commit, w.st.rollback,
+		w.st.savepoint, w.st.release, w.st.rollbackTo,
+		w.st.syncFull, w.st.syncNormal,
+		w.st.queueLen, w.st.insertEnvelope, w.st.ack,
+	} {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
