@@ -167,3 +167,66 @@ func FuzzParsePrekeyMessage(f *testing.F) {
 		}
 	})
 }
+
+// TestHeaderEncoding: the header alone (as the session store keeps it) is
+// the prekey message without its ratchet message, round-trips byte for
+// byte, and rejects every strict prefix and trailing bytes.
+func TestHeaderEncoding(t *testing.T) {
+	for i, m := range sampleMessages(t) {
+		enc := m.Header.Marshal()
+		full := m.Marshal()
+		if !bytes.HasPrefix(full, enc) || len(full) != len(enc)+3+len(m.Message) {
+			t.Errorf("message %d: header encoding is not the prefix of the prekey message", i)
+		}
+		h, err := handshake.ParseHeader(enc)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if !bytes.Equal(h.Marshal(), enc) {
+			t.Errorf("message %d: header does not re-encode identically", i)
+		}
+		if !sameHeader(h, m.Header) {
+			t.Errorf("message %d: header fields differ after round trip", i)
+		}
+		for n := range len(enc) {
+			if _, err := handshake.ParseHeader(enc[:n]); !errors.Is(err, wire.ErrMalformed) {
+				t.Fatalf("message %d: prefix of %d/%d bytes: err = %v, want ErrMalformed", i, n, len(enc), err)
+			}
+		}
+		if _, err := handshake.ParseHeader(append(bytes.Clone(enc), 0)); !errors.Is(err, wire.ErrMalformed) {
+			t.Errorf("message %d: trailing byte: err = %v", i, err)
+		}
+		if _, err := handshake.ParseHeader(full); !errors.Is(err, wire.ErrMalformed) {
+			t.Errorf("message %d: a whole prekey message parsed as a header: err = %v", i, err)
+		}
+		bad := bytes.Clone(enc)
+		bad[flagsOffset] |= 0x02
+		if _, err := handshake.ParseHeader(bad); !errors.Is(err, wire.ErrMalformed) {
+			t.Errorf("message %d: unknown flag: err = %v", i, err)
+		}
+		bad[0] = 2
+		if _, err := handshake.ParseHeader(bad); !errors.Is(err, wire.ErrUnsupportedVersion) {
+			t.Errorf("message %d: version 2: err = %v", i, err)
+		}
+	}
+}
+
+// FuzzParseHeader: no input panics, and every accepted input re-encodes to
+// exactly the same bytes.
+func FuzzParseHeader(f *testing.F) {
+	for _, m := range sampleMessages(f) {
+		f.Add(m.Header.Marshal())
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		h, err := handshake.ParseHeader(data)
+		if err != nil {
+			if !errors.Is(err, wire.ErrMalformed) && !errors.Is(err, wire.ErrUnsupportedVersion) {
+				t.Fatalf("error matches neither ErrMalformed nor ErrUnsupportedVersion: %v", err)
+			}
+			return
+		}
+		if got := h.Marshal(); !bytes.Equal(got, data) {
+			t.Fatalf("re-encoding differs:\n in  %x\n out %x", data, got)
+		}
+	})
+}
