@@ -266,17 +266,19 @@ func testEnqueueQueueFull(t *testing.T, h *harness) {
 // the same transaction: the bad ones must fail alone, the good ones must
 // all be stored.
 func testEnqueueBatchIsolation(t *testing.T, h *harness) {
-	const rounds = 20
+	const rounds = 32
 	f := h.register("alice", 2)
 	good, full := f.ids[0], f.ids[1]
 	h.enqueue(envelope(full, "fills it"))
 	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		sent []store.Envelope
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		sent  []store.Envelope
+		start = make(chan struct{}) // release all sends at once
 	)
 	for i := range rounds {
 		wg.Go(func() {
+			<-start
 			e := envelope(good, fmt.Sprint("good", i))
 			if err := h.s.Enqueue(h.ctx, store.Send{Envelopes: []store.Envelope{e}, MaxQueue: 1000}); err != nil {
 				t.Errorf("good send: %v", err)
@@ -287,6 +289,7 @@ func testEnqueueBatchIsolation(t *testing.T, h *harness) {
 			mu.Unlock()
 		})
 		wg.Go(func() {
+			<-start
 			err := h.s.Enqueue(h.ctx, store.Send{MaxQueue: 1000, Envelopes: []store.Envelope{
 				envelope(good, "with an unknown device"), envelope(newDeviceID(), "x")}})
 			var ude *store.UnknownDeviceError
@@ -295,6 +298,7 @@ func testEnqueueBatchIsolation(t *testing.T, h *harness) {
 			}
 		})
 		wg.Go(func() {
+			<-start
 			err := h.s.Enqueue(h.ctx, store.Send{MaxQueue: 1, Envelopes: []store.Envelope{
 				envelope(good, "with a full queue"), envelope(full, "over")}})
 			var qfe *store.QueueFullError
@@ -303,6 +307,7 @@ func testEnqueueBatchIsolation(t *testing.T, h *harness) {
 			}
 		})
 	}
+	close(start)
 	wg.Wait()
 	got := h.fetchAll(good)
 	if len(got) != len(sent) {
