@@ -120,9 +120,9 @@ func BenchmarkOneWay(b *testing.B) {
 // default PQ policy, for a strict ping-pong and for one-way bursts. The
 // figures go into docs/protocol.md §5.4.
 func TestPQBandwidth(t *testing.T) {
-	messages := 6000
+	messages := 3000
 	if testing.Short() {
-		messages = 1200
+		messages = 600
 	}
 	for _, burst := range []int{1, 5, 10, 25, 50, 100} {
 		a, b := newPair(t, nil, nil)

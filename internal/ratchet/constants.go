@@ -57,8 +57,9 @@ const (
 // them sees its messages refused.
 const (
 	// MaxSkip is the largest number of message keys one incoming message
-	// may make this party skip in a single chain (Double Ratchet spec §4,
-	// MAX_SKIP). It bounds the work an unauthenticated message can cause.
+	// may make this party skip in a single chain (MAX_SKIP of the Double
+	// Ratchet spec §3.2 and §3.5). It bounds the work an unauthenticated
+	// message can cause, and with it the skipped-key store (spec §6.4).
 	MaxSkip = 1000
 
 	// MaxSkippedKeys bounds the skipped message-key seeds kept for messages

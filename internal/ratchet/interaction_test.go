@@ -37,14 +37,14 @@ func TestRandomizedInteraction(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 0x7061726c6579))
 
 	sealed := make(map[[primitives.AEADKeySize]byte]struct{})
-	hooks := &testHooks{aeadKey: func(k *[primitives.AEADKeySize]byte, seal bool) {
+	hooks := &testHooks{aeadKey: func(k [primitives.AEADKeySize]byte, seal bool) {
 		if !seal {
 			return
 		}
-		if _, dup := sealed[*k]; dup {
+		if _, dup := sealed[k]; dup {
 			t.Fatalf("AEAD key used to seal twice")
 		}
-		sealed[*k] = struct{}{}
+		sealed[k] = struct{}{}
 	}}
 	sessions, steps := 40, 1000
 	if testing.Short() {

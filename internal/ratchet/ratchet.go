@@ -50,7 +50,7 @@ func (s *State) Encrypt(plaintext []byte, now time.Time) ([]byte, error) {
 
 	key := primitives.MessageKey(&seed, salt[:])
 	if s.hooks != nil && s.hooks.aeadKey != nil {
-		s.hooks.aeadKey(&key, true)
+		s.hooks.aeadKey(key, true)
 	}
 	buf = primitives.SealSingleUse(&key, buf, plaintext, ad)
 	clear(key[:])
@@ -268,7 +268,7 @@ func (s *State) findSkipped(chain *[primitives.X25519KeySize]byte, n uint32) int
 func (s *State) open(seed *[primitives.KeySize]byte, salt *[SaltSize]byte, header, ciphertext []byte) ([]byte, error) {
 	key := primitives.MessageKey(seed, salt[:])
 	if s.hooks != nil && s.hooks.aeadKey != nil {
-		s.hooks.aeadKey(&key, false)
+		s.hooks.aeadKey(key, false)
 	}
 	s.scratch = append(append(s.scratch[:0], s.ad...), header...)
 	pt, err := primitives.OpenSingleUse(&key, nil, ciphertext, s.scratch)

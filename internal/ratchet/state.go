@@ -72,7 +72,7 @@ type testHooks struct {
 	genX25519   func() *primitives.X25519PrivateKey
 	genMLKEM    func() *primitives.MLKEM768PrivateKey
 	encapsulate func(ek *primitives.MLKEM768PublicKey) (ss, ct []byte)
-	aeadKey     func(key *[primitives.AEADKeySize]byte, seal bool)
+	aeadKey     func(key [primitives.AEADKeySize]byte, seal bool)
 }
 
 // NewInitiator starts the ratchet for the party that sent the handshake
