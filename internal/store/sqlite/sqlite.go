@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -218,16 +219,19 @@ func configureWriter(ctx context.Context, conn *sql.Conn) error {
 	return nil
 }
 
-// openError wraps an error from opening or migrating the database, and
-// turns SQLite's "not a database" and "corrupt" into ErrCorrupt.
+// openError names the file in an error from opening or migrating the
+// database, and turns SQLite's "not a database" and "corrupt" into
+// ErrCorrupt.
 func openError(path string, err error) error {
-	if errors.Is(err, ErrSchemaTooNew) || errors.Is(err, ErrCorrupt) {
+	switch {
+	case isCorrupt(err):
+		return fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
+	case strings.HasPrefix(err.Error(), "sqlite: "):
+		// Already ours (ErrSchemaTooNew and the like): do not stutter.
+		return fmt.Errorf("%w (opening %s)", err, path)
+	default:
 		return fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	if isCorrupt(err) {
-		return fmt.Errorf("sqlite: open %s: %w (%v)", path, ErrCorrupt, err)
-	}
-	return fmt.Errorf("sqlite: open %s: %w", path, err)
 }
 
 func isCorrupt(err error) bool {
@@ -309,10 +313,14 @@ func blob(b []byte) []byte {
 	return b
 }
 
-// dbError wraps a database error with the operation that failed.
+// dbError wraps a database error with the operation that failed; a
+// corrupt database is also ErrCorrupt.
 func dbError(what string, err error) error {
 	if err == nil {
 		return nil
+	}
+	if isCorrupt(err) {
+		return fmt.Errorf("sqlite: %s: %w: %w", what, ErrCorrupt, err)
 	}
 	return fmt.Errorf("sqlite: %s: %w", what, err)
 }

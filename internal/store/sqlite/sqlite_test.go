@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/parleyim/parley/internal/store"
 	"github.com/parleyim/parley/internal/store/sqlite"
@@ -21,3 +22,6 @@ func TestConformance(t *testing.T) {
 		}
 	})
 }
+
+// testTime is an invite expiry in the future.
+var testTime = time.Now().Add(24 * time.Hour)

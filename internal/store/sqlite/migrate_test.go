@@ -1,0 +1,209 @@
+package sqlite_test
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/parleyim/parley/internal/store"
+	"github.com/parleyim/parley/internal/store/sqlite"
+)
+
+// rawDB opens the file directly, bypassing the engine, to inspect or
+// tamper with it.
+func rawDB(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func mustOpen(t *testing.T, path string) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+func schemaVersions(t *testing.T, path string) []int {
+	t.Helper()
+	rows, err := rawDB(t, path).Query("SELECT version FROM schema_version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var vs []int
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		vs = append(vs, v)
+	}
+	return vs
+}
+
+func TestMigrateFresh(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fresh.db")
+	s := mustOpen(t, path)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if sqlite.SchemaVersion() < 1 {
+		t.Fatalf("SchemaVersion() = %d: no migrations embedded", sqlite.SchemaVersion())
+	}
+	if vs := schemaVersions(t, path); len(vs) != 1 || vs[0] != sqlite.SchemaVersion() {
+		t.Errorf("schema_version = %v, want [%d]", vs, sqlite.SchemaVersion())
+	}
+	var mode string
+	if err := rawDB(t, path).QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal_mode = %q, %v; want wal", mode, err)
+	}
+}
+
+func TestMigrateReopenIsIdempotent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "reopen.db")
+	ctx := context.Background()
+	s := mustOpen(t, path)
+	if err := s.CreateInvite(ctx, []byte("kept"), testTime); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	for range 3 {
+		s = mustOpen(t, path)
+		s.Close()
+	}
+	if vs := schemaVersions(t, path); len(vs) != 1 || vs[0] != sqlite.SchemaVersion() {
+		t.Errorf("schema_version after reopening = %v, want [%d]", vs, sqlite.SchemaVersion())
+	}
+	var n int
+	if err := rawDB(t, path).QueryRow("SELECT count(*) FROM invites").Scan(&n); err != nil || n != 1 {
+		t.Errorf("invites after reopening = %d, %v; want the one written", n, err)
+	}
+}
+
+func TestMigrateRefusesNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "newer.db")
+	mustOpen(t, path).Close()
+	db := rawDB(t, path)
+	if _, err := db.Exec("UPDATE schema_version SET version = ?", sqlite.SchemaVersion()+1); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err := sqlite.Open(path)
+	if err == nil {
+		s.Close()
+		t.Fatal("Open accepted a database with a newer schema")
+	}
+	t.Logf("Open: %v", err)
+	if !errors.Is(err, sqlite.ErrSchemaTooNew) {
+		t.Errorf("Open: %v, want ErrSchemaTooNew", err)
+	}
+	if !strings.Contains(err.Error(), "upgrade") {
+		t.Errorf("error %q does not tell the operator what to do", err)
+	}
+	// The refusal changed nothing.
+	if vs := schemaVersions(t, path); len(vs) != 1 || vs[0] != sqlite.SchemaVersion()+1 {
+		t.Errorf("schema_version after refusal = %v", vs)
+	}
+}
+
+func TestOpenGarbageFile(t *testing.T) {
+	dir := t.TempDir()
+	random := make([]byte, 8192)
+	rand.Read(random)
+	header := append([]byte("SQLite format 3\x00"), random[:4096]...)
+	for name, content := range map[string][]byte{
+		"random":      random,
+		"text":        []byte(strings.Repeat("this is not a database\n", 200)),
+		"fake header": header,
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".db")
+			if err := os.WriteFile(path, content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s, err := sqlite.Open(path)
+			if err == nil {
+				s.Close()
+				t.Fatal("Open accepted a garbage file")
+			}
+			t.Logf("Open: %v", err)
+			if !errors.Is(err, sqlite.ErrCorrupt) {
+				t.Errorf("Open: %v, want ErrCorrupt", err)
+			}
+			if !strings.HasPrefix(err.Error(), "sqlite: ") {
+				t.Errorf("error %q lacks the package prefix", err)
+			}
+		})
+	}
+}
+
+// TestOpenCorruptedDatabase overwrites the pages after the header of a
+// real database: Open or the first calls must fail with an error, never
+// panic.
+func TestOpenCorruptedDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "corrupt.db")
+	s := mustOpen(t, path)
+	ctx := context.Background()
+	for i := range 50 {
+		if err := s.CreateInvite(ctx, []byte{byte(i), 'x'}, testTime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 4096 {
+		t.Fatalf("database is only %d bytes", len(b))
+	}
+	garbage := make([]byte, len(b)-100)
+	rand.Read(garbage)
+	copy(b[100:], garbage)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err = sqlite.Open(path)
+	if err != nil {
+		t.Logf("Open: %v", err)
+		return
+	}
+	defer s.Close()
+	_, err = s.Account(ctx, "alice")
+	if err == nil || errors.Is(err, store.ErrNotFound) {
+		t.Logf("Account on a corrupted database: %v", err)
+	}
+}
+
+func TestOpenDirectory(t *testing.T) {
+	s, err := sqlite.Open(t.TempDir())
+	if err == nil {
+		s.Close()
+		t.Fatal("Open accepted a directory")
+	}
+	if !strings.Contains(err.Error(), "directory") {
+		t.Errorf("Open(directory): %v", err)
+	}
+}
+
+func TestCloseTwice(t *testing.T) {
+	s := mustOpen(t, filepath.Join(t.TempDir(), "twice.db"))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
