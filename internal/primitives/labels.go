@@ -38,6 +38,8 @@ const (
 	LabelAuthChallenge Label = "Parley-v1 Auth Challenge"
 	// LabelAuthToken authenticates a server's bearer token (docs/server.md §4).
 	LabelAuthToken Label = "Parley-v1 Auth Token"
+	// LabelInvite hashes an invite token for storage (docs/server.md §3.2).
+	LabelInvite Label = "Parley-v1 Invite"
 )
 
 // Signature contexts.
@@ -57,6 +59,6 @@ var AllLabels = []Label{
 	LabelPQXDH, LabelRatchetRoot, LabelMessageKey,
 	LabelPQXDHTranscript, LabelDeviceFingerprint, LabelAccountFingerprint,
 	LabelDeviceListHash, LabelSafetyNumber, LabelPQRatchetKeyID,
-	LabelAuthChallenge, LabelAuthToken,
+	LabelAuthChallenge, LabelAuthToken, LabelInvite,
 	LabelSigDeviceList, LabelSigPrekey, LabelSigAuthChallenge,
 }

@@ -1,0 +1,259 @@
+package server
+
+import (
+	"context"
+	"fmt"
+
+	"connectrpc.com/connect"
+
+	parleyv1 "github.com/parleyim/parley/gen/parley/v1"
+	"github.com/parleyim/parley/internal/identity"
+	"github.com/parleyim/parley/internal/prekey"
+	"github.com/parleyim/parley/internal/primitives"
+	"github.com/parleyim/parley/internal/store"
+	"github.com/parleyim/parley/internal/username"
+)
+
+type directoryService struct{ s *Server }
+
+// InviteHash is how the store keeps an invite token: only its hash, so a
+// copy of the database does not hold usable invites.
+func InviteHash(token string) []byte {
+	h := primitives.Hash(primitives.LabelInvite, []byte(token))
+	return h[:]
+}
+
+func (d *directoryService) Register(ctx context.Context, req *connect.Request[parleyv1.RegisterRequest]) (*connect.Response[parleyv1.RegisterResponse], error) {
+	s, m := d.s, req.Msg
+	switch s.cfg.Registration {
+	case RegistrationClosed:
+		return nil, errRegistrationOff
+	case RegistrationInvite:
+		if m.Invite == "" {
+			return nil, errInviteRequired
+		}
+	}
+	name, err := username.Normalize(m.Username)
+	if err != nil {
+		return nil, err
+	}
+	signed, err := identity.ParseSignedDeviceList(m.SignedDeviceList)
+	if err != nil {
+		return nil, err
+	}
+	list, err := signed.Verify(nil)
+	if err != nil {
+		return nil, err
+	}
+	dev, err := identity.ParseDevicePublic(m.Device)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case list.Account != name:
+		return nil, badRequest("the device list names account %q, not %q", list.Account, name)
+	case list.Version != 1:
+		return nil, badRequest("a new account's device list must be version 1, not %d", list.Version)
+	case len(list.Devices) != 1 || !list.Devices[0].Device.Equal(dev):
+		return nil, badRequest("a new account's device list must name exactly the registering device")
+	}
+	up, err := s.parseUpload(dev, m.Prekeys, true)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	id := store.DeviceID(dev.ID())
+	na := store.NewAccount{
+		Account: store.Account{Username: name, AccountKey: list.Key.Bytes(), Created: now, ListVersion: 1},
+		List:    store.DeviceList{Username: name, Version: 1, Signed: m.SignedDeviceList},
+		Devices: []store.Device{{ID: id, Username: name, Public: dev.Marshal(), Added: now, LastSeen: now}},
+		Prekeys: map[store.DeviceID]store.PrekeyUpload{id: up},
+	}
+	if s.cfg.Registration == RegistrationInvite {
+		na.InviteHash = InviteHash(m.Invite)
+	}
+	if err := s.store.CreateAccount(ctx, na); err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "account registered", "username", name, "device", fmt.Sprintf("%x", id[:]))
+	return connect.NewResponse(&parleyv1.RegisterResponse{DeviceId: id[:], Username: name}), nil
+}
+
+// parseUpload parses and verifies every prekey in an upload under the
+// device's signing key. Registration must carry the signed and last-resort
+// prekeys.
+func (s *Server) parseUpload(dev *identity.DevicePublic, pb *parleyv1.PrekeyUpload, registering bool) (store.PrekeyUpload, error) {
+	var up store.PrekeyUpload
+	if pb == nil {
+		pb = &parleyv1.PrekeyUpload{}
+	}
+	if registering && (pb.SignedPrekey == nil || pb.LastResortPrekey == nil) {
+		return up, badRequest("registration needs a signed prekey and a last-resort prekey")
+	}
+	if n := max(len(pb.OneTimePrekeys), len(pb.PqPrekeys)); n > s.cfg.MaxPrekeysPerUpload {
+		return up, badRequest("at most %d one-time prekeys of each kind per upload, got %d", s.cfg.MaxPrekeysPerUpload, n)
+	}
+	x25519 := func(b []byte, kind prekey.Kind) (store.Prekey, error) {
+		p, err := prekey.ParseX25519Public(b, kind)
+		if err != nil {
+			return store.Prekey{}, err
+		}
+		if err := p.Verify(dev.Signing, kind); err != nil {
+			return store.Prekey{}, err
+		}
+		return store.Prekey{ID: uint32(p.ID), Body: b}, nil
+	}
+	mlkem := func(b []byte, kind prekey.Kind) (store.Prekey, error) {
+		p, err := prekey.ParseMLKEMPublic(b, kind)
+		if err != nil {
+			return store.Prekey{}, err
+		}
+		if err := p.Verify(dev.Signing); err != nil {
+			return store.Prekey{}, err
+		}
+		return store.Prekey{ID: uint32(p.ID), Body: b}, nil
+	}
+	if pb.SignedPrekey != nil {
+		p, err := x25519(pb.SignedPrekey, prekey.KindSignedX25519)
+		if err != nil {
+			return up, err
+		}
+		up.Signed = &p
+	}
+	if pb.LastResortPrekey != nil {
+		p, err := mlkem(pb.LastResortPrekey, prekey.KindLastResortMLKEM)
+		if err != nil {
+			return up, err
+		}
+		up.LastResort = &p
+	}
+	for _, b := range pb.OneTimePrekeys {
+		p, err := x25519(b, prekey.KindOneTimeX25519)
+		if err != nil {
+			return up, err
+		}
+		up.OneTime = append(up.OneTime, p)
+	}
+	for _, b := range pb.PqPrekeys {
+		p, err := mlkem(b, prekey.KindOneTimeMLKEM)
+		if err != nil {
+			return up, err
+		}
+		up.PQ = append(up.PQ, p)
+	}
+	return up, nil
+}
+
+func (d *directoryService) GetDeviceList(ctx context.Context, req *connect.Request[parleyv1.GetDeviceListRequest]) (*connect.Response[parleyv1.GetDeviceListResponse], error) {
+	name, err := username.Normalize(req.Msg.Username)
+	if err != nil {
+		return nil, err
+	}
+	l, err := d.s.store.DeviceList(ctx, name, req.Msg.Version)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&parleyv1.GetDeviceListResponse{SignedDeviceList: l.Signed}), nil
+}
+
+func (d *directoryService) UploadPrekeys(ctx context.Context, req *connect.Request[parleyv1.UploadPrekeysRequest]) (*connect.Response[parleyv1.UploadPrekeysResponse], error) {
+	s, dev := d.s, caller(ctx)
+	pub, err := identity.ParseDevicePublic(dev.Public)
+	if err != nil {
+		return nil, err
+	}
+	up, err := s.parseUpload(pub, req.Msg.Prekeys, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.AddPrekeys(ctx, dev.ID, up); err != nil {
+		return nil, err
+	}
+	ot, pq, err := s.store.PrekeyCounts(ctx, dev.ID)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&parleyv1.UploadPrekeysResponse{OneTimePrekeys: uint32(ot), PqPrekeys: uint32(pq)}), nil
+}
+
+func (d *directoryService) ClaimBundles(ctx context.Context, req *connect.Request[parleyv1.ClaimBundlesRequest]) (*connect.Response[parleyv1.ClaimBundlesResponse], error) {
+	s := d.s
+	name, err := username.Normalize(req.Msg.Username)
+	if err != nil {
+		return nil, err
+	}
+	current, err := s.store.Devices(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if len(current) == 0 {
+		return nil, fmt.Errorf("account %q: %w", name, store.ErrNotFound)
+	}
+	want := make([]store.DeviceID, 0, len(current))
+	if len(req.Msg.DeviceIds) == 0 {
+		for _, dv := range current {
+			want = append(want, dv.ID)
+		}
+	} else {
+		if len(req.Msg.DeviceIds) > identity.MaxDevices {
+			return nil, badRequest("at most %d devices per claim", identity.MaxDevices)
+		}
+		for _, b := range req.Msg.DeviceIds {
+			id, err := deviceID(b)
+			if err != nil {
+				return nil, err
+			}
+			found := false
+			for _, dv := range current {
+				found = found || dv.ID == id
+			}
+			if !found {
+				return nil, fmt.Errorf("device %x of %q: %w", id[:], name, store.ErrNotFound)
+			}
+			want = append(want, id)
+		}
+	}
+	resp := &parleyv1.ClaimBundlesResponse{}
+	for _, id := range want {
+		b, err := s.store.ClaimBundle(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		bundle, err := assembleBundle(b)
+		if err != nil {
+			return nil, err
+		}
+		resp.Bundles = append(resp.Bundles, &parleyv1.DeviceBundle{DeviceId: id[:], Bundle: bundle.Marshal()})
+		if b.OneTimeLeft < s.cfg.PrekeyLowWater || b.PQLeft < s.cfg.PrekeyLowWater {
+			// Wake the device's stream, which tells it to replenish.
+			_ = s.bus.Notify(ctx, id)
+		}
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// assembleBundle rebuilds a prekey.Bundle from the stored encodings, which
+// were verified at upload.
+func assembleBundle(b *store.Bundle) (*prekey.Bundle, error) {
+	signed, err := prekey.ParseX25519Public(b.Signed.Body, prekey.KindSignedX25519)
+	if err != nil {
+		return nil, fmt.Errorf("server: stored signed prekey is corrupt: %v", err)
+	}
+	kind := prekey.KindOneTimeMLKEM
+	if b.PQLastResort {
+		kind = prekey.KindLastResortMLKEM
+	}
+	pq, err := prekey.ParseMLKEMPublic(b.PQ.Body, kind)
+	if err != nil {
+		return nil, fmt.Errorf("server: stored ML-KEM prekey is corrupt: %v", err)
+	}
+	out := &prekey.Bundle{Signed: *signed, PQ: *pq}
+	if b.OneTime != nil {
+		ot, err := prekey.ParseX25519Public(b.OneTime.Body, prekey.KindOneTimeX25519)
+		if err != nil {
+			return nil, fmt.Errorf("server: stored one-time prekey is corrupt: %v", err)
+		}
+		out.OneTime = ot
+	}
+	return out, nil
+}

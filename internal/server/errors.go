@@ -1,0 +1,144 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
+
+	parleyv1 "github.com/parleyim/parley/gen/parley/v1"
+	"github.com/parleyim/parley/internal/identity"
+	"github.com/parleyim/parley/internal/prekey"
+	"github.com/parleyim/parley/internal/store"
+	"github.com/parleyim/parley/internal/username"
+	"github.com/parleyim/parley/internal/wire"
+)
+
+// Errors the server itself raises. Each maps to one Connect code in
+// toConnect; docs/server.md §6 is the table clients rely on.
+var (
+	errUnauthenticated  = errors.New("missing or invalid token; authenticate again")
+	errBadChallenge     = errors.New("challenge is invalid or expired; request a new one")
+	errRegistrationOff  = errors.New("registration is closed on this server")
+	errInviteRequired   = errors.New("registration needs an invite on this server")
+	errShuttingDown     = errors.New("server is shutting down; reconnect shortly")
+	errStreamDisplaced  = errors.New("a newer delivery stream for this device replaced this one")
+	errNotYourAccount   = errors.New("a device may change only its own account")
+	errTooManyEnvelopes = errors.New("too many envelopes in one send")
+)
+
+// invalidArgument is a request the client built wrong.
+type invalidArgument struct{ msg string }
+
+func (e *invalidArgument) Error() string { return e.msg }
+
+func badRequest(format string, args ...any) error {
+	return &invalidArgument{msg: fmt.Sprintf(format, args...)}
+}
+
+// rateLimited is a refused call with its retry delay.
+type rateLimited struct {
+	limit string
+	after time.Duration
+}
+
+func (e *rateLimited) Error() string {
+	return fmt.Sprintf("rate limit (%s) exceeded; retry after %s", e.limit, e.after.Round(time.Millisecond))
+}
+
+// mismatch is a send whose envelopes do not match the device lists.
+type mismatch struct {
+	missing, extra, stale []store.DeviceID
+}
+
+func (e *mismatch) Error() string {
+	return fmt.Sprintf("envelopes do not match the current devices (%d missing, %d extra, %d stale); refresh the device lists and retry",
+		len(e.missing), len(e.extra), len(e.stale))
+}
+
+func ids(in []store.DeviceID) [][]byte {
+	out := make([][]byte, len(in))
+	for i := range in {
+		out[i] = append([]byte(nil), in[i][:]...)
+	}
+	return out
+}
+
+// toConnect maps an error to the Connect error clients see. Errors it does
+// not know are internal: logged in full, reported without detail.
+func (s *Server) toConnect(ctx context.Context, procedure string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		return err
+	}
+	var (
+		inv *invalidArgument
+		rl  *rateLimited
+		mm  *mismatch
+		qf  *store.QueueFullError
+		ud  *store.UnknownDeviceError
+	)
+	switch {
+	case errors.Is(err, context.Canceled):
+		return connect.NewError(connect.CodeCanceled, err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return connect.NewError(connect.CodeDeadlineExceeded, err)
+	case errors.As(err, &inv),
+		errors.Is(err, wire.ErrMalformed),
+		errors.Is(err, wire.ErrUnsupportedVersion),
+		errors.Is(err, username.ErrInvalid),
+		errors.Is(err, identity.ErrSecurity),
+		errors.Is(err, prekey.ErrBadSignature),
+		errors.Is(err, errTooManyEnvelopes):
+		return connect.NewError(connect.CodeInvalidArgument, err)
+	case errors.Is(err, errUnauthenticated), errors.Is(err, errBadChallenge):
+		return connect.NewError(connect.CodeUnauthenticated, err)
+	case errors.Is(err, errRegistrationOff), errors.Is(err, errInviteRequired),
+		errors.Is(err, store.ErrInviteInvalid), errors.Is(err, errNotYourAccount):
+		return connect.NewError(connect.CodePermissionDenied, err)
+	case errors.Is(err, store.ErrNotFound):
+		return connect.NewError(connect.CodeNotFound, err)
+	case errors.Is(err, store.ErrAccountExists), errors.Is(err, store.ErrDeviceExists):
+		return connect.NewError(connect.CodeAlreadyExists, err)
+	case errors.Is(err, store.ErrVersionConflict):
+		return connect.NewError(connect.CodeAborted, err)
+	case errors.Is(err, errShuttingDown), errors.Is(err, store.ErrClosed):
+		return connect.NewError(connect.CodeUnavailable, err)
+	case errors.Is(err, errStreamDisplaced):
+		return connect.NewError(connect.CodeAborted, err)
+	case errors.As(err, &rl):
+		return withRetry(connect.NewError(connect.CodeResourceExhausted, err), rl.limit, rl.after)
+	case errors.As(err, &qf):
+		return withRetry(connect.NewError(connect.CodeResourceExhausted,
+			fmt.Errorf("the recipient's queue is full (%d envelopes); retry later", qf.Limit)), "queue", time.Minute)
+	case errors.As(err, &mm):
+		return withDetail(connect.NewError(connect.CodeFailedPrecondition, err),
+			&parleyv1.MismatchedDevices{Missing: ids(mm.missing), Extra: ids(mm.extra), Stale: ids(mm.stale)})
+	case errors.As(err, &ud):
+		// A device was removed between the check and the insert.
+		return withDetail(connect.NewError(connect.CodeFailedPrecondition,
+			errors.New("a recipient device was removed; refresh the device lists and retry")),
+			&parleyv1.MismatchedDevices{Stale: ids(ud.Devices)})
+	}
+	s.log.ErrorContext(ctx, "internal error", "procedure", procedure, "err", err)
+	return connect.NewError(connect.CodeInternal, errors.New("internal server error"))
+}
+
+func withRetry(ce *connect.Error, limit string, after time.Duration) *connect.Error {
+	ce.Meta().Set("Retry-After", strconv.Itoa(int((after+time.Second-1)/time.Second)))
+	return withDetail(ce, &parleyv1.RateLimited{Limit: limit, RetryAfterMs: after.Milliseconds()})
+}
+
+func withDetail(ce *connect.Error, msg proto.Message) *connect.Error {
+	if d, err := connect.NewErrorDetail(msg); err == nil {
+		ce.AddDetail(d)
+	}
+	return ce
+}

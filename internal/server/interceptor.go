@@ -1,0 +1,149 @@
+package server
+
+import (
+	"context"
+	"net"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+	"golang.org/x/time/rate"
+
+	"github.com/parleyim/parley/gen/parley/v1/parleyv1connect"
+	"github.com/parleyim/parley/internal/store"
+)
+
+// public procedures need no token.
+var public = map[string]bool{
+	parleyv1connect.AuthServiceChallengeProcedure:     true,
+	parleyv1connect.AuthServiceAuthenticateProcedure:  true,
+	parleyv1connect.DirectoryServiceRegisterProcedure: true,
+}
+
+type deviceKey struct{}
+
+// caller returns the authenticated device of a request.
+func caller(ctx context.Context) *store.Device {
+	d, _ := ctx.Value(deviceKey{}).(*store.Device)
+	return d
+}
+
+// interceptor applies, in order: the per-IP rate limit, authentication,
+// the per-device rate limit, metrics and the error table.
+type interceptor struct{ s *Server }
+
+func (i *interceptor) admit(ctx context.Context, procedure, peer string, header func(string) string) (context.Context, error) {
+	s := i.s
+	select {
+	case <-s.shuttingDown:
+		return ctx, errShuttingDown
+	default:
+	}
+	if host, _, err := net.SplitHostPort(peer); err == nil {
+		peer = host
+	}
+	if d := s.ipLimits.wait(peer, s.now()); d > 0 {
+		s.metrics.limited.WithLabelValues("ip").Inc()
+		return ctx, &rateLimited{limit: "ip", after: d}
+	}
+	if public[procedure] {
+		return ctx, nil
+	}
+	dev, err := s.authenticate(ctx, header("Authorization"))
+	if err != nil {
+		return ctx, err
+	}
+	if d := s.deviceLimits.wait(string(dev.ID[:]), s.now()); d > 0 {
+		s.metrics.limited.WithLabelValues("device").Inc()
+		return ctx, &rateLimited{limit: "device", after: d}
+	}
+	return context.WithValue(ctx, deviceKey{}, dev), nil
+}
+
+func (i *interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		start := time.Now()
+		proc := req.Spec().Procedure
+		ctx, err := i.admit(ctx, proc, req.Peer().Addr, req.Header().Get)
+		var resp connect.AnyResponse
+		if err == nil {
+			resp, err = next(ctx, req)
+		}
+		err = i.s.toConnect(ctx, proc, err)
+		i.s.metrics.observe(proc, err, time.Since(start))
+		return resp, err
+	}
+}
+
+func (i *interceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (i *interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		start := time.Now()
+		proc := conn.Spec().Procedure
+		ctx, err := i.admit(ctx, proc, conn.Peer().Addr, conn.RequestHeader().Get)
+		if err == nil {
+			err = next(ctx, conn)
+		}
+		err = i.s.toConnect(ctx, proc, err)
+		i.s.metrics.observe(proc, err, time.Since(start))
+		return err
+	}
+}
+
+// limiterSet keeps one token bucket per key (device or IP address), and
+// forgets idle ones so that the set does not grow without bound.
+type limiterSet struct {
+	mu      sync.Mutex
+	limit   rate.Limit
+	burst   int
+	buckets map[string]*bucket
+	swept   time.Time
+}
+
+type bucket struct {
+	lim  *rate.Limiter
+	seen time.Time
+}
+
+// limiterIdle is how long a bucket may sit unused before it is dropped; by
+// then it has refilled completely, so dropping it changes nothing.
+const limiterIdle = 10 * time.Minute
+
+func newLimiterSet(limit rate.Limit, burst int) *limiterSet {
+	return &limiterSet{limit: limit, burst: burst, buckets: map[string]*bucket{}}
+}
+
+// wait takes one token for key, or returns how long until one is free.
+func (l *limiterSet) wait(key string, now time.Time) time.Duration {
+	if l.limit == rate.Inf {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.swept) > limiterIdle {
+		for k, b := range l.buckets {
+			if now.Sub(b.seen) > limiterIdle {
+				delete(l.buckets, k)
+			}
+		}
+		l.swept = now
+	}
+	b, ok := l.buckets[key]
+	if !ok {
+		b = &bucket{lim: rate.NewLimiter(l.limit, l.burst)}
+		l.buckets[key] = b
+	}
+	b.seen = now
+	r := b.lim.ReserveN(now, 1)
+	if !r.OK() {
+		return limiterIdle
+	}
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return d
+	}
+	return 0
+}

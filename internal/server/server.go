@@ -1,0 +1,238 @@
+// Package server implements parleyd's API, as specified in docs/server.md:
+// authentication, the directory (accounts, signed device lists, prekeys)
+// and the relay (per-device durable queues and delivery streams).
+//
+// The server keeps only public keys, signed statements and ciphertext. It
+// parses and verifies what it can (device lists, prekey signatures, envelope
+// structure) so that garbage never reaches other clients, but clients verify
+// everything themselves and never trust it.
+//
+// Server is an http.Handler factory: it does not listen. cmd/parleyd mounts
+// it; tests mount it on a loopback listener. Storage and notifications come
+// in through the store.Store and bus.Bus seams.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+	"golang.org/x/time/rate"
+
+	"github.com/parleyim/parley/gen/parley/v1/parleyv1connect"
+	"github.com/parleyim/parley/internal/bus"
+	"github.com/parleyim/parley/internal/identity"
+	"github.com/parleyim/parley/internal/primitives"
+	"github.com/parleyim/parley/internal/store"
+	"github.com/parleyim/parley/internal/wire"
+)
+
+// RegistrationMode says who may create accounts.
+type RegistrationMode int
+
+const (
+	// RegistrationOpen lets anyone register.
+	RegistrationOpen RegistrationMode = iota
+	// RegistrationInvite requires an unused invite token.
+	RegistrationInvite
+	// RegistrationClosed refuses every registration.
+	RegistrationClosed
+)
+
+func (m RegistrationMode) String() string {
+	switch m {
+	case RegistrationOpen:
+		return "open"
+	case RegistrationInvite:
+		return "invite"
+	case RegistrationClosed:
+		return "closed"
+	default:
+		return fmt.Sprintf("RegistrationMode(%d)", int(m))
+	}
+}
+
+// ParseRegistrationMode parses "open", "invite" or "closed".
+func ParseRegistrationMode(s string) (RegistrationMode, error) {
+	for _, m := range []RegistrationMode{RegistrationOpen, RegistrationInvite, RegistrationClosed} {
+		if m.String() == s {
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("server: unknown registration mode %q (want open, invite or closed)", s)
+}
+
+// Config holds the server's settings. Every limit is a setting with a
+// default from DefaultConfig; docs/server.md §7 lists them.
+type Config struct {
+	Registration RegistrationMode
+
+	TokenTTL     time.Duration // how long a bearer token is valid
+	ChallengeTTL time.Duration // how long a challenge may be answered
+
+	MessageTTL          time.Duration // how long an envelope waits in a queue
+	MaxQueue            int           // envelopes per device queue
+	MaxEnvelopeSize     int           // bytes per envelope body
+	MaxPrekeysPerUpload int           // one-time prekeys of each kind per upload
+	PrekeyLowWater      int           // tell a device to replenish below this
+
+	// Rate limits: sustained requests per second and burst, per
+	// authenticated device and per client IP address.
+	DeviceRate  rate.Limit
+	DeviceBurst int
+	IPRate      rate.Limit
+	IPBurst     int
+
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults parleyd runs with.
+func DefaultConfig() Config {
+	return Config{
+		Registration:        RegistrationOpen,
+		TokenTTL:            time.Hour,
+		ChallengeTTL:        2 * time.Minute,
+		MessageTTL:          30 * 24 * time.Hour,
+		MaxQueue:            10_000,
+		MaxEnvelopeSize:     4 + wire.MaxEnvelopeBody,
+		MaxPrekeysPerUpload: 200,
+		PrekeyLowWater:      20,
+		DeviceRate:          200,
+		DeviceBurst:         400,
+		IPRate:              500,
+		IPBurst:             1000,
+		Logger:              slog.Default(),
+	}
+}
+
+// Server serves the Parley API.
+type Server struct {
+	cfg   Config
+	store store.Store
+	bus   bus.Bus
+	log   *slog.Logger
+	now   func() time.Time
+
+	tokenKey     []byte // MACs challenges and tokens; shared by every node through the store
+	deviceLimits *limiterSet
+	ipLimits     *limiterSet
+
+	// streamsCtx is cancelled by Shutdown so that delivery streams end and
+	// the HTTP server can drain.
+	streamsCtx    context.Context
+	stopStreams   context.CancelFunc
+	streams       sync.WaitGroup
+	shuttingDown  chan struct{}
+	shutdownOnce  sync.Once
+	metrics       *metrics
+	maxAckPerCall int
+}
+
+// secretName names the token key in the store.
+const secretName = "auth-token-key-v1"
+
+// New returns a server on st and b. It loads (or creates) the token key
+// from the store, so that every node sharing the store accepts the others'
+// tokens.
+func New(cfg Config, st store.Store, b bus.Bus) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	key, err := st.Secret(context.Background(), secretName, func() []byte {
+		k := make([]byte, primitives.KeySize)
+		primitives.Random(k)
+		return k
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: loading the token key: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg:           cfg,
+		store:         st,
+		bus:           b,
+		log:           cfg.Logger,
+		now:           time.Now,
+		tokenKey:      key,
+		deviceLimits:  newLimiterSet(cfg.DeviceRate, cfg.DeviceBurst),
+		ipLimits:      newLimiterSet(cfg.IPRate, cfg.IPBurst),
+		streamsCtx:    ctx,
+		stopStreams:   cancel,
+		shuttingDown:  make(chan struct{}),
+		metrics:       newMetrics(),
+		maxAckPerCall: 1000,
+	}
+	return s, nil
+}
+
+// Handler returns the HTTP handler: the three Connect services, /healthz
+// and /metrics.
+func (s *Server) Handler() http.Handler {
+	opts := connect.WithHandlerOptions(
+		connect.WithInterceptors(&interceptor{s: s}),
+		connect.WithReadMaxBytes(s.cfg.MaxEnvelopeSize*2*identity.MaxDevices+64<<10),
+	)
+	mux := http.NewServeMux()
+	mux.Handle(parleyv1connect.NewAuthServiceHandler(&authService{s}, opts))
+	mux.Handle(parleyv1connect.NewDirectoryServiceHandler(&directoryService{s}, opts))
+	mux.Handle(parleyv1connect.NewRelayServiceHandler(&relayService{s}, opts))
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.Handle("GET /metrics", s.metrics.handler())
+	return mux
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	select {
+	case <-s.shuttingDown:
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	default:
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	fmt.Fprintln(w, "ok")
+}
+
+// Shutdown ends every delivery stream (clients reconnect elsewhere or
+// later) and waits for their handlers to return, so that the caller's
+// http.Server.Shutdown can then drain in-flight unary calls. It does not
+// close the store: in-flight sends must finish first.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdownOnce.Do(func() {
+		close(s.shuttingDown)
+		s.stopStreams()
+	})
+	done := make(chan struct{})
+	go func() { s.streams.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// RunExpiry deletes expired envelopes every interval until ctx ends.
+func (s *Server) RunExpiry(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n, err := s.store.Expire(ctx, s.now())
+			if err != nil && !errors.Is(err, context.Canceled) {
+				s.log.Warn("expiring envelopes", "err", err)
+			}
+			if n > 0 {
+				s.log.Info("expired envelopes", "count", n)
+				s.metrics.expired.Add(float64(n))
+			}
+		}
+	}
+}
