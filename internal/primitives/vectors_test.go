@@ -57,6 +57,13 @@ type hashVector struct {
 	Digest string   `json:"digest"`
 }
 
+type macVector struct {
+	Key    string   `json:"key"`
+	Label  string   `json:"label"`
+	Parts  []string `json:"parts"`
+	Output string   `json:"output"`
+}
+
 type sha512Vector struct {
 	Input  string `json:"input"`
 	Digest string `json:"digest"`
@@ -104,6 +111,7 @@ type vectors struct {
 	ChainKDF   []chainKDFVector   `json:"chain_kdf"`
 	MessageKey []messageKeyVector `json:"message_key"`
 	Hash       []hashVector       `json:"hash"`
+	MAC        []macVector        `json:"mac"`
 	SHA512     []sha512Vector     `json:"sha512"`
 	SealSingle []aeadVector       `json:"seal_single_use"`
 	Seal       []aeadVector       `json:"seal"`
@@ -230,6 +238,18 @@ func TestVectorsHash(t *testing.T) {
 		}
 		d := Hash(Label(c.Label), parts...)
 		eq(t, "Hash "+c.Label, d[:], vectortest.Hex(t, c.Digest))
+	}
+}
+
+func TestVectorsMAC(t *testing.T) {
+	v := loadVectors(t)
+	for _, c := range nonEmpty(t, "mac", v.MAC) {
+		var parts [][]byte
+		for _, p := range c.Parts {
+			parts = append(parts, vectortest.Hex(t, p))
+		}
+		m := MAC(vectortest.Hex(t, c.Key), Label(c.Label), parts...)
+		eq(t, "MAC "+c.Label, m[:], vectortest.Hex(t, c.Output))
 	}
 }
 

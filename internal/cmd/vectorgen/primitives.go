@@ -52,6 +52,13 @@ type primHashVector struct {
 	Digest string   `json:"digest"`
 }
 
+type primMACVector struct {
+	Key    string   `json:"key"`
+	Label  string   `json:"label"`
+	Parts  []string `json:"parts"`
+	Output string   `json:"output"`
+}
+
 type primSHA512Vector struct {
 	Input  string `json:"input"`
 	Digest string `json:"digest"`
@@ -100,6 +107,7 @@ type primVectors struct {
 	ChainKDF   []primChainKDFVector   `json:"chain_kdf"`
 	MessageKey []primMessageKeyVector `json:"message_key"`
 	Hash       []primHashVector       `json:"hash"`
+	MAC        []primMACVector        `json:"mac"`
 	SHA512     []primSHA512Vector     `json:"sha512"`
 	SealSingle []primAEADVector       `json:"seal_single_use"`
 	Seal       []primAEADVector       `json:"seal"`
@@ -206,6 +214,24 @@ func genPrimitives() any {
 			d := primitives.Hash(l, parts...)
 			hv.Digest = hx(d[:])
 			v.Hash = append(v.Hash, hv)
+		}
+	}
+
+	// MAC under every label, with the same part shapes as Hash.
+	for i, l := range primitives.AllLabels {
+		key := fixed(fmt.Sprintf("mac %d key", i), 32)
+		partSets := [][][]byte{
+			nil,
+			{fixed(fmt.Sprintf("mac %d a", i), 16), {}, fixed(fmt.Sprintf("mac %d b", i), 70)},
+		}
+		for _, parts := range partSets {
+			mv := primMACVector{Key: hx(key), Label: string(l), Parts: []string{}}
+			for _, p := range parts {
+				mv.Parts = append(mv.Parts, hx(p))
+			}
+			m := primitives.MAC(key, l, parts...)
+			mv.Output = hx(m[:])
+			v.MAC = append(v.MAC, mv)
 		}
 	}
 
