@@ -523,3 +523,59 @@ func TestRotatedSignedPrekeyStillAccepted(t *testing.T) {
 		t.Errorf("current signed prekey: %v", err)
 	}
 }
+
+// TestMalformedHeaderFieldsRejected: a header built in memory (not parsed)
+// with a ciphertext of the wrong size fails cleanly.
+func TestMalformedHeaderFieldsRejected(t *testing.T) {
+	alice, bob := newDevice(t, 0), newDevice(t, 1)
+	ini, err := handshake.Initiate(alice.keys, bob.pub, bob.bundle(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{0, 1, primitives.MLKEM1024CiphertextSize - 1, primitives.MLKEM1024CiphertextSize + 1, primitives.MLKEM768CiphertextSize} {
+		h := copyHeader(ini.Header)
+		h.Ciphertext = make([]byte, n)
+		copy(h.Ciphertext, ini.Header.Ciphertext)
+		if resp, err := handshake.Respond(bob.keys, bob.set, alice.pub, h); err == nil || resp != nil {
+			t.Errorf("ciphertext of %d bytes accepted", n)
+		}
+	}
+}
+
+// TestConcurrentHandshakes: Initiate and Respond keep no hidden shared state;
+// many handshakes against one bundle, with shared device keys, run under the
+// race detector.
+func TestConcurrentHandshakes(t *testing.T) {
+	alice, bob := newDevice(t, 0), newDevice(t, 0)
+	b := bob.bundle(-1, -1)
+	const n = 8
+	inis := make([]*handshake.Initiation, n)
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			var err error
+			inis[i], err = handshake.Initiate(alice.keys, bob.pub, b)
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[[primitives.KeySize]byte]bool{}
+	for _, ini := range inis {
+		resp, err := handshake.Respond(bob.keys, bob.set, alice.pub, ini.Header)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.SharedSecret != ini.SharedSecret || seen[ini.SharedSecret] {
+			t.Fatal("concurrent initiations disagree with the responder or repeat a secret")
+		}
+		seen[ini.SharedSecret] = true
+		bob.set.Consume(resp.Prekeys)
+	}
+	if bob.set.LastResortUses() != n {
+		t.Errorf("LastResortUses() = %d, want %d", bob.set.LastResortUses(), n)
+	}
+}
