@@ -1,0 +1,236 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	parleyv1 "github.com/parleyim/parley/gen/parley/v1"
+	"github.com/parleyim/parley/gen/parley/v1/parleyv1connect"
+	"github.com/parleyim/parley/internal/bus/mem"
+	"github.com/parleyim/parley/internal/identity"
+	"github.com/parleyim/parley/internal/prekey"
+	"github.com/parleyim/parley/internal/primitives"
+	"github.com/parleyim/parley/internal/store"
+	"github.com/parleyim/parley/internal/store/sqlite"
+	"github.com/parleyim/parley/internal/wire"
+)
+
+// harness runs a real server on a real SQLite file and the in-process bus,
+// behind a loopback HTTP listener.
+type harness struct {
+	t     *testing.T
+	srv   *Server
+	st    *sqlite.Store
+	http  *httptest.Server
+	auth  parleyv1connect.AuthServiceClient
+	dir   parleyv1connect.DirectoryServiceClient
+	relay parleyv1connect.RelayServiceClient
+}
+
+func newHarness(t *testing.T, cfg Config) *harness {
+	t.Helper()
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "parleyd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := mem.New()
+	srv, err := New(cfg, st, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewUnstartedServer(srv.Handler())
+	hs.EnableHTTP2 = true
+	hs.StartTLS()
+	h := &harness{t: t, srv: srv, st: st, http: hs}
+	c := hs.Client()
+	h.auth = parleyv1connect.NewAuthServiceClient(c, hs.URL)
+	h.dir = parleyv1connect.NewDirectoryServiceClient(c, hs.URL)
+	h.relay = parleyv1connect.NewRelayServiceClient(c, hs.URL)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		hs.Close()
+		if err := st.Close(); err != nil {
+			t.Errorf("store close: %v", err)
+		}
+		_ = b.Close()
+	})
+	return h
+}
+
+func testConfig() Config {
+	cfg := DefaultConfig()
+	cfg.Logger = discardLogger()
+	return cfg
+}
+
+// account is a registered test account with one device.
+type account struct {
+	name    string
+	key     *identity.AccountKey
+	dev     *identity.DeviceKeys
+	prekeys *prekey.Set
+	list    *identity.SignedDeviceList
+	token   string
+}
+
+func (a *account) id() store.DeviceID { return store.DeviceID(a.dev.Public().ID()) }
+
+func upload(u *prekey.Upload) *parleyv1.PrekeyUpload {
+	pb := &parleyv1.PrekeyUpload{}
+	if u.Signed != nil {
+		pb.SignedPrekey = u.Signed.Marshal(prekey.KindSignedX25519)
+	}
+	if u.LastResort != nil {
+		pb.LastResortPrekey = u.LastResort.Marshal()
+	}
+	for i := range u.OneTime {
+		pb.OneTimePrekeys = append(pb.OneTimePrekeys, u.OneTime[i].Marshal(prekey.KindOneTimeX25519))
+	}
+	for i := range u.PQ {
+		pb.PqPrekeys = append(pb.PqPrekeys, u.PQ[i].Marshal())
+	}
+	return pb
+}
+
+func (h *harness) registerRequest(name string, oneTime int) (*account, *parleyv1.RegisterRequest) {
+	h.t.Helper()
+	a := &account{name: name, key: identity.GenerateAccountKey(), dev: identity.GenerateDeviceKeys()}
+	set, up, err := prekey.NewSet(a.dev.Signing, oneTime)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	a.prekeys = set
+	a.list, err = identity.SignDeviceList(a.key, &identity.DeviceList{
+		Account: name, Version: 1,
+		Devices: []identity.DeviceEntry{{Device: a.dev.Public(), Name: "test", Added: 1}},
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return a, &parleyv1.RegisterRequest{
+		Username: name, SignedDeviceList: a.list.Marshal(), Device: a.dev.Public().Marshal(), Prekeys: upload(up),
+	}
+}
+
+// register creates an account and logs its device in.
+func (h *harness) register(name string, oneTime int) *account {
+	h.t.Helper()
+	a, req := h.registerRequest(name, oneTime)
+	if _, err := h.dir.Register(context.Background(), connect.NewRequest(req)); err != nil {
+		h.t.Fatalf("register %s: %v", name, err)
+	}
+	h.login(a)
+	return a
+}
+
+func (h *harness) login(a *account) {
+	h.t.Helper()
+	ctx := context.Background()
+	id := a.id()
+	ch, err := h.auth.Challenge(ctx, connect.NewRequest(&parleyv1.ChallengeRequest{DeviceId: id[:]}))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	sig := a.dev.Signing.Sign(primitives.LabelSigAuthChallenge, ch.Msg.Challenge)
+	resp, err := h.auth.Authenticate(ctx, connect.NewRequest(&parleyv1.AuthenticateRequest{DeviceId: id[:], Challenge: ch.Msg.Challenge, Signature: sig}))
+	if err != nil {
+		h.t.Fatalf("authenticate %s: %v", a.name, err)
+	}
+	a.token = resp.Msg.Token
+}
+
+// req wraps msg with a's token.
+func req[T any](a *account, msg *T) *connect.Request[T] {
+	r := connect.NewRequest(msg)
+	if a != nil {
+		r.Header().Set("Authorization", "Bearer "+a.token)
+	}
+	return r
+}
+
+// envelope is a syntactically valid envelope; the server never looks
+// inside its body.
+func envelope(text string) []byte {
+	e := &wire.Envelope{Type: wire.TypeRatchet, Body: []byte(text)}
+	return e.Marshal()
+}
+
+func messageID(n byte) []byte {
+	id := make([]byte, 16)
+	id[0] = n
+	primitives.Random(id[1:])
+	return id
+}
+
+// stream is an open delivery stream with its events read in the
+// background.
+type stream struct {
+	events chan *parleyv1.ReceiveResponse
+	done   chan error
+	cancel context.CancelFunc
+}
+
+func (h *harness) receive(a *account) *stream {
+	h.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := h.relay.Receive(ctx, req(a, &parleyv1.ReceiveRequest{}))
+	if err != nil {
+		cancel()
+		h.t.Fatal(err)
+	}
+	st := &stream{events: make(chan *parleyv1.ReceiveResponse, 1024), done: make(chan error, 1), cancel: cancel}
+	go func() {
+		for s.Receive() {
+			st.events <- s.Msg()
+		}
+		st.done <- s.Err()
+		_ = s.Close()
+	}()
+	h.t.Cleanup(cancel)
+	return st
+}
+
+// next returns the next event, failing after a timeout.
+func (s *stream) next(t *testing.T) *parleyv1.ReceiveResponse {
+	t.Helper()
+	select {
+	case e := <-s.events:
+		return e
+	case err := <-s.done:
+		t.Fatalf("stream ended: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event within 10s")
+	}
+	return nil
+}
+
+func (s *stream) nextEnvelope(t *testing.T) *parleyv1.Envelope {
+	t.Helper()
+	for {
+		e := s.next(t)
+		if env := e.GetEnvelope(); env != nil {
+			return env
+		}
+	}
+}
+
+func code(err error) connect.Code {
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		return ce.Code()
+	}
+	return connect.CodeUnknown
+}
+
+var _ http.Handler = (*http.ServeMux)(nil)
