@@ -316,7 +316,8 @@ func deviceID(b []byte) (store.DeviceID, error) {
 	return id, nil
 }
 
-// Devices implements store.Store. An unknown account is ErrNotFound.
+// Devices implements store.Store. An unknown account is ErrNotFound; an
+// account whose list has no devices has none.
 func (s *Store) Devices(ctx context.Context, username string) ([]store.Device, error) {
 	var ds []store.Device
 	err := s.read(func() error {
@@ -336,11 +337,15 @@ func (s *Store) Devices(ctx context.Context, username string) ([]store.Device, e
 		if err := rows.Err(); err != nil {
 			return dbError("list devices", err)
 		}
-		if len(ds) == 0 {
-			// Every account has a device; none means no account.
+		if len(ds) > 0 {
+			return nil
+		}
+		var one int
+		err = s.rdb.QueryRowContext(ctx, "SELECT 1 FROM accounts WHERE username = ?", username).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrNotFound
 		}
-		return nil
+		return dbError("read account", err)
 	})
 	if err != nil {
 		return nil, err
@@ -374,13 +379,9 @@ func scanDevice(r interface{ Scan(...any) error }, username string) (store.Devic
 func (s *Store) Device(ctx context.Context, id store.DeviceID) (*store.Device, error) {
 	var d store.Device
 	err := s.read(func() error {
-		var username string
-		row := s.rdb.QueryRowContext(ctx, "SELECT username, id, public, added, last_seen FROM devices WHERE id = ?", id[:])
-		var (
-			raw         []byte
-			added, seen int64
-		)
-		err := row.Scan(&username, &raw, &d.Public, &added, &seen)
+		var added, seen int64
+		err := s.rdb.QueryRowContext(ctx, "SELECT username, public, added, last_seen FROM devices WHERE id = ?", id[:]).
+			Scan(&d.Username, &d.Public, &added, &seen)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrNotFound
 		}
@@ -388,7 +389,6 @@ func (s *Store) Device(ctx context.Context, id store.DeviceID) (*store.Device, e
 			return dbError("read device", err)
 		}
 		d.ID = id
-		d.Username = username
 		d.Added = toTime(added)
 		d.LastSeen = toTime(seen)
 		return nil

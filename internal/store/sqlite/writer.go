@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync/atomic"
 )
 
 // Group commit.
@@ -55,6 +56,9 @@ type writer struct {
 	full     bool // the connection's current synchronous setting is FULL
 	st       wstmts
 	errs     []error
+
+	// Counters for tests (export_test.go) and, later, metrics.
+	commits, committedOps atomic.Int64
 }
 
 // wstmts are the writer's prepared statements for the hot paths.
@@ -197,6 +201,8 @@ func (w *writer) commit(batch []*op) {
 		w.abort(ctx, batch, errs, dbError("commit", err))
 		return
 	}
+	w.commits.Add(1)
+	w.committedOps.Add(int64(len(batch)))
 	w.finish(batch, errs, nil)
 }
 
