@@ -471,3 +471,34 @@ func copyBundle(b *prekey.Bundle) *prekey.Bundle {
 	c.PQ.Signature = bytes.Clone(b.PQ.Signature)
 	return &c
 }
+
+// TestLastResortRecordIsBounded: the replay record never grows past
+// MaxLastResortUses, keeps refusing the most recent handshakes, and a full
+// record survives the sealed store.
+func TestLastResortRecordIsBounded(t *testing.T) {
+	_, s, u := newSet(t, 0)
+	c := claimOf(bundleOf(u, -1, -1))
+	var last []byte
+	for i := range prekey.MaxLastResortUses + 5 {
+		e := make([]byte, 32)
+		e[0], e[1], e[2] = byte(i), byte(i>>8), 0xaa
+		c.Ephemeral = e
+		k, err := s.Find(c)
+		if err != nil {
+			t.Fatalf("handshake %d: %v", i, err)
+		}
+		s.Consume(k)
+		last = e
+	}
+	if n := s.LastResortUses(); n != prekey.MaxLastResortUses {
+		t.Errorf("LastResortUses() = %d, want %d", n, prekey.MaxLastResortUses)
+	}
+	c.Ephemeral = last
+	if _, err := s.Find(c); !errors.Is(err, prekey.ErrReplayedHandshake) {
+		t.Errorf("most recent handshake replayed: err = %v", err)
+	}
+	s2 := roundTrip(t, s)
+	if _, err := s2.Find(c); !errors.Is(err, prekey.ErrReplayedHandshake) {
+		t.Errorf("most recent handshake replayed after round trip: err = %v", err)
+	}
+}
