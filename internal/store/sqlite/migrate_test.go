@@ -207,3 +207,16 @@ func TestCloseTwice(t *testing.T) {
 		t.Errorf("second Close: %v", err)
 	}
 }
+
+// TestOpenOddPath opens a path with characters that mean something in a
+// URI: the file must land exactly there.
+func TestOpenOddPath(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a dir?x=1#frag", "parley %20.db")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	mustOpen(t, path).Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("database not created at %q: %v", path, err)
+	}
+}
