@@ -1,0 +1,147 @@
+// Package content encodes what a message says, inside the end-to-end
+// encryption, as specified in docs/protocol.md §7.7. The server never sees
+// it: a content is padded and ratchet-encrypted before it leaves the device.
+package content
+
+import (
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/cryptobyte"
+
+	"github.com/parleyim/parley/internal/wire"
+)
+
+// Type says what a content is.
+type Type byte
+
+const (
+	// TypeText is a text message to the recipient.
+	TypeText Type = 1
+	// TypeSentCopy is a copy of a text message this account sent, for the
+	// sender's other devices, so that every device shows the whole
+	// conversation.
+	TypeSentCopy Type = 2
+	// TypeSessionReset tells the peer device that the sender could not
+	// decrypt its messages and started a new session; it carries no text.
+	TypeSessionReset Type = 3
+)
+
+func (t Type) String() string {
+	switch t {
+	case TypeText:
+		return "text"
+	case TypeSentCopy:
+		return "sent copy"
+	case TypeSessionReset:
+		return "session reset"
+	default:
+		return fmt.Sprintf("Type(%d)", byte(t))
+	}
+}
+
+// Limits.
+const (
+	// MaxTextSize is the largest text in bytes; the padded plaintext must
+	// fit wire.MaxPlaintextSize.
+	MaxTextSize = 64 << 10
+	// MaxNameSize bounds the conversation name of a sent copy.
+	MaxNameSize = 64
+)
+
+// Content is one message's meaning.
+type Content struct {
+	Type Type
+	// ID is the sender-chosen message id, the same in every copy of one
+	// message (to every device) and the key of de-duplication.
+	ID [16]byte
+	// Sent is the sender's clock at sending, to the millisecond.
+	Sent time.Time
+	// Conversation is, for TypeSentCopy, the account the message went to.
+	Conversation string
+	// Text is the message text, valid UTF-8.
+	Text string
+}
+
+// Marshal encodes c:
+//
+//	version (1) || type (1) || id (16) || sent, unix ms (u64)
+//	|| u8 length || conversation || u24 length || text
+func (c *Content) Marshal() ([]byte, error) {
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	var b cryptobyte.Builder
+	b.AddUint8(wire.Version)
+	b.AddUint8(byte(c.Type))
+	b.AddBytes(c.ID[:])
+	b.AddUint64(uint64(c.Sent.UnixMilli()))
+	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(c.Conversation)) })
+	b.AddUint24LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(c.Text)) })
+	return b.Bytes()
+}
+
+func (c *Content) check() error {
+	const typ = "content"
+	switch c.Type {
+	case TypeText, TypeSessionReset:
+		if c.Conversation != "" {
+			return wire.Malformed(typ, "conversation set on a "+c.Type.String())
+		}
+	case TypeSentCopy:
+		if c.Conversation == "" {
+			return wire.Malformed(typ, "sent copy without a conversation")
+		}
+	default:
+		return wire.Malformed(typ, fmt.Sprintf("unknown type %d", byte(c.Type)))
+	}
+	if c.Type == TypeSessionReset && c.Text != "" {
+		return wire.Malformed(typ, "session reset with text")
+	}
+	if len(c.Text) > MaxTextSize {
+		return fmt.Errorf("content: text of %d bytes exceeds %d bytes (MaxTextSize); send a shorter message", len(c.Text), MaxTextSize)
+	}
+	if len(c.Conversation) > MaxNameSize || !utf8.ValidString(c.Conversation) {
+		return wire.Malformed(typ, "bad conversation name")
+	}
+	if !utf8.ValidString(c.Text) {
+		return wire.Malformed(typ, "text is not valid UTF-8")
+	}
+	if ms := c.Sent.UnixMilli(); ms < 0 {
+		return wire.Malformed(typ, "sent time before 1970")
+	}
+	return nil
+}
+
+// Unmarshal decodes a content and checks it as Marshal would.
+func Unmarshal(data []byte) (*Content, error) {
+	const typ = "content"
+	s := cryptobyte.String(data)
+	var v, t uint8
+	var ms uint64
+	var conv, text cryptobyte.String
+	c := &Content{}
+	if !s.ReadUint8(&v) {
+		return nil, wire.Malformed(typ, "truncated")
+	}
+	if err := wire.CheckVersion(typ, v); err != nil {
+		return nil, err
+	}
+	if !s.ReadUint8(&t) || !s.CopyBytes(c.ID[:]) || !s.ReadUint64(&ms) ||
+		!s.ReadUint8LengthPrefixed(&conv) || !s.ReadUint24LengthPrefixed(&text) {
+		return nil, wire.Malformed(typ, "truncated")
+	}
+	if !s.Empty() {
+		return nil, wire.Malformed(typ, "trailing bytes")
+	}
+	if ms > 1<<62 {
+		return nil, wire.Malformed(typ, "sent time out of range")
+	}
+	c.Type, c.Sent = Type(t), time.UnixMilli(int64(ms)).UTC()
+	c.Conversation, c.Text = string(conv), string(text)
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}

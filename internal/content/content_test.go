@@ -1,0 +1,128 @@
+package content
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parleyim/parley/internal/vectortest"
+	"github.com/parleyim/parley/internal/wire"
+)
+
+var sent = time.UnixMilli(1_795_000_000_123).UTC()
+
+func samples() []*Content {
+	return []*Content{
+		{Type: TypeText, ID: [16]byte{1}, Sent: sent, Text: "hello, world"},
+		{Type: TypeText, ID: [16]byte{2}, Sent: sent, Text: ""},
+		{Type: TypeSentCopy, ID: [16]byte{3}, Sent: sent, Conversation: "bob", Text: "héllo"},
+		{Type: TypeSessionReset, ID: [16]byte{4}, Sent: sent},
+	}
+}
+
+func TestRoundTripAndStrictPrefixes(t *testing.T) {
+	for _, c := range samples() {
+		enc, err := c.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Unmarshal(enc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *got != *c {
+			t.Fatalf("round trip: %+v, want %+v", got, c)
+		}
+		again, _ := got.Marshal()
+		if !bytes.Equal(again, enc) {
+			t.Fatal("does not re-encode identically")
+		}
+		for i := range len(enc) {
+			if _, err := Unmarshal(enc[:i]); !errors.Is(err, wire.ErrMalformed) {
+				t.Fatalf("prefix %d: %v", i, err)
+			}
+		}
+		if _, err := Unmarshal(append(enc, 0)); !errors.Is(err, wire.ErrMalformed) {
+			t.Fatalf("trailing byte: %v", err)
+		}
+	}
+}
+
+func TestInvalidContentRefused(t *testing.T) {
+	bad := []*Content{
+		{Type: 9, Sent: sent},
+		{Type: TypeText, Sent: sent, Conversation: "bob"},
+		{Type: TypeSentCopy, Sent: sent},
+		{Type: TypeSessionReset, Sent: sent, Text: "x"},
+		{Type: TypeText, Sent: sent, Text: "\xff"},
+		{Type: TypeSentCopy, Sent: sent, Conversation: strings.Repeat("x", MaxNameSize+1)},
+	}
+	for _, c := range bad {
+		if _, err := c.Marshal(); !errors.Is(err, wire.ErrMalformed) {
+			t.Errorf("%+v: %v, want ErrMalformed", c, err)
+		}
+	}
+	long := &Content{Type: TypeText, Sent: sent, Text: strings.Repeat("x", MaxTextSize+1)}
+	if _, err := long.Marshal(); err == nil || errors.Is(err, wire.ErrMalformed) {
+		t.Fatalf("oversized text: %v, want a size error", err)
+	}
+	// The largest content fits the padding limit.
+	max := &Content{Type: TypeSentCopy, Sent: sent, Conversation: strings.Repeat("x", MaxNameSize), Text: strings.Repeat("x", MaxTextSize)}
+	enc, err := max.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wire.Pad(nil, enc); err != nil {
+		t.Fatalf("largest content does not fit the padding: %v", err)
+	}
+}
+
+type contentVector struct {
+	Type         byte   `json:"type"`
+	ID           string `json:"id"`
+	SentUnixMs   int64  `json:"sent_unix_ms"`
+	Conversation string `json:"conversation"`
+	Text         string `json:"text"`
+	Encoding     string `json:"encoding"`
+}
+
+func TestVectors(t *testing.T) {
+	var vs []contentVector
+	vectortest.Load(t, "content", &vs)
+	if len(vs) == 0 {
+		t.Fatal("no vectors")
+	}
+	for _, v := range vs {
+		enc := vectortest.Hex(t, v.Encoding)
+		c, err := Unmarshal(enc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if byte(c.Type) != v.Type || !bytes.Equal(c.ID[:], vectortest.Hex(t, v.ID)) || c.Sent.UnixMilli() != v.SentUnixMs ||
+			c.Conversation != v.Conversation || c.Text != v.Text {
+			t.Fatalf("vector decodes to %+v", c)
+		}
+		again, _ := c.Marshal()
+		if !bytes.Equal(again, enc) {
+			t.Fatal("vector does not re-encode identically")
+		}
+	}
+}
+
+func FuzzUnmarshal(f *testing.F) {
+	vectortest.Corpus(f, "FuzzUnmarshal")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Unmarshal(data)
+		if err != nil {
+			return
+		}
+		enc, err := c.Marshal()
+		if err != nil || !bytes.Equal(enc, data) {
+			t.Fatalf("accepted content does not re-encode identically: %v", err)
+		}
+	})
+}
+
+func TestFuzzCorpus(t *testing.T) { vectortest.Corpus(t, "FuzzUnmarshal") }
