@@ -44,7 +44,6 @@ package bustest
 
 import (
 	"bytes"
-	"crypto/rand"
 	"errors"
 	"runtime"
 	"runtime/pprof"
@@ -52,6 +51,7 @@ import (
 	"time"
 
 	"github.com/parleyim/parley/internal/bus"
+	"github.com/parleyim/parley/internal/primitives"
 	"github.com/parleyim/parley/internal/store"
 )
 
@@ -155,7 +155,7 @@ func (h *harness) pairs(fn func(i, j int, a, b bus.Bus)) {
 
 func newDeviceID() store.DeviceID {
 	var id store.DeviceID
-	rand.Read(id[:])
+	primitives.Random(id[:])
 	return id
 }
 

@@ -43,13 +43,13 @@ package storetest
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/parleyim/parley/internal/primitives"
 	"github.com/parleyim/parley/internal/store"
 )
 
@@ -157,13 +157,13 @@ var base = time.Date(2026, 3, 14, 15, 9, 26, 535897000, time.UTC)
 
 func newDeviceID() store.DeviceID {
 	var id store.DeviceID
-	rand.Read(id[:])
+	primitives.Random(id[:])
 	return id
 }
 
 func newMessageID() store.MessageID {
 	var id store.MessageID
-	rand.Read(id[:])
+	primitives.Random(id[:])
 	return id
 }
 
