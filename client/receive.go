@@ -1,0 +1,302 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"connectrpc.com/connect"
+
+	parleyv1 "github.com/parleyim/parley/gen/parley/v1"
+	"github.com/parleyim/parley/internal/clientdb"
+	"github.com/parleyim/parley/internal/content"
+	"github.com/parleyim/parley/internal/identity"
+	"github.com/parleyim/parley/internal/prekey"
+	"github.com/parleyim/parley/internal/ratchet"
+	"github.com/parleyim/parley/internal/session"
+	"github.com/parleyim/parley/internal/username"
+	"github.com/parleyim/parley/internal/wire"
+)
+
+// EventKind says what happened on the receive stream.
+type EventKind int
+
+const (
+	// EventMessage is a new message (Event.Message).
+	EventMessage EventKind = iota + 1
+	// EventDrained means everything queued when the stream opened has
+	// been received.
+	EventDrained
+	// EventUndecryptable is a message that could not be decrypted or
+	// authenticated (Event.Err says why). The session with the sending
+	// device is reset automatically, at most once per
+	// ResetInterval per device.
+	EventUndecryptable
+	// EventSessionReset means a device of Event.From started a new session
+	// after failing to decrypt this device's messages.
+	EventSessionReset
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case EventMessage:
+		return "message"
+	case EventDrained:
+		return "drained"
+	case EventUndecryptable:
+		return "undecryptable"
+	case EventSessionReset:
+		return "session-reset"
+	default:
+		return "EventKind(" + strconv.Itoa(int(k)) + ")"
+	}
+}
+
+// Event is one thing Receive reports.
+type Event struct {
+	Kind       EventKind
+	Message    *Message
+	From       string
+	FromDevice identity.DeviceID
+	Err        error
+}
+
+// ResetInterval is the least time between two automatic session resets
+// towards one device, so that a peer sending garbage cannot make this
+// device spend its prekey claims and bandwidth.
+const ResetInterval = time.Hour
+
+// ReceiveOptions configure Receive.
+type ReceiveOptions struct {
+	// Follow keeps receiving after the queue is drained, reconnecting
+	// after network errors, until ctx ends.
+	Follow bool
+}
+
+// Receive opens this device's delivery stream and calls fn for each event.
+// Every message is decrypted and stored together with the new session state
+// before it is acknowledged to the server, so a crash at any point causes
+// at most a redelivery, which is de-duplicated by message id. Without
+// Follow, Receive returns after EventDrained.
+func (c *Client) Receive(ctx context.Context, opts ReceiveOptions, fn func(Event) error) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := c.receiveOnce(ctx, opts, fn)
+		if err == nil || !opts.Follow || ctx.Err() != nil {
+			if ctx.Err() != nil && opts.Follow {
+				return nil
+			}
+			return err
+		}
+		var stop *stopError
+		if errors.As(err, &stop) || isSecurity(err) || connect.CodeOf(err) == connect.CodeAborted {
+			// The callback stopped us, the server lied, or another stream
+			// for this device took over: reconnecting would not help.
+			return err
+		}
+		c.log.Debug("receive stream ended; reconnecting", "err", err, "after", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// stopError carries an error returned by the caller's callback.
+type stopError struct{ err error }
+
+func (e *stopError) Error() string { return e.err.Error() }
+func (e *stopError) Unwrap() error { return e.err }
+
+func (c *Client) receiveOnce(ctx context.Context, opts ReceiveOptions, fn func(Event) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var stream *connect.ServerStreamForClient[parleyv1.ReceiveResponse]
+	for attempt := 0; ; attempt++ {
+		tok, err := c.login(ctx)
+		if err != nil {
+			return err
+		}
+		req := connect.NewRequest(&parleyv1.ReceiveRequest{})
+		req.Header().Set("Authorization", "Bearer "+tok)
+		stream, err = c.relay.Receive(ctx, req)
+		if err != nil {
+			return c.wrapRPC("receive", err)
+		}
+		if stream.Receive() {
+			break
+		}
+		err = stream.Err()
+		stream.Close()
+		if connect.CodeOf(err) == connect.CodeUnauthenticated && attempt == 0 {
+			c.forgetToken(tok)
+			continue
+		}
+		if err == nil {
+			return errors.New("client: receive: the server closed the stream")
+		}
+		return c.wrapRPC("receive", err)
+	}
+	defer stream.Close()
+	for first := true; first || stream.Receive(); first = false {
+		switch ev := stream.Msg().Event.(type) {
+		case *parleyv1.ReceiveResponse_Envelope:
+			events, err := c.handleEnvelope(ctx, ev.Envelope)
+			if err != nil {
+				return err
+			}
+			for _, e := range events {
+				if err := fn(e); err != nil {
+					return &stopError{err}
+				}
+			}
+		case *parleyv1.ReceiveResponse_Drained:
+			if err := fn(Event{Kind: EventDrained}); err != nil {
+				return &stopError{err}
+			}
+			if !opts.Follow {
+				return nil
+			}
+		case *parleyv1.ReceiveResponse_PrekeysLow:
+			if err := c.replenish(ctx); err != nil {
+				c.log.Debug("replenishing prekeys", "err", err)
+			}
+		}
+	}
+	if err := stream.Err(); err != nil {
+		return c.wrapRPC("receive", err)
+	}
+	return errors.New("client: receive: the server closed the stream")
+}
+
+// handleEnvelope decrypts, stores and acknowledges one envelope. It returns
+// an error only when the envelope should be delivered again (the store or
+// the network failed); anything wrong with the envelope itself is reported
+// as an event and the envelope is acknowledged, so that it does not come
+// back forever.
+func (c *Client) handleEnvelope(ctx context.Context, e *parleyv1.Envelope) ([]Event, error) {
+	c.mu.Lock()
+	events, err := c.processEnvelope(ctx, e)
+	c.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := call(ctx, c, "ack", c.relay.Ack, &parleyv1.AckRequest{Seqs: []uint64{e.Seq}}); err != nil {
+		// Stored but not acknowledged: it will come again and be
+		// recognised as a duplicate.
+		c.log.Debug("ack failed", "err", err)
+	}
+	return events, nil
+}
+
+// processEnvelope is handleEnvelope without the ack. c.mu must be held.
+func (c *Client) processEnvelope(ctx context.Context, e *parleyv1.Envelope) ([]Event, error) {
+	bad := func(from string, dev identity.DeviceID, err error) ([]Event, error) {
+		return []Event{{Kind: EventUndecryptable, From: from, FromDevice: dev, Err: err}}, nil
+	}
+	sender, err := username.Normalize(e.Sender)
+	if err != nil || len(e.SenderDevice) != identity.DeviceIDSize {
+		return bad(e.Sender, identity.DeviceID{}, fmt.Errorf("client: envelope with an invalid sender"))
+	}
+	devID := identity.DeviceID(e.SenderDevice)
+	dev, err := c.knownDevice(ctx, sender, devID)
+	if err != nil {
+		if isSecurity(err) || errors.Is(err, ErrNoSuchUser) {
+			return bad(sender, devID, err)
+		}
+		return nil, err
+	}
+	env, err := wire.UnmarshalEnvelope(e.Body)
+	if err != nil {
+		return bad(sender, devID, err)
+	}
+	rec := session.New()
+	if raw, err := c.db.Session(ctx, devID); err == nil {
+		if rec, err = session.Unmarshal(raw); err != nil {
+			return nil, fmt.Errorf("client: stored session with %s: %w", devID, err)
+		}
+	} else if !errors.Is(err, clientdb.ErrNotFound) {
+		return nil, err
+	}
+	// Decrypt against a copy of the prekey set: it is replaced only once
+	// the consumed prekeys are durably gone.
+	set := c.prekeys
+	if env.Type == wire.TypePrekey {
+		if set, err = prekey.UnmarshalSet(c.prekeys.Marshal()); err != nil {
+			return nil, err
+		}
+	}
+	now := c.now()
+	pt, err := rec.Decrypt(env, c.device, set, dev, now)
+	if errors.Is(err, ratchet.ErrDuplicate) {
+		return nil, nil // a redelivery: already stored
+	}
+	if err != nil {
+		ev := Event{Kind: EventUndecryptable, From: sender, FromDevice: devID, Err: err}
+		if rerr := c.resetSession(ctx, sender, dev); rerr != nil {
+			c.log.Debug("session reset", "err", rerr)
+		}
+		return []Event{ev}, nil
+	}
+
+	var stored *clientdb.Message
+	var events []Event
+	ct, cerr := content.Unmarshal(pt)
+	if cerr == nil {
+		switch {
+		case ct.Type == content.TypeText && sender != c.username:
+			stored = &clientdb.Message{ID: ct.ID, Conversation: sender, Sender: sender, SenderDevice: devID,
+				Sent: ct.Sent, Received: now, Body: []byte(ct.Text), State: clientdb.StateReceived}
+		case ct.Type == content.TypeSentCopy && sender == c.username:
+			conv, err := username.Normalize(ct.Conversation)
+			if err != nil {
+				cerr = err
+				break
+			}
+			stored = &clientdb.Message{ID: ct.ID, Conversation: conv, Sender: sender, SenderDevice: devID, Outgoing: true,
+				Sent: ct.Sent, Received: now, Body: []byte(ct.Text), State: clientdb.StateSent}
+		case ct.Type == content.TypeSessionReset:
+			events = append(events, Event{Kind: EventSessionReset, From: sender, FromDevice: devID})
+		default:
+			cerr = fmt.Errorf("client: a %s from %q is not allowed", ct.Type, sender)
+		}
+	}
+	// The session advanced whatever the content says: store it.
+	inserted := false
+	err = c.db.Update(ctx, func(tx *clientdb.Tx) error {
+		if err := tx.PutSession(devID, sender, rec.Marshal()); err != nil {
+			return err
+		}
+		if set != c.prekeys {
+			if err := tx.PutPrekeys(set.Marshal()); err != nil {
+				return err
+			}
+		}
+		if stored != nil {
+			var err error
+			inserted, err = tx.PutMessage(stored)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.prekeys = set
+	if cerr != nil {
+		return append(events, Event{Kind: EventUndecryptable, From: sender, FromDevice: devID, Err: cerr}), nil
+	}
+	if stored != nil && inserted {
+		events = append(events, Event{Kind: EventMessage, Message: fromDB(stored), From: sender, FromDevice: devID})
+	}
+	if set.LastResortUses() >= RotateLastResortAfter {
+		if err := c.rotateLastResort(ctx); err != nil {
+			c.log.Debug("rotating the last-resort prekey", "err", err)
+		}
+	}
+	return events, nil
+}
