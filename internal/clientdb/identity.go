@@ -24,15 +24,15 @@ type Identity struct {
 
 // Identity columns. The row key is the constant 1 (the table has one row).
 const (
-	tableIdentity    = "identity"
-	colUsername      = "username"
-	colServerURL     = "server_url"
-	colAccountSeed   = "account_key_seed"
-	colDeviceKeys    = "device_keys"
-	colPrekeys       = "prekeys"
-	colDeviceList    = "device_list"
-	colToken         = "token"
-	identityRowKey   = 1
+	tableIdentity  = "identity"
+	colUsername    = "username"
+	colServerURL   = "server_url"
+	colAccountSeed = "account_key_seed"
+	colDeviceKeys  = "device_keys"
+	colPrekeys     = "prekeys"
+	colDeviceList  = "device_list"
+	colToken       = "token"
+	identityRowKey = 1
 	identitySelect = "SELECT username, server_url, account_key_seed, device_keys, prekeys, device_list, token FROM identity WHERE id = 1"
 )
 
