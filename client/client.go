@@ -62,6 +62,9 @@ type Options struct {
 	Insecure bool
 	// DeviceName names this device in the account's device list.
 	DeviceName string
+	// Invite is the invite token, for servers that require one. Only for
+	// Register.
+	Invite string
 	// HTTPClient talks to the server; http.DefaultClient if nil.
 	HTTPClient *http.Client
 	// Logger receives debug logs; nothing secret is ever logged.
@@ -185,7 +188,7 @@ func Register(ctx context.Context, home, server, name string, opts Options) (*Cl
 		return fail(err)
 	}
 	_, err = c.dir.Register(ctx, connect.NewRequest(&parleyv1.RegisterRequest{
-		Username: name, SignedDeviceList: list.Marshal(), Device: c.self.Marshal(), Prekeys: uploadProto(up),
+		Username: name, Invite: opts.Invite, SignedDeviceList: list.Marshal(), Device: c.self.Marshal(), Prekeys: uploadProto(up),
 	}))
 	if err != nil {
 		return fail(c.wrapRPC("register", err))

@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"encoding/base32"
 	"fmt"
+	"strings"
 
 	"connectrpc.com/connect"
 
@@ -256,4 +258,12 @@ func assembleBundle(b *store.Bundle) (*prekey.Bundle, error) {
 		out.OneTime = ot
 	}
 	return out, nil
+}
+
+// NewInviteToken returns a fresh invite token: 128 random bits, base32
+// without padding, easy to paste.
+func NewInviteToken() string {
+	var b [16]byte
+	primitives.Random(b[:])
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
 }

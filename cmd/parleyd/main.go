@@ -1,0 +1,321 @@
+// Command parleyd is the Parley server (docs/server.md).
+//
+//	parleyd [flags]            run the server
+//	parleyd invite [flags]     create an invite token (for --registration invite)
+//
+// Every flag has a PARLEYD_* environment equivalent (flag --max-queue is
+// PARLEYD_MAX_QUEUE); a flag on the command line wins. With no flags at all
+// parleyd serves plain HTTP on 127.0.0.1:8080 from an embedded SQLite
+// database in ./parleyd-data.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/acme/autocert"
+	"golang.org/x/time/rate"
+
+	"github.com/parleyim/parley/internal/bus/mem"
+	"github.com/parleyim/parley/internal/server"
+	"github.com/parleyim/parley/internal/store/sqlite"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// exit codes
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "invite" {
+		return runInvite(ctx, args[1:], stdout, stderr)
+	}
+	cfg, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	} else if err != nil {
+		return exitUsage
+	}
+	if err := serve(ctx, cfg, stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "parleyd: error: %v\n", err)
+		var h *hinted
+		if errors.As(err, &h) {
+			fmt.Fprintf(stderr, "parleyd: hint: %s\n", h.hint)
+		}
+		return exitError
+	}
+	return exitOK
+}
+
+// hinted is an error with advice for the operator.
+type hinted struct {
+	err  error
+	hint string
+}
+
+func (h *hinted) Error() string { return h.err.Error() }
+func (h *hinted) Unwrap() error { return h.err }
+
+type config struct {
+	data         string
+	listen       string
+	tlsCert      string
+	tlsKey       string
+	acmeDomain   string
+	acmeEmail    string
+	logLevel     string
+	registration string
+	server       server.Config
+	readyFile    string // test hook: write the listen URL here once serving
+}
+
+// envFlags makes every flag's default come from its PARLEYD_* variable.
+func envFlags(fs *flag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "PARLEYD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(name); ok {
+			if serr := f.Value.Set(v); serr != nil && err == nil {
+				err = fmt.Errorf("%s=%q: %v", name, v, serr)
+			}
+			f.DefValue = v
+		}
+	})
+	return err
+}
+
+func parseFlags(args []string, stderr io.Writer) (*config, error) {
+	cfg := &config{server: server.DefaultConfig()}
+	sc := &cfg.server
+	fs := flag.NewFlagSet("parleyd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.data, "data", "parleyd-data", "directory of the server's database (created if missing)")
+	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:8080", "address to listen on; plain HTTP only on a loopback address")
+	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
+	fs.StringVar(&cfg.tlsKey, "tls-key", "", "TLS private key file (PEM)")
+	fs.StringVar(&cfg.acmeDomain, "acme-domain", "", "obtain a certificate for this domain from Let's Encrypt (listen on :443)")
+	fs.StringVar(&cfg.acmeEmail, "acme-email", "", "contact address for the ACME account")
+	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&cfg.registration, "registration", "open", "who may register: open, invite or closed")
+	fs.DurationVar(&sc.MessageTTL, "message-ttl", sc.MessageTTL, "how long an undelivered envelope is kept")
+	fs.IntVar(&sc.MaxQueue, "max-queue", sc.MaxQueue, "envelopes per device queue")
+	fs.IntVar(&sc.MaxEnvelopeSize, "max-envelope-size", sc.MaxEnvelopeSize, "bytes per envelope")
+	fs.IntVar(&sc.MaxPrekeysPerUpload, "max-prekeys-per-upload", sc.MaxPrekeysPerUpload, "one-time prekeys of each kind per upload")
+	fs.DurationVar(&sc.TokenTTL, "token-ttl", sc.TokenTTL, "lifetime of an authentication token")
+	deviceRate := fs.Float64("device-rate", float64(sc.DeviceRate), "requests per second per device (sustained)")
+	fs.IntVar(&sc.DeviceBurst, "device-burst", sc.DeviceBurst, "requests per device in a burst")
+	ipRate := fs.Float64("ip-rate", float64(sc.IPRate), "requests per second per client IP address (sustained)")
+	fs.IntVar(&sc.IPBurst, "ip-burst", sc.IPBurst, "requests per client IP address in a burst")
+	fs.StringVar(&cfg.readyFile, "ready-file", "", "write the server URL to this file once listening (for scripts)")
+	if err := envFlags(fs); err != nil {
+		fmt.Fprintf(stderr, "parleyd: error: %v\n", err)
+		return nil, err
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "parleyd: error: unexpected argument %q\n", fs.Arg(0))
+		return nil, errors.New("usage")
+	}
+	sc.DeviceRate, sc.IPRate = rate.Limit(*deviceRate), rate.Limit(*ipRate)
+	mode, err := server.ParseRegistrationMode(cfg.registration)
+	if err != nil {
+		fmt.Fprintf(stderr, "parleyd: error: %v\n", err)
+		return nil, err
+	}
+	sc.Registration = mode
+	return cfg, nil
+}
+
+func newLogger(level string, w io.Writer) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("unknown log level %q (want debug, info, warn or error)", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
+	log, err := newLogger(cfg.logLevel, stderr)
+	if err != nil {
+		return err
+	}
+	cfg.server.Logger = log
+
+	var tlsConfig *tls.Config
+	switch {
+	case cfg.acmeDomain != "":
+		m := &autocert.Manager{
+			Prompt:     autocert.AcceptTOS,
+			HostPolicy: autocert.HostWhitelist(cfg.acmeDomain),
+			Cache:      autocert.DirCache(filepath.Join(cfg.data, "acme")),
+			Email:      cfg.acmeEmail,
+		}
+		tlsConfig = m.TLSConfig()
+		if cfg.listen == "127.0.0.1:8080" {
+			cfg.listen = ":443"
+		}
+	case cfg.tlsCert != "" || cfg.tlsKey != "":
+		cert, err := tls.LoadX509KeyPair(cfg.tlsCert, cfg.tlsKey)
+		if err != nil {
+			return &hinted{fmt.Errorf("loading the TLS certificate: %w", err), "pass both --tls-cert and --tls-key, PEM encoded"}
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
+	case !isLoopback(cfg.listen):
+		return &hinted{fmt.Errorf("refusing plain HTTP on %s, which is not a loopback address", cfg.listen),
+			"give --tls-cert and --tls-key, or --acme-domain, or listen on 127.0.0.1"}
+	}
+
+	if err := os.MkdirAll(cfg.data, 0o700); err != nil {
+		return fmt.Errorf("creating the data directory: %w", err)
+	}
+	dbPath := filepath.Join(cfg.data, "parleyd.db")
+	st, err := sqlite.Open(dbPath)
+	if err != nil {
+		return err
+	}
+	b := mem.New()
+	srv, err := server.New(cfg.server, st, b)
+	if err != nil {
+		st.Close()
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		st.Close()
+		return err
+	}
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	scheme := "http"
+	if tlsConfig != nil {
+		scheme = "https"
+		hs.TLSConfig = tlsConfig
+	} else {
+		// HTTP/2 without TLS, on loopback only, so that delivery streams
+		// multiplex as they do in production.
+		hs.Protocols = new(http.Protocols)
+		hs.Protocols.SetHTTP1(true)
+		hs.Protocols.SetUnencryptedHTTP2(true)
+	}
+	url := fmt.Sprintf("%s://%s", scheme, ln.Addr())
+	abs, _ := filepath.Abs(cfg.data)
+	fmt.Fprintf(stdout, "parleyd: listening on %s\nparleyd: data in %s (SQLite)\nparleyd: registration is %s\n", url, abs, cfg.server.Registration)
+	if cfg.readyFile != "" {
+		if err := os.WriteFile(cfg.readyFile, []byte(url), 0o600); err != nil {
+			return err
+		}
+	}
+
+	expiryCtx, stopExpiry := context.WithCancel(context.Background())
+	go srv.RunExpiry(expiryCtx, time.Minute)
+
+	errc := make(chan error, 1)
+	go func() {
+		if tlsConfig != nil {
+			errc <- hs.ServeTLS(ln, "", "")
+		} else {
+			errc <- hs.Serve(ln)
+		}
+	}()
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case serveErr = <-errc:
+	}
+
+	// Graceful shutdown: end delivery streams (clients reconnect), let
+	// in-flight calls finish, then close the store, which commits what is
+	// queued for it.
+	stopExpiry()
+	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		log.Warn("ending streams", "err", err)
+	}
+	if err := hs.Shutdown(shutCtx); err != nil {
+		log.Warn("draining requests", "err", err)
+	}
+	if err := st.Close(); err != nil && serveErr == nil {
+		serveErr = err
+	}
+	_ = b.Close()
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	return serveErr
+}
+
+func runInvite(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("parleyd invite", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := fs.String("data", "parleyd-data", "directory of the server's database")
+	expires := fs.Duration("expires", 7*24*time.Hour, "how long the invite is valid")
+	if err := envFlags(fs); err != nil {
+		fmt.Fprintf(stderr, "parleyd: error: %v\n", err)
+		return exitUsage
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if err := os.MkdirAll(*data, 0o700); err != nil {
+		fmt.Fprintf(stderr, "parleyd: error: %v\n", err)
+		return exitError
+	}
+	st, err := sqlite.Open(filepath.Join(*data, "parleyd.db"))
+	if err != nil {
+		fmt.Fprintf(stderr, "parleyd: error: %v\n", err)
+		return exitError
+	}
+	defer st.Close()
+	token := server.NewInviteToken()
+	if err := st.CreateInvite(ctx, server.InviteHash(token), time.Now().Add(*expires)); err != nil {
+		fmt.Fprintf(stderr, "parleyd: error: %v\n", err)
+		return exitError
+	}
+	fmt.Fprintln(stdout, token)
+	return exitOK
+}
