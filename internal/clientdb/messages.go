@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/parleyim/parley/internal/wire"
 )
 
 // DeliveryState is where a message stands. Outgoing messages go Pending →
@@ -52,7 +54,7 @@ type Message struct {
 	Outgoing     bool
 	Sent         time.Time // the sender's claim
 	Received     time.Time // this device's clock
-	Body         []byte
+	Body         []byte    // at most wire.MaxPlaintextSize bytes
 	State        DeliveryState
 }
 
@@ -108,6 +110,13 @@ func putMessage(ctx context.Context, q querier, k *keys, m *Message) (bool, erro
 	if err := checkTime("received time", m.Received); err != nil {
 		return false, err
 	}
+	// The body is padded as on the wire (docs/protocol.md §7.3) before
+	// sealing, so the file shows a thief no more of its length than the
+	// server saw.
+	padded, err := wire.Pad(nil, m.Body)
+	if err != nil {
+		return false, fmt.Errorf("clientdb: %w", err)
+	}
 	r := &messageRow{
 		dedup:        k.message(m.Sender, m.ID),
 		conversation: k.username(m.Conversation),
@@ -120,7 +129,7 @@ func putMessage(ctx context.Context, q querier, k *keys, m *Message) (bool, erro
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup_hash) DO NOTHING`,
 		r.dedup, r.conversation, boolInt(r.outgoing), r.sent, r.received, int64(r.state),
 		k.seal(encodeMeta(m), tableMessages, colMeta, r.metaBind()...),
-		k.seal(m.Body, tableMessages, colBody, r.bodyBind()...))
+		k.seal(padded, tableMessages, colBody, r.bodyBind()...))
 	if err != nil {
 		return false, sqlError("store message", err)
 	}
@@ -206,9 +215,13 @@ func history(ctx context.Context, q querier, k *keys, conversation string, limit
 		if len(plainMeta) <= metaFixedLen {
 			return nil, fmt.Errorf("%w: messages.meta too short", ErrCorrupt)
 		}
-		plainBody, err := k.open(body, tableMessages, colBody, r.bodyBind()...)
+		paddedBody, err := k.open(body, tableMessages, colBody, r.bodyBind()...)
 		if err != nil {
 			return nil, err
+		}
+		plainBody, err := wire.Unpad(paddedBody)
+		if err != nil {
+			return nil, fmt.Errorf("%w: messages.body padding", ErrCorrupt)
 		}
 		m := Message{
 			Conversation: conversation,

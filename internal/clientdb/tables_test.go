@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/parleyim/parley/internal/wire"
 )
 
 func TestIdentityRoundTrip(t *testing.T) {
@@ -407,4 +409,42 @@ func TestUpdateIsAtomic(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestMessageBodyPadded: sealed bodies are padded as on the wire, so short
+// messages of different lengths take the same space in the file; a body
+// too large to send is refused.
+func TestMessageBodyPadded(t *testing.T) {
+	ctx := context.Background()
+	db, _ := newDB(t)
+	update(t, db, func(tx *Tx) error {
+		for i, b := range []string{"", "y", "no", "a somewhat longer message, still in the first bucket"} {
+			if _, err := tx.PutMessage(msg(byte(i), "alice", "alice", false, t0.Add(time.Duration(i)), b)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	rows, err := db.sql.Query("SELECT DISTINCT length(body) FROM messages")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	for rows.Next() {
+		n++
+	}
+	rows.Close()
+	if n != 1 {
+		t.Errorf("sealed bodies have %d distinct lengths, want 1", n)
+	}
+	h, err := db.History(ctx, "alice", 10, time.Time{})
+	if err != nil || len(h) != 4 || len(h[0].Body) != 0 || string(h[2].Body) != "no" {
+		t.Errorf("History = %q, %v", bodies(h), err)
+	}
+	big := msg(9, "alice", "alice", false, t0, "")
+	big.Body = make([]byte, wire.MaxPlaintextSize+1)
+	err = db.Update(ctx, func(tx *Tx) error { _, err := tx.PutMessage(big); return err })
+	if !errors.Is(err, wire.ErrPlaintextTooLarge) {
+		t.Errorf("oversized body: %v", err)
+	}
 }
