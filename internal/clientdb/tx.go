@@ -28,6 +28,10 @@ type Tx struct {
 // before the ack redelivers a message PutMessage then reports as a
 // duplicate. The commit is durable (synchronous = FULL) before Update
 // returns.
+//
+// fn must do all its work through tx: a DB method called from inside fn
+// waits for this transaction's write lock (and a DB read does not see its
+// uncommitted writes).
 func (db *DB) Update(ctx context.Context, fn func(tx *Tx) error) error {
 	return db.use(func(k *keys) error {
 		stx, err := db.sql.BeginTx(ctx, nil)
