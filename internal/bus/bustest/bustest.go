@@ -45,6 +45,7 @@ package bustest
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"runtime"
 	"runtime/pprof"
 	"testing"
@@ -119,10 +120,12 @@ func (h *harness) open() []bus.Bus {
 		}
 	}
 	h.t.Cleanup(func() {
-		for _, b := range buses {
-			if err := b.Close(); err != nil {
-				h.t.Errorf("Close at cleanup: %v", err)
-			}
+		for i, b := range buses {
+			within(h.t, fmt.Sprintf("bus %d: Close at cleanup", i), func() {
+				if err := b.Close(); err != nil {
+					h.t.Errorf("bus %d: Close at cleanup: %v", i, err)
+				}
+			})
 		}
 	})
 	return buses
@@ -132,9 +135,31 @@ func (h *harness) open() []bus.Bus {
 func closeAll(t *testing.T, buses []bus.Bus) {
 	t.Helper()
 	for i, b := range buses {
-		if err := b.Close(); err != nil {
-			t.Fatalf("bus %d: Close: %v", i, err)
-		}
+		within(t, fmt.Sprintf("bus %d: Close", i), func() {
+			if err := b.Close(); err != nil {
+				t.Errorf("bus %d: Close: %v", i, err)
+			}
+		})
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+}
+
+// within runs fn and fails t if it has not returned after timeout. An
+// engine that deadlocks then fails with a message naming the call instead
+// of hanging the test binary (fn's goroutine is abandoned).
+func within(t *testing.T, what string, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		t.Errorf("%s: still running after %v", what, timeout)
 	}
 }
 

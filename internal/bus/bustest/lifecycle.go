@@ -219,7 +219,10 @@ func testStress(t *testing.T, h *harness) {
 			}
 		})
 	}
-	wg.Wait()
+	within(t, "the stress workers", wg.Wait)
+	if t.Failed() {
+		t.FailNow() // workers may still run; the state is not worth checking
+	}
 	defer func() {
 		for _, c := range idle {
 			c()
@@ -228,9 +231,6 @@ func testStress(t *testing.T, h *harness) {
 			k.cancel()
 		}
 	}()
-	if t.Failed() {
-		return
-	}
 
 	time.Sleep(quiet) // let a networked engine deliver the last displacements
 	survivors := make([]*held, devices)

@@ -48,7 +48,8 @@ func testNotifyCoalescesWithoutBlocking(t *testing.T, h *harness) {
 	wakes := make([]<-chan struct{}, len(h.buses))
 	for i, b := range h.buses {
 		wake, cancel := b.Subscribe(id)
-		defer cancel()
+		// If Notify blocks, so may cancel: bound it rather than hang.
+		t.Cleanup(func() { within(t, fmt.Sprintf("bus %d: cancel", i), cancel) })
 		wakes[i] = wake
 	}
 

@@ -38,3 +38,17 @@ func BenchmarkNotify(b *testing.B) {
 		i++
 	}
 }
+
+// TestNotifyDoesNotAllocate guards the benchmark's goal: Notify runs once
+// per recipient device of every send, so it must not make garbage.
+func TestNotifyDoesNotAllocate(t *testing.T) {
+	b := mem.New()
+	defer b.Close()
+	id := store.DeviceID{1}
+	_, cancel := b.Subscribe(id)
+	defer cancel()
+	ctx := t.Context()
+	if n := testing.AllocsPerRun(100, func() { b.Notify(ctx, id) }); n != 0 {
+		t.Errorf("Notify: %v allocs per call, want 0", n)
+	}
+}
