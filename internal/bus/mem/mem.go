@@ -26,9 +26,10 @@ var _ bus.Bus = (*Bus)(nil)
 // order to keep.
 type Bus struct {
 	// mu is a read-write lock because Notify, the hot path (once per
-	// recipient device of every send), only reads the maps: concurrent
-	// senders then notify in parallel. Sending on a channel is safe under
-	// a read lock; only the maps need the write lock.
+	// recipient device of every send), only reads the maps, so senders do
+	// not queue behind one another; BenchmarkNotifyParallel measured it
+	// faster than a plain mutex. A non-blocking channel send is safe under
+	// the read lock; only the maps need the write lock.
 	mu     sync.RWMutex
 	closed bool
 	subs   map[store.DeviceID][]*subscription

@@ -52,3 +52,29 @@ func TestNotifyDoesNotAllocate(t *testing.T) {
 		t.Errorf("Notify: %v allocs per call, want 0", n)
 	}
 }
+
+// BenchmarkNotifyParallel is BenchmarkNotify from several senders at once,
+// the case the read lock in Notify is for.
+func BenchmarkNotifyParallel(b *testing.B) {
+	const devices = 10_000
+	bs := mem.New()
+	defer bs.Close()
+	ids := make([]store.DeviceID, devices)
+	for i := range ids {
+		ids[i] = store.DeviceID{byte(i), byte(i >> 8), 0xbe, 0xef}
+		_, cancel := bs.Subscribe(ids[i])
+		defer cancel()
+	}
+	ctx := b.Context()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			if err := bs.Notify(ctx, ids[i%devices]); err != nil {
+				b.Error(err)
+				return
+			}
+			i++
+		}
+	})
+}
