@@ -1,0 +1,198 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/parleyim/parley/client"
+)
+
+func (a *app) registerCommand() *cobra.Command {
+	var server, deviceName string
+	var insecure bool
+	cmd := &cobra.Command{
+		Use:   "register --server URL USERNAME",
+		Short: "Create an account with this device as its first device",
+		Long: `Register creates an account on a server, with this device as its first
+device, in a new home directory. The home's store is encrypted under the
+passphrase from ` + envPassphrase + ` (or typed twice on the terminal);
+--insecure leaves it unencrypted.
+
+The server URL must be https://, or http:// on a loopback address.`,
+		Example: `  parley register --server https://parley.example alice
+  PARLEY_HOME=~/.parley-work parley register --server https://parley.example --device-name work alice`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			home, err := a.homeDir()
+			if err != nil {
+				return err
+			}
+			if server == "" {
+				s, ok := a.getenv(envServer)
+				if !ok || s == "" {
+					return usagef("no server: give --server URL or set %s", envServer)
+				}
+				server = s
+			}
+			opts := client.Options{Insecure: insecure, DeviceName: deviceName, HTTPClient: httpClient}
+			if insecure {
+				if _, ok := a.envPassphrase(); ok {
+					return errors.New("--insecure creates a store without a passphrase, but " + envPassphrase + " is set")
+				}
+			} else if opts.Passphrase, err = a.newPassphrase(home); err != nil {
+				return err
+			}
+			c, err := client.Register(cmd.Context(), home, server, argv[0], opts)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if insecure {
+				fmt.Fprintf(a.stderr, "parley: warning: the store in %s is not encrypted: anyone who can read it can read your messages and keys\n", home)
+			}
+			return a.printIdentity(c, home)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&server, "server", "", "server URL (default $"+envServer+")")
+	f.StringVar(&deviceName, "device-name", "", "name of this device in the account's device list (default the host name)")
+	f.BoolVar(&insecure, "insecure", false, "do not encrypt the local store (anyone who copies it can read it)")
+	return cmd
+}
+
+func (a *app) whoamiCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "whoami",
+		Short: "Show this device's account, device id and server",
+		Long:  "Whoami shows the account of the home directory, this device's id and the server. It does not contact the server.",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			home, _ := a.homeDir()
+			return a.printIdentity(c, home)
+		},
+	}
+}
+
+func (a *app) printIdentity(c *client.Client, home string) error {
+	if a.json {
+		return writeJSON(a.stdout, struct {
+			Username string `json:"username"`
+			Device   string `json:"device"`
+			Server   string `json:"server"`
+			Home     string `json:"home"`
+			Insecure bool   `json:"insecure"`
+		}{c.Username(), c.DeviceID().String(), c.Server(), home, c.Insecure()})
+	}
+	store := "encrypted with a passphrase"
+	if c.Insecure() {
+		store = "NOT ENCRYPTED (registered with --insecure)"
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "username:\t%s\n", c.Username())
+	fmt.Fprintf(tw, "device:\t%s\n", c.DeviceID())
+	fmt.Fprintf(tw, "server:\t%s\n", c.Server())
+	fmt.Fprintf(tw, "home:\t%s\n", home)
+	fmt.Fprintf(tw, "store:\t%s\n", store)
+	return tw.Flush()
+}
+
+func (a *app) devicesCommand() *cobra.Command {
+	var cached bool
+	cmd := &cobra.Command{
+		Use:   "devices",
+		Short: "List this account's devices",
+		Long: `Devices lists the devices of this account as its verified device list names
+them, fetching the newest list from the server first (unless --cached).
+Check it for devices you did not add.`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ds, err := c.Devices(cmd.Context(), !cached)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				for _, d := range ds {
+					err := writeJSON(a.stdout, struct {
+						ID      string    `json:"id"`
+						Name    string    `json:"name"`
+						Added   time.Time `json:"added"`
+						Current bool      `json:"current"`
+					}{d.ID.String(), d.Name, d.Added.UTC(), d.Current})
+					if err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "DEVICE\tNAME\tADDED")
+			for _, d := range ds {
+				fmt.Fprintf(tw, "%s\t%s\t%s", d.ID, sanitize(d.Name), d.Added.Local().Format(timeLayout))
+				if d.Current {
+					fmt.Fprint(tw, "\t(this device)")
+				}
+				fmt.Fprintln(tw)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&cached, "cached", false, "do not contact the server; show the list this device last verified")
+	return cmd
+}
+
+func (a *app) contactsCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "contacts",
+		Short: "List the accounts this device has talked with",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			cs, err := c.Contacts(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if a.json {
+				for _, ct := range cs {
+					err := writeJSON(a.stdout, struct {
+						Username string    `json:"username"`
+						Devices  int       `json:"devices"`
+						Verified bool      `json:"verified"`
+						Added    time.Time `json:"added"`
+					}{ct.Username, ct.Devices, ct.Verified, ct.Added.UTC()})
+					if err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "USERNAME\tDEVICES\tVERIFIED\tADDED")
+			for _, ct := range cs {
+				v := "no"
+				if ct.Verified {
+					v = "yes"
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", ct.Username, ct.Devices, v, ct.Added.Local().Format(timeLayout))
+			}
+			return tw.Flush()
+		},
+	}
+}

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"connectrpc.com/connect"
+	"golang.org/x/term"
+
+	"github.com/parleyim/parley/client"
+	"github.com/parleyim/parley/internal/clientdb"
+	"github.com/parleyim/parley/internal/username"
+)
+
+// Environment variables (docs/cli.md).
+const (
+	envHome       = "PARLEY_HOME"
+	envPassphrase = "PARLEY_PASSPHRASE"
+	envServer     = "PARLEY_SERVER"
+)
+
+// app holds what every command shares: the streams, the global flags and
+// the environment.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) (string, bool)
+
+	home string // --home
+	json bool   // --json
+
+	// exitCode is returned when a command succeeds but has something to
+	// flag (receive saw a security event).
+	exitCode int
+}
+
+// homeDir resolves --home, then PARLEY_HOME, then ~/.parley.
+func (a *app) homeDir() (string, error) {
+	if a.home != "" {
+		return a.home, nil
+	}
+	if h, ok := a.getenv(envHome); ok && h != "" {
+		return h, nil
+	}
+	dir, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no home directory: %w (set --home or %s)", err, envHome)
+	}
+	return filepath.Join(dir, ".parley"), nil
+}
+
+// errNoPassphrase is returned when there is no way to ask for one.
+var errNoPassphrase = errors.New("no passphrase: " + envPassphrase + " is not set and standard input is not a terminal")
+
+// terminal returns the file descriptor of stdin if it is a terminal.
+func (a *app) terminal() (int, bool) {
+	f, ok := a.stdin.(*os.File)
+	if !ok {
+		return 0, false
+	}
+	fd := int(f.Fd())
+	return fd, term.IsTerminal(fd)
+}
+
+// envPassphrase returns PARLEY_PASSPHRASE if it is set and not empty.
+func (a *app) envPassphrase() ([]byte, bool) {
+	if p, ok := a.getenv(envPassphrase); ok && p != "" {
+		return []byte(p), true
+	}
+	return nil, false
+}
+
+// prompt reads a passphrase from the terminal without echo.
+func (a *app) prompt(what string) ([]byte, error) {
+	fd, ok := a.terminal()
+	if !ok {
+		return nil, errNoPassphrase
+	}
+	fmt.Fprintf(a.stderr, "%s: ", what)
+	p, err := term.ReadPassword(fd)
+	fmt.Fprintln(a.stderr)
+	if err != nil {
+		return nil, fmt.Errorf("reading the passphrase: %w", err)
+	}
+	if len(p) == 0 {
+		return nil, errors.New("empty passphrase")
+	}
+	return p, nil
+}
+
+// newPassphrase gets the passphrase of a new store: from the environment,
+// or typed twice.
+func (a *app) newPassphrase(home string) ([]byte, error) {
+	if p, ok := a.envPassphrase(); ok {
+		return p, nil
+	}
+	p, err := a.prompt("new passphrase for " + home)
+	if err != nil {
+		return nil, err
+	}
+	again, err := a.prompt("repeat the passphrase")
+	if err != nil {
+		return nil, err
+	}
+	if string(p) != string(again) {
+		return nil, errors.New("the passphrases do not match")
+	}
+	return p, nil
+}
+
+// httpClient is the HTTP client of every command; nil means the SDK's
+// default.
+var httpClient *http.Client
+
+// open opens the home directory's client, asking for the passphrase only
+// if the store has one.
+func (a *app) open(ctx context.Context) (*client.Client, error) {
+	home, err := a.homeDir()
+	if err != nil {
+		return nil, err
+	}
+	opts := client.Options{HTTPClient: httpClient}
+	if p, ok := a.envPassphrase(); ok {
+		opts.Passphrase = p
+		return client.Open(ctx, home, opts)
+	}
+	// The SDK cannot yet say whether a store is insecure before it is
+	// opened, so try without a passphrase first (an insecure store opens;
+	// a protected one costs one Argon2id run to refuse) and only then ask.
+	c, err := client.Open(ctx, home, opts)
+	if !errors.Is(err, clientdb.ErrWrongPassphrase) {
+		return c, err
+	}
+	if opts.Passphrase, err = a.prompt("passphrase for " + home); err != nil {
+		return nil, err
+	}
+	return client.Open(ctx, home, opts)
+}
+
+// describe turns an error into the message, the hints and the exit code
+// that report prints.
+func describe(err error, a *app) (msg string, hints []string, code int) {
+	msg, code = errorText(err), exitError
+	var ue *usageError
+	var se *client.ServerError
+	home, _ := a.homeDir()
+	switch {
+	case errors.As(err, &ue):
+		code = exitUsage
+	case errors.Is(err, client.ErrSecurity):
+		code = exitSecurity
+		hints = []string{
+			"SECURITY: the server may be lying: it sent keys or a device list that do not verify",
+			"nothing was accepted from it; do not retry blindly: compare safety numbers with the other person over a channel you trust (parley safety-number USERNAME)",
+		}
+	case errors.Is(err, client.ErrNotRegistered):
+		msg = "no parley account in " + home
+		hints = []string{fmt.Sprintf("run 'parley register --server URL USERNAME' to create one, or choose another home with --home or %s", envHome)}
+	case errors.Is(err, errNoPassphrase):
+		hints = []string{fmt.Sprintf("set %s, or run parley in a terminal to be asked", envPassphrase)}
+	case errors.Is(err, clientdb.ErrWrongPassphrase):
+		msg = "wrong passphrase for " + home
+		hints = []string{fmt.Sprintf("check %s, or type the passphrase this home was registered with", envPassphrase)}
+	case errors.Is(err, client.ErrNoSuchUser):
+		hints = []string{"check the spelling; usernames are the same on every device of the server"}
+	case errors.Is(err, username.ErrInvalid):
+		hints = []string{fmt.Sprintf("a username has %d to %d characters a-z, 0-9, '.', '_' and '-', starts with a letter and ends with a letter or digit", username.MinLength, username.MaxLength)}
+	case errors.Is(err, fs.ErrExist):
+		hints = []string{fmt.Sprintf("%s already holds an account; choose another home with --home or %s", home, envHome)}
+	case errors.As(err, &se) && se.Code == connect.CodeAlreadyExists:
+		hints = []string{"someone already has this username on this server; choose another"}
+	case errors.As(err, &se) && se.Code == connect.CodeUnavailable, errors.As(err, &se) && se.Code == connect.CodeUnknown:
+		hints = []string{"check the server URL and that parleyd is running"}
+	}
+	return msg, hints, code
+}

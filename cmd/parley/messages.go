@@ -1,0 +1,152 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/parleyim/parley/client"
+)
+
+func (a *app) sendCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "send USERNAME (MESSAGE | -)",
+		Short: "Send a message",
+		Long: `Send encrypts a message for every device of USERNAME and for this account's
+other devices, and hands it to the server. With - the message is read from
+standard input (one trailing newline is dropped). Nothing is printed on
+success; with --json the stored message is.`,
+		Example: `  parley send bob 'see you at eight'
+  fortune | parley send bob -`,
+		Args: args(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			text := argv[1]
+			if text == "-" {
+				b, err := io.ReadAll(a.stdin)
+				if err != nil {
+					return fmt.Errorf("reading the message from standard input: %w", err)
+				}
+				text = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+			}
+			if text == "" {
+				return usagef("empty message")
+			}
+			c, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			m, err := c.Send(cmd.Context(), argv[0], text)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return writeJSON(a.stdout, toJSONMessage(m))
+			}
+			return nil
+		},
+	}
+}
+
+func (a *app) receiveCommand() *cobra.Command {
+	var follow bool
+	cmd := &cobra.Command{
+		Use:   "receive [--follow]",
+		Short: "Receive, decrypt and print queued messages",
+		Long: `Receive fetches this device's queued messages, decrypts and stores each
+before acknowledging it, and prints it (time, sender, text). It exits when the
+queue is drained, or with --follow keeps waiting for new messages until
+interrupted.
+
+Messages that cannot be decrypted, and peers that reset their session, are
+reported on standard error. If any of them is a security error, receive
+exits with status 3 after the rest of the queue.`,
+		Example: `  parley receive
+  parley receive --follow --json | jq -r .text`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			return c.Receive(cmd.Context(), client.ReceiveOptions{Follow: follow}, func(e client.Event) error {
+				switch e.Kind {
+				case client.EventMessage:
+					if a.json {
+						return writeJSON(a.stdout, toJSONMessage(e.Message))
+					}
+					_, err := fmt.Fprintln(a.stdout, messageLine(e.Message, false))
+					return err
+				case client.EventUndecryptable, client.EventSessionReset:
+					a.warnEvent(e)
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep receiving until interrupted")
+	return cmd
+}
+
+// warnEvent reports a receive event that is not a message on stderr.
+func (a *app) warnEvent(e client.Event) {
+	from := e.From
+	if from == "" {
+		from = "an unknown sender"
+	}
+	switch e.Kind {
+	case client.EventUndecryptable:
+		fmt.Fprintf(a.stderr, "parley: warning: could not decrypt a message from %s (device %s): %s\n", from, e.FromDevice, errorText(e.Err))
+		if errors.Is(e.Err, client.ErrSecurity) {
+			a.exitCode = exitSecurity
+			fmt.Fprintln(a.stderr, "parley: hint: SECURITY: the server may be lying: the sender's keys or device list do not verify")
+		}
+	case client.EventSessionReset:
+		fmt.Fprintf(a.stderr, "parley: warning: %s (device %s) reset its session with this device; a message to it may have been lost\n", from, e.FromDevice)
+	}
+}
+
+func (a *app) historyCommand() *cobra.Command {
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "history USERNAME",
+		Short: "Show the conversation with an account",
+		Long: `History prints the last messages of the conversation with USERNAME from
+this device's store, oldest first, with the delivery state of your own.
+It does not contact the server: run receive first for new messages.`,
+		Example: `  parley history bob --limit 50`,
+		Args:    args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			if limit < 1 {
+				return usagef("--limit must be at least 1")
+			}
+			c, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ms, err := c.History(cmd.Context(), argv[0], limit, time.Time{})
+			if err != nil {
+				return err
+			}
+			for _, m := range ms {
+				if a.json {
+					err = writeJSON(a.stdout, toJSONMessage(m))
+				} else {
+					_, err = fmt.Fprintln(a.stdout, messageLine(m, true))
+				}
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().IntVarP(&limit, "limit", "n", 20, "how many messages")
+	return cmd
+}
