@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"connectrpc.com/connect"
 	"golang.org/x/term"
@@ -154,9 +155,12 @@ func describe(err error, a *app) (msg string, hints []string, code int) {
 	case errors.As(err, &ue):
 		code = exitUsage
 	case errors.Is(err, client.ErrSecurity):
+		// Upper case, against the house style, on purpose: this line must
+		// not read like a network hiccup.
+		msg = "SECURITY ERROR: " + strings.TrimPrefix(msg, "security error: ")
 		code = exitSecurity
 		hints = []string{
-			"SECURITY: the server may be lying: it sent keys or a device list that do not verify",
+			"the server may be lying: it sent keys or a device list that do not verify",
 			"nothing was accepted from it; do not retry blindly: compare safety numbers with the other person over a channel you trust (parley safety-number USERNAME)",
 		}
 	case errors.Is(err, client.ErrNotRegistered):

@@ -4,11 +4,16 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,21 +40,129 @@ func TestScripts(t *testing.T) {
 		t.Fatalf("no scripts found: %v", err)
 	}
 	testscript.Run(t, testscript.Params{
-		Dir:                 "testdata/script",
-		RequireExplicitExec: false,
-		Setup:               startServer,
+		Dir:   "testdata/script",
+		Setup: startServer,
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"exitcode": cmdExitcode,
+			"until":    cmdUntil,
+			"parleyd":  cmdParleyd,
+		},
 	})
 }
 
-// startServer runs parleyd's handler in-process on a loopback listener,
-// backed by SQLite in the script's work directory (the same engines parleyd
-// uses by default), and points PARLEY_SERVER at it.
+// cmdExitcode runs a command and checks its exit status:
+//
+//	exitcode 2 parley send bob
+//
+// (exec only tells success from failure; the CLI promises codes.)
+func cmdExitcode(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exitcode N command [args...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("exitcode: %v", err)
+	}
+	got := 0
+	if err := ts.Exec(args[1], args[2:]...); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			ts.Fatalf("exitcode: %v", err)
+		}
+		got = ee.ExitCode()
+	}
+	if got != want {
+		ts.Fatalf("exit status %d, want %d", got, want)
+	}
+}
+
+// cmdUntil runs a command again and again until its stdout matches a
+// regexp, for a while:
+//
+//	until 'hello' parley history --home bob alice
+//
+// It waits for what a background process does, without sleeping a guess.
+func cmdUntil(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: until REGEXP command [args...]")
+	}
+	re, err := regexp.Compile("(?m)" + args[0])
+	if err != nil {
+		ts.Fatalf("until: %v", err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := ts.Exec(args[1], args[2:]...)
+		if err == nil && re.MatchString(ts.ReadFile("stdout")) {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("until: no match for %q after 20s (last error: %v)", args[0], err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// parleydKey finds a script's server in testscript's values.
+type parleydKey struct{}
+
+// parleyd is an in-process parleyd: the server's handler on a loopback
+// listener, backed by SQLite in the script's work directory and the
+// in-process bus (the engines parleyd uses by default). It can be stopped
+// and started again on the same address, so that a script can roll the
+// server's database back, as a lying or restored-from-backup server would.
+type parleyd struct {
+	dir     string
+	ln      net.Listener
+	hs      *http.Server
+	served  chan error
+	handler atomic.Pointer[http.Handler]
+
+	srv *server.Server
+	st  *sqlite.Store
+	bus *mem.Bus
+}
+
+// startServer starts the script's parleyd and points PARLEY_SERVER at it.
 func startServer(env *testscript.Env) error {
-	dir := filepath.Join(env.WorkDir, ".parleyd")
-	if err := os.Mkdir(dir, 0o700); err != nil {
+	d := &parleyd{dir: filepath.Join(env.WorkDir, ".parleyd")}
+	if err := os.Mkdir(d.dir, 0o700); err != nil {
 		return err
 	}
-	st, err := sqlite.Open(filepath.Join(dir, "parleyd.db"))
+	if err := d.start(); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		d.stop()
+		return err
+	}
+	d.ln = ln
+	d.hs = &http.Server{
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*d.handler.Load()).ServeHTTP(w, r) }),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	d.served = make(chan error, 1)
+	go func() { d.served <- d.hs.Serve(ln) }()
+	env.Values[parleydKey{}] = d
+	env.Setenv("PARLEY_SERVER", "http://"+ln.Addr().String())
+	// Characters a script cannot type, for the terminal-injection tests.
+	env.Setenv("ESC", "\x1b")
+	env.Setenv("BIDI", "\u202e")
+	env.Defer(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		d.stop()
+		_ = d.hs.Shutdown(ctx)
+		if err := <-d.served; !errors.Is(err, http.ErrServerClosed) {
+			env.T().Log("parleyd: ", err)
+		}
+	})
+	return nil
+}
+
+func (d *parleyd) start() error {
+	st, err := sqlite.Open(filepath.Join(d.dir, "parleyd.db"))
 	if err != nil {
 		return err
 	}
@@ -59,27 +172,51 @@ func startServer(env *testscript.Env) error {
 	srv, err := server.New(cfg, st, b)
 	if err != nil {
 		st.Close()
+		b.Close()
 		return err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		st.Close()
-		return err
-	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan error, 1)
-	go func() { done <- hs.Serve(ln) }()
-	env.Setenv("PARLEY_SERVER", "http://"+ln.Addr().String())
-	env.Defer(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		_ = hs.Shutdown(ctx)
-		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
-			env.T().Log("parleyd: ", err)
-		}
-		_ = st.Close()
-		_ = b.Close()
-	})
+	d.srv, d.st, d.bus = srv, st, b
+	h := srv.Handler()
+	d.handler.Store(&h)
 	return nil
+}
+
+func (d *parleyd) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = d.srv.Shutdown(ctx)
+	_ = d.st.Close()
+	_ = d.bus.Close()
+}
+
+// cmdParleyd controls the script's server:
+//
+//	parleyd snapshot NAME   copy its database aside
+//	parleyd restore NAME    roll its database back to the copy
+//
+// Rolling back makes the server forget what happened since: accounts
+// registered after the snapshot can be registered again by someone else,
+// with other keys. Clients must notice.
+func cmdParleyd(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 || (args[0] != "snapshot" && args[0] != "restore") {
+		ts.Fatalf("usage: parleyd snapshot|restore NAME")
+	}
+	d := ts.Value(parleydKey{}).(*parleyd)
+	d.stop()
+	from, to := d.dir, filepath.Join(d.dir, args[1])
+	if args[0] == "restore" {
+		from, to = to, from
+	}
+	ts.Check(os.MkdirAll(to, 0o700))
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		name := "parleyd.db" + suffix
+		_ = os.Remove(filepath.Join(to, name))
+		data, err := os.ReadFile(filepath.Join(from, name))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		ts.Check(err)
+		ts.Check(os.WriteFile(filepath.Join(to, name), data, 0o600))
+	}
+	ts.Check(d.start())
 }

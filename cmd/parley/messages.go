@@ -22,7 +22,12 @@ standard input (one trailing newline is dropped). Nothing is printed on
 success; with --json the stored message is.`,
 		Example: `  parley send bob 'see you at eight'
   fortune | parley send bob -`,
-		Args: args(cobra.ExactArgs(2)),
+		Args: func(cmd *cobra.Command, argv []string) error {
+			if len(argv) > 2 {
+				return usagef("too many arguments: quote the message (parley send %s '%s')", argv[0], strings.Join(argv[1:], " "))
+			}
+			return args(cobra.ExactArgs(2))(cmd, argv)
+		},
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			text := argv[1]
 			if text == "-" {
@@ -101,11 +106,13 @@ func (a *app) warnEvent(e client.Event) {
 	}
 	switch e.Kind {
 	case client.EventUndecryptable:
-		fmt.Fprintf(a.stderr, "parley: warning: could not decrypt a message from %s (device %s): %s\n", from, e.FromDevice, errorText(e.Err))
 		if errors.Is(e.Err, client.ErrSecurity) {
 			a.exitCode = exitSecurity
-			fmt.Fprintln(a.stderr, "parley: hint: SECURITY: the server may be lying: the sender's keys or device list do not verify")
+			fmt.Fprintf(a.stderr, "parley: warning: SECURITY ERROR: a message from %s (device %s) was dropped: %s\n", from, e.FromDevice, strings.TrimPrefix(errorText(e.Err), "security error: "))
+			fmt.Fprintln(a.stderr, "parley: hint: the server may be lying: the sender's keys or device list do not verify")
+			return
 		}
+		fmt.Fprintf(a.stderr, "parley: warning: could not decrypt a message from %s (device %s): %s\n", from, e.FromDevice, errorText(e.Err))
 	case client.EventSessionReset:
 		fmt.Fprintf(a.stderr, "parley: warning: %s (device %s) reset its session with this device; a message to it may have been lost\n", from, e.FromDevice)
 	}

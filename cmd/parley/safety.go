@@ -6,6 +6,8 @@ import (
 
 	"github.com/mdp/qrterminal/v3"
 	"github.com/spf13/cobra"
+
+	"github.com/parleyim/parley/internal/username"
 )
 
 func (a *app) safetyNumberCommand() *cobra.Command {
@@ -31,15 +33,19 @@ With --json it prints the number and the QR payload (base64).`,
 			if err != nil {
 				return err
 			}
+			with, err := username.Normalize(argv[0]) // valid: SafetyNumber took it
+			if err != nil {
+				return err
+			}
 			if a.json {
 				return writeJSON(a.stdout, struct {
 					Account      string `json:"account"`
 					With         string `json:"with"`
 					SafetyNumber string `json:"safety_number"`
 					QR           string `json:"qr"`
-				}{c.Username(), argv[0], safetyDigits(number), base64.StdEncoding.EncodeToString(qr)})
+				}{c.Username(), with, safetyDigits(number), base64.StdEncoding.EncodeToString(qr)})
 			}
-			fmt.Fprintf(a.stdout, "safety number of %s and %s:\n\n%s\n\n", c.Username(), argv[0], groupSafetyNumber(number))
+			fmt.Fprintf(a.stdout, "safety number of %s and %s:\n\n%s\n\n", c.Username(), with, groupSafetyNumber(number))
 			if !noQR {
 				qrterminal.GenerateWithConfig(string(qr), qrterminal.Config{
 					Level:          qrterminal.M,
@@ -53,7 +59,7 @@ With --json it prints the number and the QR payload (base64).`,
 				})
 				fmt.Fprintln(a.stdout)
 			}
-			fmt.Fprintf(a.stdout, "compare the number with %s in person or over a channel you trust\n", argv[0])
+			fmt.Fprintf(a.stdout, "compare the number with %s in person or over a channel you trust\n", with)
 			return nil
 		},
 	}
