@@ -96,11 +96,12 @@ func (m *chatModel) Init() tea.Cmd { return textinput.Blink }
 func (m *chatModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
+		bottom := m.view.AtBottom()
 		m.width, m.height = msg.Width, msg.Height
 		m.view.Width = max(msg.Width, 1)
 		m.view.Height = max(msg.Height-chatChromeLines, 1)
 		m.input.Width = max(msg.Width-len(m.input.Prompt)-1, 1)
-		m.refresh()
+		m.render(bottom)
 		return m, nil
 	case tea.KeyMsg:
 		return m.key(msg)
@@ -208,23 +209,25 @@ func (m *chatModel) notice(s string, security bool) {
 }
 
 // refresh re-renders the history into the viewport, keeping it at the
-// bottom if it was there.
-func (m *chatModel) refresh() {
-	atBottom := m.view.AtBottom() || m.view.TotalLineCount() == 0
+// bottom if it was there: reading older messages is not interrupted by new
+// ones, and following the conversation needs no scrolling.
+func (m *chatModel) refresh() { m.render(m.view.AtBottom()) }
+
+func (m *chatModel) render(bottom bool) {
 	var b strings.Builder
 	for i, e := range m.entries {
 		if i > 0 {
 			b.WriteByte('\n')
 		}
-		b.WriteString(m.render(e))
+		b.WriteString(m.renderEntry(e))
 	}
 	m.view.SetContent(b.String())
-	if atBottom {
+	if bottom {
 		m.view.GotoBottom()
 	}
 }
 
-func (m *chatModel) render(e chatEntry) string {
+func (m *chatModel) renderEntry(e chatEntry) string {
 	head := fmt.Sprintf("%s %s: ", e.at.Local().Format("Jan 2 15:04"), e.from)
 	line := head + sanitize(strings.ReplaceAll(e.text, "\t", "    "))
 	if e.outgoing {
