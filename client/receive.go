@@ -260,6 +260,9 @@ func (c *Client) processEnvelope(ctx context.Context, e *parleyv1.Envelope) ([]E
 			stored = &clientdb.Message{ID: ct.ID, Conversation: conv, Sender: sender, SenderDevice: devID, Outgoing: true,
 				Sent: ct.Sent, Received: now, Body: []byte(ct.Text), State: clientdb.StateSent}
 		case ct.Type == content.TypeSessionReset:
+			// The peer can no longer read the session we were using:
+			// switch to the one this notice came on (docs/protocol.md §6.4).
+			rec.PromoteLast(c.device, dev)
 			events = append(events, Event{Kind: EventSessionReset, From: sender, FromDevice: devID})
 		default:
 			cerr = fmt.Errorf("client: a %s from %q is not allowed", ct.Type, sender)

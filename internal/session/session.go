@@ -58,6 +58,9 @@ func (e *entry) confirmed() bool { return !e.initiator || e.state.Received() }
 type Record struct {
 	active   *entry
 	archived []*entry // newest first
+	// last is the session that decrypted the most recent message, for
+	// PromoteLast. Not stored: callers promote before they persist.
+	last *entry
 }
 
 // New returns an empty record.
@@ -141,7 +144,7 @@ func (r *Record) Decrypt(env *wire.Envelope, self *identity.DeviceKeys, prekeys 
 	case wire.TypePrekey:
 		padded, err = r.decryptPrekey(env.Body, self, prekeys, remote, now)
 	case wire.TypeRatchet:
-		padded, err = r.decryptRatchet(env.Body, now)
+		padded, err = r.decryptRatchet(env.Body, self, remote, now)
 	default:
 		return nil, wire.Malformed("envelope", "unknown type")
 	}
@@ -159,11 +162,12 @@ func (r *Record) entries() []*entry {
 	return append(es, r.archived...)
 }
 
-func (r *Record) decryptRatchet(body []byte, now time.Time) ([]byte, error) {
+func (r *Record) decryptRatchet(body []byte, self *identity.DeviceKeys, remote *identity.DevicePublic, now time.Time) ([]byte, error) {
 	var firstErr error
 	for _, e := range r.entries() {
 		pt, err := e.state.Decrypt(body, now)
 		if err == nil {
+			r.received(e, self, remote)
 			return pt, nil
 		}
 		// A duplicate is an answer, not a miss: stop looking.
@@ -196,7 +200,7 @@ func (r *Record) decryptPrekey(body []byte, self *identity.DeviceKeys, prekeys *
 			if err != nil {
 				return nil, fmt.Errorf("session: %w", err)
 			}
-			r.adopt(e, self, remote)
+			r.received(e, self, remote)
 			return pt, nil
 		}
 	}
@@ -211,27 +215,65 @@ func (r *Record) decryptPrekey(body []byte, self *identity.DeviceKeys, prekeys *
 		return nil, fmt.Errorf("session: %w", err)
 	}
 	prekeys.Consume(resp.Prekeys)
-	r.adopt(&entry{state: st, base: base}, self, remote)
+	e := &entry{state: st, base: base}
+	r.adopt(e, self, remote)
+	r.last = e
 	return pt, nil
 }
 
-// adopt installs e, a session the peer started, following the
-// simultaneous-initiation rule (§6.3): if our active session is one we
-// started and the peer has not yet answered, both devices started a session
-// at once, and both keep the one started by the device with the smaller
-// fingerprint. Otherwise the peer's newer session replaces ours (a reset).
+// smaller reports whether this device's fingerprint is the smaller of the
+// two (bytewise): the device whose choices the other follows (§6.3).
+func smaller(self *identity.DeviceKeys, remote *identity.DevicePublic) bool {
+	sf, rf := self.Public().Fingerprint(), remote.Fingerprint()
+	return bytes.Compare(sf[:], rf[:]) < 0
+}
+
+// adopt installs e, a session the peer started and this device sees for
+// the first time (§6.3):
+//
+//   - with no active session, or an active one the peer started, e replaces
+//     it: the peer's newer session wins;
+//   - with an active session this device started, both devices started a
+//     session without having seen the other's; both keep the one started by
+//     the device with the smaller fingerprint.
 func (r *Record) adopt(e *entry, self *identity.DeviceKeys, remote *identity.DevicePublic) {
-	if r.active == e {
+	if a := r.active; a != nil && a.initiator && smaller(self, remote) {
+		r.archive(e) // ours wins the tie
 		return
 	}
-	r.remove(e)
-	if a := r.active; a != nil && !a.confirmed() {
-		sf, rf := self.Public().Fingerprint(), remote.Fingerprint()
-		if bytes.Compare(sf[:], rf[:]) < 0 {
-			r.archive(e) // ours wins the tie
-			return
-		}
+	r.promote(e)
+}
+
+// received notes that e decrypted a message. The device with the larger
+// fingerprint follows the other: if e is not its active session, the peer
+// is using e, so e becomes active (§6.3). The smaller device never switches
+// on receipt, so the two cannot chase each other.
+func (r *Record) received(e *entry, self *identity.DeviceKeys, remote *identity.DevicePublic) {
+	r.last = e
+	if r.active != e && !smaller(self, remote) {
+		r.promote(e)
 	}
+}
+
+// PromoteLast is called when the most recently decrypted message says the
+// peer reset the session (content.TypeSessionReset): the peer can no longer
+// read the session this device was using (§6.4). The session the notice
+// came on becomes active, unless this device's active session is one it
+// started that the peer has not answered yet — then the two were started
+// at once and §6.3 decides.
+func (r *Record) PromoteLast(self *identity.DeviceKeys, remote *identity.DevicePublic) {
+	e := r.last
+	if e == nil || r.active == e {
+		return
+	}
+	if a := r.active; a != nil && !a.confirmed() && smaller(self, remote) {
+		return
+	}
+	r.promote(e)
+}
+
+func (r *Record) promote(e *entry) {
+	r.remove(e)
 	r.Reset()
 	r.active = e
 }
