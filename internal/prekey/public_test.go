@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/parleyim/parley/internal/primitives"
+	"github.com/parleyim/parley/internal/vectortest"
 	"github.com/parleyim/parley/internal/wire"
 )
 
@@ -79,3 +80,29 @@ func TestPublicPrekeyEncodings(t *testing.T) {
 		t.Fatalf("relabelled prekey verified: %v", err)
 	}
 }
+
+// FuzzParsePublicPrekey: the server parses every uploaded prekey. The first
+// byte picks the kind to parse as; accepted inputs re-encode identically.
+func FuzzParsePublicPrekey(f *testing.F) {
+	vectortest.Corpus(f, "FuzzParsePublicPrekey")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) == 0 {
+			return
+		}
+		kind, enc := Kind(data[0]), data[1:]
+		switch kind {
+		case KindSignedX25519, KindOneTimeX25519:
+			p, err := ParseX25519Public(enc, kind)
+			if err == nil && !bytes.Equal(p.Marshal(kind), enc) {
+				t.Fatal("accepted X25519 prekey does not re-encode identically")
+			}
+		case KindOneTimeMLKEM, KindLastResortMLKEM:
+			p, err := ParseMLKEMPublic(enc, kind)
+			if err == nil && !bytes.Equal(p.Marshal(), enc) {
+				t.Fatal("accepted ML-KEM prekey does not re-encode identically")
+			}
+		}
+	})
+}
+
+func TestPublicPrekeyCorpus(t *testing.T) { vectortest.Corpus(t, "FuzzParsePublicPrekey") }
