@@ -376,4 +376,3 @@ func TestHealthAndMetrics(t *testing.T) {
 		}
 	}
 }
-
