@@ -14,7 +14,7 @@ import (
 )
 
 // deviceList fetches an account's current device list and verifies it
-// against the last version this device accepted (docs/client.md §3):
+// against the last version this device accepted (docs/client.md §4):
 // signed by the account key, newer, chaining by hash; a jump over missed
 // versions is filled in and every link verified. A first-seen account is
 // trusted on first use of its account key (key transparency replaces this
@@ -58,7 +58,7 @@ func (c *Client) deviceList(ctx context.Context, name string) (*identity.DeviceL
 // devices returns an account's device list: the one this device accepted
 // last, or, with refresh or when there is none, a freshly fetched and
 // verified one. Sends use the stored list; the server refuses a send whose
-// device set is stale, and the sender then refreshes (docs/client.md §4).
+// device set is stale, and the sender then refreshes (docs/client.md §5).
 // c.mu must be held.
 func (c *Client) devices(ctx context.Context, name string, refresh bool) (*identity.DeviceList, error) {
 	if !refresh {

@@ -51,7 +51,7 @@ type target struct {
 }
 
 // Send sends text to an account: to every device in its device list and,
-// as a sent copy, to every other device of this account (docs/client.md §4).
+// as a sent copy, to every other device of this account (docs/client.md §5).
 // The message and the advanced session states are stored before the send,
 // so a crash after the server accepted it loses nothing.
 func (c *Client) Send(ctx context.Context, to, text string) (*Message, error) {

@@ -1,6 +1,6 @@
 // Package clientdb is the client's local store: one SQLite file that holds
 // everything a device knows, encrypted at rest, as specified in
-// docs/drafts/clientdb.md (DESIGN §3: "a thief of a powered-off device …
+// docs/client.md (DESIGN §3: "a thief of a powered-off device …
 // must not read anything without the passphrase").
 //
 // # Keys

@@ -7,7 +7,7 @@ import (
 	"github.com/parleyim/parley/internal/primitives"
 )
 
-// Argon2id cost of new wrapped keys (docs/drafts/clientdb.md §2). They are
+// Argon2id cost of new wrapped keys (docs/client.md §2). They are
 // the second recommended option of RFC 9106 §4 (m = 64 MiB, t = 3, p = 4),
 // which the RFC suggests where memory is constrained: a phone must unlock its
 // store in well under a second. They are written next to every wrapped key,
@@ -44,7 +44,7 @@ var kdfParams = DefaultArgon2Params
 // StorageKeySize is the size of the random storage key.
 const StorageKeySize = primitives.AEADKeySize
 
-// The wrapped-key format, version 1 (docs/drafts/clientdb.md §2):
+// The wrapped-key format, version 1 (docs/client.md §2):
 //
 //	magic "PLYK" | version 0x01 | kind
 //	kind 0x01 (passphrase): m uint32 | t uint32 | p uint8 | salt [16]
@@ -221,14 +221,10 @@ func weaker(p, q primitives.Argon2Params) bool {
 
 // Subkeys of the storage key. Each has one job, so a sealed value can never
 // be read as an index hash or the reverse.
-//
-// These labels belong with the others in internal/primitives/labels.go and
-// docs/protocol.md §2.4; they live here until the lead moves them, because
-// that file is shared.
 const (
-	labelSealKey  primitives.Label = "Parley-v1 ClientDB Seal Key"
-	labelIndexKey primitives.Label = "Parley-v1 ClientDB Index Key"
-	labelIndex    primitives.Label = "Parley-v1 ClientDB Index"
+	labelSealKey  = primitives.LabelClientDBSealKey
+	labelIndexKey = primitives.LabelClientDBIndexKey
+	labelIndex    = primitives.LabelClientDBIndex
 )
 
 // keys are the subkeys of an open store.

@@ -9,7 +9,7 @@ import (
 )
 
 // sealADPrefix starts the associated data of every sealed value.
-const sealADPrefix = "Parley-v1 ClientDB Sealed Value"
+const sealADPrefix = string(primitives.LabelClientDBSealedValue)
 
 // sealAD is the associated data of a sealed value: the prefix, then the
 // table, the column and every bound value, each as uint32 length || bytes.

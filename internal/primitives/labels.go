@@ -42,6 +42,18 @@ const (
 	LabelInvite Label = "Parley-v1 Invite"
 )
 
+// Client store labels (docs/client.md §2–§3).
+const (
+	// LabelClientDBSealKey derives the key that seals stored values.
+	LabelClientDBSealKey Label = "Parley-v1 ClientDB Seal Key"
+	// LabelClientDBIndexKey derives the key of the store's keyed lookup hashes.
+	LabelClientDBIndexKey Label = "Parley-v1 ClientDB Index Key"
+	// LabelClientDBIndex is the HKDF info of a keyed lookup hash.
+	LabelClientDBIndex Label = "Parley-v1 ClientDB Index"
+	// LabelClientDBSealedValue starts the associated data of a sealed value.
+	LabelClientDBSealedValue Label = "Parley-v1 ClientDB Sealed Value"
+)
+
 // Signature contexts.
 const (
 	// LabelSigDeviceList is the context of the account key's signature over a device list (§3.3).
@@ -60,5 +72,6 @@ var AllLabels = []Label{
 	LabelPQXDHTranscript, LabelDeviceFingerprint, LabelAccountFingerprint,
 	LabelDeviceListHash, LabelSafetyNumber, LabelPQRatchetKeyID,
 	LabelAuthChallenge, LabelAuthToken, LabelInvite,
+	LabelClientDBSealKey, LabelClientDBIndexKey, LabelClientDBIndex, LabelClientDBSealedValue,
 	LabelSigDeviceList, LabelSigPrekey, LabelSigAuthChallenge,
 }

@@ -11,7 +11,7 @@ import (
 // clientdbVectors is testdata/vectors/clientdb.json, replayed by
 // internal/clientdb's TestVectors: the wrapped-key format, the subkeys of
 // the storage key, the keyed index hash and the associated data of sealed
-// values (docs/drafts/clientdb.md). The Argon2id cost is written into the
+// values (docs/client.md). The Argon2id cost is written into the
 // vector and is tiny, so the test runs fast; the format carries its
 // parameters, so nothing about it changes at the real cost.
 //
@@ -83,7 +83,7 @@ func init() {
 		insecure := clientdb.WrapKeyInsecure(&sk)
 
 		v := &clientdbVectors{
-			Comment: "clientdb key wrapping (docs/drafts/clientdb.md §2) and sealing (§3); " +
+			Comment: "clientdb key wrapping (docs/client.md §2) and sealing (§3); " +
 				"the Argon2id cost here is far below the default and only for the test",
 			Passphrase:      pass,
 			Params:          clientdbParams{p.MemoryKiB, p.Time, p.Parallelism},
