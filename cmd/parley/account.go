@@ -38,7 +38,7 @@ The server URL must be https://, or http:// on a loopback address.`,
 				}
 				server = s
 			}
-			opts := client.Options{Insecure: insecure, DeviceName: deviceName, HTTPClient: httpClient}
+			opts := client.Options{Insecure: insecure, DeviceName: deviceName}
 			if insecure {
 				if _, ok := a.envPassphrase(); ok {
 					return errors.New("--insecure creates a store without a passphrase, but " + envPassphrase + " is set")

@@ -90,7 +90,7 @@ func runChat(ctx context.Context, c *client.Client, peer string, in, out *os.Fil
 	cancel()
 	recv.Wait()
 	sends.Wait()
-	if errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {
+	if errors.Is(err, tea.ErrInterrupted) || (errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil) {
 		return nil // interrupted by a signal: a normal way to leave
 	}
 	return err

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -115,10 +114,6 @@ func (a *app) newPassphrase(home string) ([]byte, error) {
 	return p, nil
 }
 
-// httpClient is the HTTP client of every command; nil means the SDK's
-// default.
-var httpClient *http.Client
-
 // open opens the home directory's client, asking for the passphrase only
 // if the store has one.
 func (a *app) open(ctx context.Context) (*client.Client, error) {
@@ -126,7 +121,7 @@ func (a *app) open(ctx context.Context) (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := client.Options{HTTPClient: httpClient}
+	var opts client.Options
 	if p, ok := a.envPassphrase(); ok {
 		opts.Passphrase = p
 		return client.Open(ctx, home, opts)
