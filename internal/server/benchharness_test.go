@@ -1,0 +1,172 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	parleyv1 "github.com/parleyim/parley/gen/parley/v1"
+	"github.com/parleyim/parley/gen/parley/v1/parleyv1connect"
+	"github.com/parleyim/parley/internal/bus/mem"
+	"github.com/parleyim/parley/internal/identity"
+	"github.com/parleyim/parley/internal/prekey"
+	"github.com/parleyim/parley/internal/primitives"
+	"github.com/parleyim/parley/internal/store/sqlite"
+)
+
+// benchServer is harness for benchmarks: the same real server on a real
+// SQLite file behind a loopback TLS listener with HTTP/2, but each device
+// gets its own connection, as separate phones would, instead of sharing
+// one. It works with any testing.TB and fails on errors from other
+// goroutines through returned errors, not t.Fatal.
+type benchServer struct {
+	tb  testing.TB
+	srv *Server
+	st  *sqlite.Store
+	hs  *httptest.Server
+}
+
+func newBenchServer(tb testing.TB, cfg Config) *benchServer {
+	tb.Helper()
+	goroutines := runtime.NumGoroutine()
+	// Registered first, so it runs last: after the server and every
+	// connection are closed, nothing the benchmark started may be left.
+	tb.Cleanup(func() { checkGoroutines(tb, goroutines) })
+	st, err := sqlite.Open(filepath.Join(tb.TempDir(), "parleyd.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	b := mem.New()
+	srv, err := New(cfg, st, b)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	hs := httptest.NewUnstartedServer(srv.Handler())
+	hs.EnableHTTP2 = true
+	hs.StartTLS()
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			tb.Errorf("shutdown: %v", err)
+		}
+		hs.Close()
+		if err := st.Close(); err != nil {
+			tb.Errorf("store close: %v", err)
+		}
+		_ = b.Close()
+	})
+	return &benchServer{tb: tb, srv: srv, st: st, hs: hs}
+}
+
+// checkGoroutines fails tb if more goroutines run than before, once
+// closed connections have had a moment to wind down.
+func checkGoroutines(tb testing.TB, before int) {
+	tb.Helper()
+	var n int
+	for range 500 {
+		if n = runtime.NumGoroutine(); n <= before {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	tb.Errorf("%d goroutines left running (%d before):\n%s", n, before, buf)
+}
+
+// benchDevice is a registered account with one device, logged in, with its
+// own HTTP/2 connection to the server.
+type benchDevice struct {
+	*account
+	auth  parleyv1connect.AuthServiceClient
+	dir   parleyv1connect.DirectoryServiceClient
+	relay parleyv1connect.RelayServiceClient
+}
+
+// register creates an account with one device (and one one-time prekey of
+// each kind) and logs it in. It is safe to call from several goroutines.
+func (s *benchServer) register(name string) (*benchDevice, error) {
+	tr := s.hs.Client().Transport.(*http.Transport).Clone()
+	s.tb.Cleanup(tr.CloseIdleConnections)
+	c := &http.Client{Transport: tr}
+	d := &benchDevice{
+		account: &account{name: name, key: identity.GenerateAccountKey(), dev: identity.GenerateDeviceKeys()},
+		auth:    parleyv1connect.NewAuthServiceClient(c, s.hs.URL),
+		dir:     parleyv1connect.NewDirectoryServiceClient(c, s.hs.URL),
+		relay:   parleyv1connect.NewRelayServiceClient(c, s.hs.URL),
+	}
+	set, up, err := prekey.NewSet(d.dev.Signing, 1)
+	if err != nil {
+		return nil, err
+	}
+	d.prekeys = set
+	d.list, err = identity.SignDeviceList(d.key, &identity.DeviceList{
+		Account: name, Version: 1,
+		Devices: []identity.DeviceEntry{{Device: d.dev.Public(), Name: "bench", Added: 1}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	ctx := context.Background()
+	if _, err := d.dir.Register(ctx, connect.NewRequest(&parleyv1.RegisterRequest{
+		Username: name, SignedDeviceList: d.list.Marshal(), Device: d.dev.Public().Marshal(), Prekeys: upload(up),
+	})); err != nil {
+		return nil, fmt.Errorf("register %s: %w", name, err)
+	}
+	id := d.id()
+	ch, err := d.auth.Challenge(ctx, connect.NewRequest(&parleyv1.ChallengeRequest{DeviceId: id[:]}))
+	if err != nil {
+		return nil, fmt.Errorf("challenge %s: %w", name, err)
+	}
+	sig := d.dev.Signing.Sign(primitives.LabelSigAuthChallenge, ch.Msg.Challenge)
+	resp, err := d.auth.Authenticate(ctx, connect.NewRequest(&parleyv1.AuthenticateRequest{DeviceId: id[:], Challenge: ch.Msg.Challenge, Signature: sig}))
+	if err != nil {
+		return nil, fmt.Errorf("authenticate %s: %w", name, err)
+	}
+	d.token = resp.Msg.Token
+	return d, nil
+}
+
+// benchStream is an open delivery stream whose envelopes are read in the
+// background; envelopes is closed when the stream ends.
+type benchStream struct {
+	envelopes chan *parleyv1.Envelope
+	cancel    context.CancelFunc
+	done      chan struct{}
+}
+
+func (s *benchServer) receive(d *benchDevice) (*benchStream, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	rs, err := d.relay.Receive(ctx, req(d.account, &parleyv1.ReceiveRequest{}))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	st := &benchStream{envelopes: make(chan *parleyv1.Envelope, 1024), cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(st.done)
+		defer close(st.envelopes)
+		for rs.Receive() {
+			if e := rs.Msg().GetEnvelope(); e != nil {
+				st.envelopes <- e
+			}
+		}
+		_ = rs.Close()
+	}()
+	s.tb.Cleanup(func() {
+		cancel()
+		// Drain, so that a reader blocked on a full channel can end.
+		for range st.envelopes {
+		}
+		<-st.done
+	})
+	return st, nil
+}
