@@ -190,7 +190,9 @@ func Register(ctx context.Context, home, server, name string, opts Options) (*Cl
 	_, err = c.dir.Register(ctx, connect.NewRequest(&parleyv1.RegisterRequest{
 		Username: name, Invite: opts.Invite, SignedDeviceList: list.Marshal(), Device: c.self.Marshal(), Prekeys: uploadProto(up),
 	}))
-	if err != nil {
+	if connect.CodeOf(err) == connect.CodeAlreadyExists {
+		return fail(fmt.Errorf("%w: %q", ErrUsernameTaken, name))
+	} else if err != nil {
 		return fail(c.wrapRPC("register", err))
 	}
 	if err := db.PutIdentity(ctx, &clientdb.Identity{

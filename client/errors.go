@@ -7,7 +7,10 @@ import (
 	"connectrpc.com/connect"
 
 	parleyv1 "github.com/parleyim/parley/gen/parley/v1"
+	"github.com/parleyim/parley/internal/clientdb"
+	"github.com/parleyim/parley/internal/content"
 	"github.com/parleyim/parley/internal/identity"
+	"github.com/parleyim/parley/internal/username"
 )
 
 var (
@@ -21,7 +24,27 @@ var (
 	ErrNotRegistered = errors.New("client: no account in this home directory; run register first")
 	// ErrNoSuchUser reports a recipient the server does not know.
 	ErrNoSuchUser = errors.New("client: no such user on this server")
+	// ErrUsernameTaken reports a registration under a name already in use.
+	ErrUsernameTaken = errors.New("client: this username is taken on this server")
+	// ErrWrongPassphrase reports a passphrase that does not open the
+	// local store.
+	ErrWrongPassphrase = clientdb.ErrWrongPassphrase
+	// ErrInvalidUsername is matched by every username the rules refuse
+	// (docs/server.md §3.1); the error text says which rule.
+	ErrInvalidUsername = username.ErrInvalid
 )
+
+// Username limits, for user interfaces that check before asking.
+const (
+	MinUsernameLength = username.MinLength
+	MaxUsernameLength = username.MaxLength
+	// MaxMessageSize is the longest message text in bytes.
+	MaxMessageSize = content.MaxTextSize
+)
+
+// NormalizeUsername returns the canonical form of a username (case-folded)
+// or an error matching ErrInvalidUsername.
+func NormalizeUsername(name string) (string, error) { return username.Normalize(name) }
 
 // SecurityError wraps a verification failure with what was being checked.
 type SecurityError struct {
@@ -65,6 +88,9 @@ type ServerError struct {
 func (e *ServerError) Unwrap() error { return e.cause }
 
 func (e *ServerError) Error() string {
+	if e.Code == connect.CodeUnavailable {
+		return fmt.Sprintf("client: %s: cannot reach the server: %s", e.Op, e.Msg)
+	}
 	s := fmt.Sprintf("client: %s: server said %s: %s", e.Op, e.Code, e.Msg)
 	if e.RetryAfterMs > 0 {
 		s += fmt.Sprintf(" (retry after %d ms)", e.RetryAfterMs)
@@ -85,8 +111,8 @@ func (c *Client) wrapRPC(op string, err error) error {
 			}
 		}
 	}
-	if ce.Code() == connect.CodeUnavailable || ce.Code() == connect.CodeUnknown {
-		return fmt.Errorf("client: %s: cannot reach the server (%s): %w", op, ce.Message(), se)
+	if ce.Code() == connect.CodeUnknown {
+		se.Code = connect.CodeUnavailable
 	}
 	return se
 }

@@ -12,7 +12,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/parleyim/parley/client"
-	"github.com/parleyim/parley/internal/username"
 )
 
 // chatHistory is how many earlier messages chat shows when it starts.
@@ -67,7 +66,7 @@ func runChat(ctx context.Context, c *client.Client, peer string, in, out *os.Fil
 	}
 	// The SDK normalises names in every call; the model compares them
 	// with arriving messages, so it needs the normal form too.
-	name, err := username.Normalize(peer)
+	name, err := client.NormalizeUsername(peer)
 	if err != nil {
 		return err
 	}

@@ -14,8 +14,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/parleyim/parley/client"
-	"github.com/parleyim/parley/internal/clientdb"
-	"github.com/parleyim/parley/internal/username"
 )
 
 // Environment variables (docs/cli.md).
@@ -130,7 +128,7 @@ func (a *app) open(ctx context.Context) (*client.Client, error) {
 	// opened, so try without a passphrase first (an insecure store opens;
 	// a protected one costs one Argon2id run to refuse) and only then ask.
 	c, err := client.Open(ctx, home, opts)
-	if !errors.Is(err, clientdb.ErrWrongPassphrase) {
+	if !errors.Is(err, client.ErrWrongPassphrase) {
 		return c, err
 	}
 	if opts.Passphrase, err = a.prompt("passphrase for " + home); err != nil {
@@ -163,16 +161,16 @@ func describe(err error, a *app) (msg string, hints []string, code int) {
 		hints = []string{fmt.Sprintf("run 'parley register --server URL USERNAME' to create one, or choose another home with --home or %s", envHome)}
 	case errors.Is(err, errNoPassphrase):
 		hints = []string{fmt.Sprintf("set %s, or run parley in a terminal to be asked", envPassphrase)}
-	case errors.Is(err, clientdb.ErrWrongPassphrase):
+	case errors.Is(err, client.ErrWrongPassphrase):
 		msg = "wrong passphrase for " + home
 		hints = []string{fmt.Sprintf("check %s, or type the passphrase this home was registered with", envPassphrase)}
 	case errors.Is(err, client.ErrNoSuchUser):
 		hints = []string{"check the spelling; usernames are the same on every device of the server"}
-	case errors.Is(err, username.ErrInvalid):
-		hints = []string{fmt.Sprintf("a username has %d to %d characters a-z, 0-9, '.', '_' and '-', starts with a letter and ends with a letter or digit", username.MinLength, username.MaxLength)}
+	case errors.Is(err, client.ErrInvalidUsername):
+		hints = []string{fmt.Sprintf("a username has %d to %d characters a-z, 0-9, '.', '_' and '-', starts with a letter and ends with a letter or digit", client.MinUsernameLength, client.MaxUsernameLength)}
 	case errors.Is(err, fs.ErrExist):
 		hints = []string{fmt.Sprintf("%s already holds an account; choose another home with --home or %s", home, envHome)}
-	case errors.As(err, &se) && se.Code == connect.CodeAlreadyExists:
+	case errors.Is(err, client.ErrUsernameTaken):
 		hints = []string{"someone already has this username on this server; choose another"}
 	case errors.As(err, &se) && se.Code == connect.CodeUnavailable, errors.As(err, &se) && se.Code == connect.CodeUnknown:
 		hints = []string{"check the server URL and that parleyd is running"}

@@ -7,7 +7,7 @@ import (
 	"github.com/mdp/qrterminal/v3"
 	"github.com/spf13/cobra"
 
-	"github.com/parleyim/parley/internal/username"
+	"github.com/parleyim/parley/client"
 )
 
 func (a *app) safetyNumberCommand() *cobra.Command {
@@ -33,7 +33,7 @@ With --json it prints the number and the QR payload (base64).`,
 			if err != nil {
 				return err
 			}
-			with, err := username.Normalize(argv[0]) // valid: SafetyNumber took it
+			with, err := client.NormalizeUsername(argv[0]) // valid: SafetyNumber took it
 			if err != nil {
 				return err
 			}

@@ -105,8 +105,10 @@ func (s *Server) toConnect(ctx context.Context, procedure string, err error) err
 		return connect.NewError(connect.CodePermissionDenied, err)
 	case errors.Is(err, store.ErrNotFound):
 		return connect.NewError(connect.CodeNotFound, err)
-	case errors.Is(err, store.ErrAccountExists), errors.Is(err, store.ErrDeviceExists):
-		return connect.NewError(connect.CodeAlreadyExists, err)
+	case errors.Is(err, store.ErrAccountExists):
+		return connect.NewError(connect.CodeAlreadyExists, errors.New("this username is taken; choose another"))
+	case errors.Is(err, store.ErrDeviceExists):
+		return connect.NewError(connect.CodeAlreadyExists, errors.New("this device is already registered"))
 	case errors.Is(err, store.ErrVersionConflict):
 		return connect.NewError(connect.CodeAborted, err)
 	case errors.Is(err, errShuttingDown), errors.Is(err, store.ErrClosed):
