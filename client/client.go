@@ -148,24 +148,11 @@ func Register(ctx context.Context, home, server, name string, opts Options) (*Cl
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(home, 0o700); err != nil {
-		return nil, fmt.Errorf("client: creating home: %w", err)
-	}
-	path := filepath.Join(home, DatabaseFile)
-	db, err := clientdb.Create(path, opts.Passphrase, clientdb.Options{Insecure: opts.Insecure})
+	c, fail, err := newHome(home, server, name, opts)
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{db: db, home: home, username: name, log: opts.logger(), now: time.Now, lists: map[string]*identity.DeviceList{}}
-	c.connect(server, opts.httpClient())
-	fail := func(err error) (*Client, error) {
-		// Leave no half-registered home behind: the user can simply retry.
-		db.Close()
-		for _, suffix := range []string{"", "-wal", "-shm"} {
-			os.Remove(path + suffix)
-		}
-		return nil, err
-	}
+	db := c.db
 
 	c.account = identity.GenerateAccountKey()
 	c.device = identity.GenerateDeviceKeys()
@@ -205,6 +192,30 @@ func Register(ctx context.Context, home, server, name string, opts Options) (*Cl
 		return nil, fmt.Errorf("client: registered %q but could not save the keys locally: %w", name, err)
 	}
 	return c, nil
+}
+
+// newHome creates the store of a new home and a client on it. fail closes
+// and deletes the store, so that a failed setup leaves nothing behind and
+// the user can simply retry.
+func newHome(home, server, name string, opts Options) (c *Client, fail func(error) (*Client, error), err error) {
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("client: creating home: %w", err)
+	}
+	path := filepath.Join(home, DatabaseFile)
+	db, err := clientdb.Create(path, opts.Passphrase, clientdb.Options{Insecure: opts.Insecure})
+	if err != nil {
+		return nil, nil, err
+	}
+	c = &Client{db: db, home: home, username: name, log: opts.logger(), now: time.Now, lists: map[string]*identity.DeviceList{}}
+	c.connect(server, opts.httpClient())
+	fail = func(err error) (*Client, error) {
+		db.Close()
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			os.Remove(path + suffix)
+		}
+		return nil, err
+	}
+	return c, fail, nil
 }
 
 func defaultDeviceName() string {

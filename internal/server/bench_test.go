@@ -273,6 +273,7 @@ func runRelay(b *testing.B, pairs int, load float64) relayResult {
 		interval = time.Duration(float64(time.Second) / load)
 	}
 	dispatched := int64(0)
+	cpu := processCPU()
 	start := time.Now()
 	next := start
 	for b.Loop() {
@@ -293,6 +294,7 @@ func runRelay(b *testing.B, pairs int, load float64) relayResult {
 		time.Sleep(100 * time.Microsecond)
 	}
 	elapsed := time.Since(start)
+	cpu = processCPU() - cpu
 
 	// Stop the receivers; each flushes its last acks on the way out.
 	for _, p := range ps {
@@ -313,6 +315,9 @@ func runRelay(b *testing.B, pairs int, load float64) relayResult {
 	slices.Sort(all)
 	r := relayResult{rate: float64(dispatched) / elapsed.Seconds(), p50: quantile(all, 0.50), p99: quantile(all, 0.99)}
 	b.ReportMetric(r.rate, "envelopes/s")
+	// CPU time of the whole process (server and clients) per envelope:
+	// less noisy than the rate on a shared machine.
+	b.ReportMetric(float64(cpu.Microseconds())/float64(dispatched), "cpu-µs/envelope")
 	b.ReportMetric(float64(r.p50.Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(r.p99.Microseconds())/1000, "p99-ms")
 	return r

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/parleyim/parley/internal/identity"
 	"github.com/parleyim/parley/internal/prekey"
 	"github.com/parleyim/parley/internal/primitives"
+	"github.com/parleyim/parley/internal/store"
 	"github.com/parleyim/parley/internal/store/sqlite"
 )
 
@@ -39,12 +41,16 @@ func newBenchServer(tb testing.TB, cfg Config) *benchServer {
 	// Registered first, so it runs last: after the server and every
 	// connection are closed, nothing the benchmark started may be left.
 	tb.Cleanup(func() { checkGoroutines(tb, goroutines) })
-	st, err := sqlite.Open(filepath.Join(tb.TempDir(), "parleyd.db"))
+	dbp := filepath.Join(tb.TempDir(), "parleyd.db")
+	st, err := sqlite.Open(dbp)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	b := mem.New()
-	srv, err := New(cfg, st, b)
+	ts := &timingStore{Store: st}
+	tb.Cleanup(ts.dump)
+	tb.Cleanup(func() { diagHook() })
+	srv, err := New(cfg, st0(ts), b)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -62,6 +68,11 @@ func newBenchServer(tb testing.TB, cfg Config) *benchServer {
 			tb.Errorf("store close: %v", err)
 		}
 		_ = b.Close()
+	})
+	tb.Cleanup(func() {
+		fi, _ := os.Stat(dbp + "-wal")
+		fi2, _ := os.Stat(dbp)
+		fmt.Fprintln(os.Stderr, "wal", fi.Size(), "db", fi2.Size())
 	})
 	return &benchServer{tb: tb, srv: srv, st: st, hs: hs}
 }
@@ -170,3 +181,7 @@ func (s *benchServer) receive(d *benchDevice) (*benchStream, error) {
 	})
 	return st, nil
 }
+
+var diagHook = func() {}
+
+func st0(s store.Store) store.Store { return s }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/base32"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -266,4 +267,61 @@ func NewInviteToken() string {
 	var b [16]byte
 	primitives.Random(b[:])
 	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+func (d *directoryService) PublishDeviceList(ctx context.Context, req *connect.Request[parleyv1.PublishDeviceListRequest]) (*connect.Response[parleyv1.PublishDeviceListResponse], error) {
+	s, dev := d.s, caller(ctx)
+	signed, err := identity.ParseSignedDeviceList(req.Msg.SignedDeviceList)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := s.store.DeviceList(ctx, dev.Username, 0)
+	if err != nil {
+		return nil, err
+	}
+	prev, err := identity.ParseSignedDeviceList(cur.Signed)
+	if err != nil {
+		return nil, fmt.Errorf("server: stored device list of %q is corrupt: %v", dev.Username, err)
+	}
+	// The same checks every client applies (docs/protocol.md §3.3): signed
+	// by the same account key, the same account, the next version, chained
+	// by hash. The server refuses what clients would refuse, so that a
+	// buggy or malicious device cannot publish a list that breaks its
+	// account for everyone.
+	list, err := signed.Verify(prev)
+	var gap *identity.GapError
+	if errors.As(err, &gap) {
+		return nil, badRequest("the next device list version is %d, not %d", gap.Have+1, gap.Got)
+	} else if err != nil {
+		return nil, err
+	}
+	resp := &parleyv1.PublishDeviceListResponse{Version: list.Version}
+	if list.Version == cur.Version {
+		return connect.NewResponse(resp), nil // a retry of the current version
+	}
+	now := s.now()
+	devices := make([]store.Device, 0, len(list.Devices))
+	for _, e := range list.Devices {
+		devices = append(devices, store.Device{
+			ID: store.DeviceID(e.Device.ID()), Username: dev.Username, Public: e.Device.Marshal(), Added: now, LastSeen: now,
+		})
+	}
+	removed, err := s.store.UpdateDeviceList(ctx, store.DeviceListUpdate{
+		List:    store.DeviceList{Username: dev.Username, Version: list.Version, Signed: req.Msg.SignedDeviceList},
+		Devices: devices,
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range removed {
+		resp.Removed = append(resp.Removed, append([]byte(nil), id[:]...))
+		// End the removed device's delivery stream: claiming its stream
+		// displaces whoever holds it. Its token stops working at once,
+		// because authentication looks the device up.
+		if _, release, err := s.bus.Claim(ctx, id); err == nil {
+			release()
+		}
+	}
+	s.log.InfoContext(ctx, "device list published", "username", dev.Username, "version", list.Version, "devices", len(devices), "removed", len(removed))
+	return connect.NewResponse(resp), nil
 }

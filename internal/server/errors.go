@@ -28,6 +28,7 @@ var (
 	errShuttingDown     = errors.New("server is shutting down; reconnect shortly")
 	errStreamDisplaced  = errors.New("a newer delivery stream for this device replaced this one")
 	errNotYourAccount   = errors.New("a device may change only its own account")
+	errDeviceRemoved    = errors.New("this device was removed from its account")
 	errTooManyEnvelopes = errors.New("too many envelopes in one send")
 )
 
@@ -101,7 +102,7 @@ func (s *Server) toConnect(ctx context.Context, procedure string, err error) err
 	case errors.Is(err, errUnauthenticated), errors.Is(err, errBadChallenge):
 		return connect.NewError(connect.CodeUnauthenticated, err)
 	case errors.Is(err, errRegistrationOff), errors.Is(err, errInviteRequired),
-		errors.Is(err, store.ErrInviteInvalid), errors.Is(err, errNotYourAccount):
+		errors.Is(err, store.ErrInviteInvalid), errors.Is(err, errNotYourAccount), errors.Is(err, errDeviceRemoved):
 		return connect.NewError(connect.CodePermissionDenied, err)
 	case errors.Is(err, store.ErrNotFound):
 		return connect.NewError(connect.CodeNotFound, err)

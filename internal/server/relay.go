@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 
@@ -224,6 +225,9 @@ func (r *relayService) Receive(ctx context.Context, req *connect.Request[parleyv
 		select {
 		case <-wake:
 		case <-displaced:
+			if _, err := s.store.Device(ctx, dev.ID); errors.Is(err, store.ErrNotFound) {
+				return errDeviceRemoved
+			}
 			return errStreamDisplaced
 		case <-ctx.Done():
 			return s.streamEnd(ctx, ctx.Err())
@@ -249,6 +253,10 @@ func (s *Server) sendPrekeysLow(ctx context.Context, id store.DeviceID, stream *
 func (s *Server) streamEnd(ctx context.Context, err error) error {
 	if s.streamsCtx.Err() != nil {
 		return errShuttingDown
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		// The device's rows are gone: its account removed it.
+		return errDeviceRemoved
 	}
 	return err
 }

@@ -533,6 +533,104 @@ func (x *GetDeviceListResponse) GetSignedDeviceList() []byte {
 	return nil
 }
 
+type PublishDeviceListRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The next version of the account's signed device list.
+	SignedDeviceList []byte `protobuf:"bytes,1,opt,name=signed_device_list,json=signedDeviceList,proto3" json:"signed_device_list,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *PublishDeviceListRequest) Reset() {
+	*x = PublishDeviceListRequest{}
+	mi := &file_parley_v1_parley_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishDeviceListRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishDeviceListRequest) ProtoMessage() {}
+
+func (x *PublishDeviceListRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishDeviceListRequest.ProtoReflect.Descriptor instead.
+func (*PublishDeviceListRequest) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *PublishDeviceListRequest) GetSignedDeviceList() []byte {
+	if x != nil {
+		return x.SignedDeviceList
+	}
+	return nil
+}
+
+type PublishDeviceListResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Version uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// Devices removed by this version.
+	Removed       [][]byte `protobuf:"bytes,2,rep,name=removed,proto3" json:"removed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishDeviceListResponse) Reset() {
+	*x = PublishDeviceListResponse{}
+	mi := &file_parley_v1_parley_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishDeviceListResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishDeviceListResponse) ProtoMessage() {}
+
+func (x *PublishDeviceListResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishDeviceListResponse.ProtoReflect.Descriptor instead.
+func (*PublishDeviceListResponse) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *PublishDeviceListResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *PublishDeviceListResponse) GetRemoved() [][]byte {
+	if x != nil {
+		return x.Removed
+	}
+	return nil
+}
+
 type UploadPrekeysRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Prekeys       *PrekeyUpload          `protobuf:"bytes,1,opt,name=prekeys,proto3" json:"prekeys,omitempty"`
@@ -542,7 +640,7 @@ type UploadPrekeysRequest struct {
 
 func (x *UploadPrekeysRequest) Reset() {
 	*x = UploadPrekeysRequest{}
-	mi := &file_parley_v1_parley_proto_msgTypes[9]
+	mi := &file_parley_v1_parley_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -554,7 +652,7 @@ func (x *UploadPrekeysRequest) String() string {
 func (*UploadPrekeysRequest) ProtoMessage() {}
 
 func (x *UploadPrekeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[9]
+	mi := &file_parley_v1_parley_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -567,7 +665,7 @@ func (x *UploadPrekeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadPrekeysRequest.ProtoReflect.Descriptor instead.
 func (*UploadPrekeysRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{9}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *UploadPrekeysRequest) GetPrekeys() *PrekeyUpload {
@@ -587,7 +685,7 @@ type UploadPrekeysResponse struct {
 
 func (x *UploadPrekeysResponse) Reset() {
 	*x = UploadPrekeysResponse{}
-	mi := &file_parley_v1_parley_proto_msgTypes[10]
+	mi := &file_parley_v1_parley_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -599,7 +697,7 @@ func (x *UploadPrekeysResponse) String() string {
 func (*UploadPrekeysResponse) ProtoMessage() {}
 
 func (x *UploadPrekeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[10]
+	mi := &file_parley_v1_parley_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -612,7 +710,7 @@ func (x *UploadPrekeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadPrekeysResponse.ProtoReflect.Descriptor instead.
 func (*UploadPrekeysResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{10}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *UploadPrekeysResponse) GetOneTimePrekeys() uint32 {
@@ -640,7 +738,7 @@ type ClaimBundlesRequest struct {
 
 func (x *ClaimBundlesRequest) Reset() {
 	*x = ClaimBundlesRequest{}
-	mi := &file_parley_v1_parley_proto_msgTypes[11]
+	mi := &file_parley_v1_parley_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -652,7 +750,7 @@ func (x *ClaimBundlesRequest) String() string {
 func (*ClaimBundlesRequest) ProtoMessage() {}
 
 func (x *ClaimBundlesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[11]
+	mi := &file_parley_v1_parley_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -665,7 +763,7 @@ func (x *ClaimBundlesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimBundlesRequest.ProtoReflect.Descriptor instead.
 func (*ClaimBundlesRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{11}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ClaimBundlesRequest) GetUsername() string {
@@ -693,7 +791,7 @@ type DeviceBundle struct {
 
 func (x *DeviceBundle) Reset() {
 	*x = DeviceBundle{}
-	mi := &file_parley_v1_parley_proto_msgTypes[12]
+	mi := &file_parley_v1_parley_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -705,7 +803,7 @@ func (x *DeviceBundle) String() string {
 func (*DeviceBundle) ProtoMessage() {}
 
 func (x *DeviceBundle) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[12]
+	mi := &file_parley_v1_parley_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -718,7 +816,7 @@ func (x *DeviceBundle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceBundle.ProtoReflect.Descriptor instead.
 func (*DeviceBundle) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{12}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DeviceBundle) GetDeviceId() []byte {
@@ -744,7 +842,7 @@ type ClaimBundlesResponse struct {
 
 func (x *ClaimBundlesResponse) Reset() {
 	*x = ClaimBundlesResponse{}
-	mi := &file_parley_v1_parley_proto_msgTypes[13]
+	mi := &file_parley_v1_parley_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -756,7 +854,7 @@ func (x *ClaimBundlesResponse) String() string {
 func (*ClaimBundlesResponse) ProtoMessage() {}
 
 func (x *ClaimBundlesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[13]
+	mi := &file_parley_v1_parley_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -769,7 +867,7 @@ func (x *ClaimBundlesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimBundlesResponse.ProtoReflect.Descriptor instead.
 func (*ClaimBundlesResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{13}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ClaimBundlesResponse) GetBundles() []*DeviceBundle {
@@ -790,7 +888,7 @@ type OutgoingEnvelope struct {
 
 func (x *OutgoingEnvelope) Reset() {
 	*x = OutgoingEnvelope{}
-	mi := &file_parley_v1_parley_proto_msgTypes[14]
+	mi := &file_parley_v1_parley_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -802,7 +900,7 @@ func (x *OutgoingEnvelope) String() string {
 func (*OutgoingEnvelope) ProtoMessage() {}
 
 func (x *OutgoingEnvelope) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[14]
+	mi := &file_parley_v1_parley_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -815,7 +913,7 @@ func (x *OutgoingEnvelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutgoingEnvelope.ProtoReflect.Descriptor instead.
 func (*OutgoingEnvelope) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{14}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *OutgoingEnvelope) GetDeviceId() []byte {
@@ -847,7 +945,7 @@ type SendRequest struct {
 
 func (x *SendRequest) Reset() {
 	*x = SendRequest{}
-	mi := &file_parley_v1_parley_proto_msgTypes[15]
+	mi := &file_parley_v1_parley_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -859,7 +957,7 @@ func (x *SendRequest) String() string {
 func (*SendRequest) ProtoMessage() {}
 
 func (x *SendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[15]
+	mi := &file_parley_v1_parley_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -872,7 +970,7 @@ func (x *SendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendRequest.ProtoReflect.Descriptor instead.
 func (*SendRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{15}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SendRequest) GetMessageId() []byte {
@@ -906,7 +1004,7 @@ type SendResponse struct {
 
 func (x *SendResponse) Reset() {
 	*x = SendResponse{}
-	mi := &file_parley_v1_parley_proto_msgTypes[16]
+	mi := &file_parley_v1_parley_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -918,7 +1016,7 @@ func (x *SendResponse) String() string {
 func (*SendResponse) ProtoMessage() {}
 
 func (x *SendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[16]
+	mi := &file_parley_v1_parley_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -931,7 +1029,7 @@ func (x *SendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
 func (*SendResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{16}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SendResponse) GetServerTimeMs() int64 {
@@ -957,7 +1055,7 @@ type MismatchedDevices struct {
 
 func (x *MismatchedDevices) Reset() {
 	*x = MismatchedDevices{}
-	mi := &file_parley_v1_parley_proto_msgTypes[17]
+	mi := &file_parley_v1_parley_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -969,7 +1067,7 @@ func (x *MismatchedDevices) String() string {
 func (*MismatchedDevices) ProtoMessage() {}
 
 func (x *MismatchedDevices) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[17]
+	mi := &file_parley_v1_parley_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -982,7 +1080,7 @@ func (x *MismatchedDevices) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MismatchedDevices.ProtoReflect.Descriptor instead.
 func (*MismatchedDevices) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{17}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *MismatchedDevices) GetMissing() [][]byte {
@@ -1018,7 +1116,7 @@ type RateLimited struct {
 
 func (x *RateLimited) Reset() {
 	*x = RateLimited{}
-	mi := &file_parley_v1_parley_proto_msgTypes[18]
+	mi := &file_parley_v1_parley_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1030,7 +1128,7 @@ func (x *RateLimited) String() string {
 func (*RateLimited) ProtoMessage() {}
 
 func (x *RateLimited) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[18]
+	mi := &file_parley_v1_parley_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1043,7 +1141,7 @@ func (x *RateLimited) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimited.ProtoReflect.Descriptor instead.
 func (*RateLimited) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{18}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RateLimited) GetRetryAfterMs() int64 {
@@ -1068,7 +1166,7 @@ type ReceiveRequest struct {
 
 func (x *ReceiveRequest) Reset() {
 	*x = ReceiveRequest{}
-	mi := &file_parley_v1_parley_proto_msgTypes[19]
+	mi := &file_parley_v1_parley_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1080,7 +1178,7 @@ func (x *ReceiveRequest) String() string {
 func (*ReceiveRequest) ProtoMessage() {}
 
 func (x *ReceiveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[19]
+	mi := &file_parley_v1_parley_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1093,7 +1191,7 @@ func (x *ReceiveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveRequest.ProtoReflect.Descriptor instead.
 func (*ReceiveRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{19}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{21}
 }
 
 type Envelope struct {
@@ -1110,7 +1208,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_parley_v1_parley_proto_msgTypes[20]
+	mi := &file_parley_v1_parley_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1122,7 +1220,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[20]
+	mi := &file_parley_v1_parley_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1135,7 +1233,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{20}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Envelope) GetSeq() uint64 {
@@ -1188,7 +1286,7 @@ type Drained struct {
 
 func (x *Drained) Reset() {
 	*x = Drained{}
-	mi := &file_parley_v1_parley_proto_msgTypes[21]
+	mi := &file_parley_v1_parley_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1200,7 +1298,7 @@ func (x *Drained) String() string {
 func (*Drained) ProtoMessage() {}
 
 func (x *Drained) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[21]
+	mi := &file_parley_v1_parley_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1213,7 +1311,7 @@ func (x *Drained) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Drained.ProtoReflect.Descriptor instead.
 func (*Drained) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{21}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{23}
 }
 
 type PrekeysLow struct {
@@ -1226,7 +1324,7 @@ type PrekeysLow struct {
 
 func (x *PrekeysLow) Reset() {
 	*x = PrekeysLow{}
-	mi := &file_parley_v1_parley_proto_msgTypes[22]
+	mi := &file_parley_v1_parley_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1238,7 +1336,7 @@ func (x *PrekeysLow) String() string {
 func (*PrekeysLow) ProtoMessage() {}
 
 func (x *PrekeysLow) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[22]
+	mi := &file_parley_v1_parley_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1251,7 +1349,7 @@ func (x *PrekeysLow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrekeysLow.ProtoReflect.Descriptor instead.
 func (*PrekeysLow) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{22}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PrekeysLow) GetOneTimePrekeys() uint32 {
@@ -1282,7 +1380,7 @@ type ReceiveResponse struct {
 
 func (x *ReceiveResponse) Reset() {
 	*x = ReceiveResponse{}
-	mi := &file_parley_v1_parley_proto_msgTypes[23]
+	mi := &file_parley_v1_parley_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1294,7 +1392,7 @@ func (x *ReceiveResponse) String() string {
 func (*ReceiveResponse) ProtoMessage() {}
 
 func (x *ReceiveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[23]
+	mi := &file_parley_v1_parley_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1307,7 +1405,7 @@ func (x *ReceiveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveResponse.ProtoReflect.Descriptor instead.
 func (*ReceiveResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{23}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReceiveResponse) GetEvent() isReceiveResponse_Event {
@@ -1377,7 +1475,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_parley_v1_parley_proto_msgTypes[24]
+	mi := &file_parley_v1_parley_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1389,7 +1487,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[24]
+	mi := &file_parley_v1_parley_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1402,7 +1500,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{24}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *AckRequest) GetSeqs() []uint64 {
@@ -1420,7 +1518,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_parley_v1_parley_proto_msgTypes[25]
+	mi := &file_parley_v1_parley_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1432,7 +1530,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[25]
+	mi := &file_parley_v1_parley_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1445,7 +1543,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{25}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{27}
 }
 
 var File_parley_v1_parley_proto protoreflect.FileDescriptor
@@ -1484,7 +1582,12 @@ const file_parley_v1_parley_proto_rawDesc = "" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\"K\n" +
 	"\x15GetDeviceListResponse\x12,\n" +
 	"\x12signed_device_list\x18\x01 \x01(\fR\x10signedDeviceListJ\x04\b\x02\x10\n" +
-	"\"I\n" +
+	"\"H\n" +
+	"\x18PublishDeviceListRequest\x12,\n" +
+	"\x12signed_device_list\x18\x01 \x01(\fR\x10signedDeviceList\"O\n" +
+	"\x19PublishDeviceListResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x18\n" +
+	"\aremoved\x18\x02 \x03(\fR\aremoved\"I\n" +
 	"\x14UploadPrekeysRequest\x121\n" +
 	"\aprekeys\x18\x01 \x01(\v2\x17.parley.v1.PrekeyUploadR\aprekeys\"`\n" +
 	"\x15UploadPrekeysResponse\x12(\n" +
@@ -1544,10 +1647,11 @@ const file_parley_v1_parley_proto_rawDesc = "" +
 	"\vAckResponse2\xa6\x01\n" +
 	"\vAuthService\x12F\n" +
 	"\tChallenge\x12\x1b.parley.v1.ChallengeRequest\x1a\x1c.parley.v1.ChallengeResponse\x12O\n" +
-	"\fAuthenticate\x12\x1e.parley.v1.AuthenticateRequest\x1a\x1f.parley.v1.AuthenticateResponse2\xd0\x02\n" +
+	"\fAuthenticate\x12\x1e.parley.v1.AuthenticateRequest\x1a\x1f.parley.v1.AuthenticateResponse2\xb0\x03\n" +
 	"\x10DirectoryService\x12C\n" +
 	"\bRegister\x12\x1a.parley.v1.RegisterRequest\x1a\x1b.parley.v1.RegisterResponse\x12R\n" +
-	"\rGetDeviceList\x12\x1f.parley.v1.GetDeviceListRequest\x1a .parley.v1.GetDeviceListResponse\x12R\n" +
+	"\rGetDeviceList\x12\x1f.parley.v1.GetDeviceListRequest\x1a .parley.v1.GetDeviceListResponse\x12^\n" +
+	"\x11PublishDeviceList\x12#.parley.v1.PublishDeviceListRequest\x1a$.parley.v1.PublishDeviceListResponse\x12R\n" +
 	"\rUploadPrekeys\x12\x1f.parley.v1.UploadPrekeysRequest\x1a .parley.v1.UploadPrekeysResponse\x12O\n" +
 	"\fClaimBundles\x12\x1e.parley.v1.ClaimBundlesRequest\x1a\x1f.parley.v1.ClaimBundlesResponse2\xc1\x01\n" +
 	"\fRelayService\x127\n" +
@@ -1567,63 +1671,67 @@ func file_parley_v1_parley_proto_rawDescGZIP() []byte {
 	return file_parley_v1_parley_proto_rawDescData
 }
 
-var file_parley_v1_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_parley_v1_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_parley_v1_parley_proto_goTypes = []any{
-	(*ChallengeRequest)(nil),      // 0: parley.v1.ChallengeRequest
-	(*ChallengeResponse)(nil),     // 1: parley.v1.ChallengeResponse
-	(*AuthenticateRequest)(nil),   // 2: parley.v1.AuthenticateRequest
-	(*AuthenticateResponse)(nil),  // 3: parley.v1.AuthenticateResponse
-	(*PrekeyUpload)(nil),          // 4: parley.v1.PrekeyUpload
-	(*RegisterRequest)(nil),       // 5: parley.v1.RegisterRequest
-	(*RegisterResponse)(nil),      // 6: parley.v1.RegisterResponse
-	(*GetDeviceListRequest)(nil),  // 7: parley.v1.GetDeviceListRequest
-	(*GetDeviceListResponse)(nil), // 8: parley.v1.GetDeviceListResponse
-	(*UploadPrekeysRequest)(nil),  // 9: parley.v1.UploadPrekeysRequest
-	(*UploadPrekeysResponse)(nil), // 10: parley.v1.UploadPrekeysResponse
-	(*ClaimBundlesRequest)(nil),   // 11: parley.v1.ClaimBundlesRequest
-	(*DeviceBundle)(nil),          // 12: parley.v1.DeviceBundle
-	(*ClaimBundlesResponse)(nil),  // 13: parley.v1.ClaimBundlesResponse
-	(*OutgoingEnvelope)(nil),      // 14: parley.v1.OutgoingEnvelope
-	(*SendRequest)(nil),           // 15: parley.v1.SendRequest
-	(*SendResponse)(nil),          // 16: parley.v1.SendResponse
-	(*MismatchedDevices)(nil),     // 17: parley.v1.MismatchedDevices
-	(*RateLimited)(nil),           // 18: parley.v1.RateLimited
-	(*ReceiveRequest)(nil),        // 19: parley.v1.ReceiveRequest
-	(*Envelope)(nil),              // 20: parley.v1.Envelope
-	(*Drained)(nil),               // 21: parley.v1.Drained
-	(*PrekeysLow)(nil),            // 22: parley.v1.PrekeysLow
-	(*ReceiveResponse)(nil),       // 23: parley.v1.ReceiveResponse
-	(*AckRequest)(nil),            // 24: parley.v1.AckRequest
-	(*AckResponse)(nil),           // 25: parley.v1.AckResponse
+	(*ChallengeRequest)(nil),          // 0: parley.v1.ChallengeRequest
+	(*ChallengeResponse)(nil),         // 1: parley.v1.ChallengeResponse
+	(*AuthenticateRequest)(nil),       // 2: parley.v1.AuthenticateRequest
+	(*AuthenticateResponse)(nil),      // 3: parley.v1.AuthenticateResponse
+	(*PrekeyUpload)(nil),              // 4: parley.v1.PrekeyUpload
+	(*RegisterRequest)(nil),           // 5: parley.v1.RegisterRequest
+	(*RegisterResponse)(nil),          // 6: parley.v1.RegisterResponse
+	(*GetDeviceListRequest)(nil),      // 7: parley.v1.GetDeviceListRequest
+	(*GetDeviceListResponse)(nil),     // 8: parley.v1.GetDeviceListResponse
+	(*PublishDeviceListRequest)(nil),  // 9: parley.v1.PublishDeviceListRequest
+	(*PublishDeviceListResponse)(nil), // 10: parley.v1.PublishDeviceListResponse
+	(*UploadPrekeysRequest)(nil),      // 11: parley.v1.UploadPrekeysRequest
+	(*UploadPrekeysResponse)(nil),     // 12: parley.v1.UploadPrekeysResponse
+	(*ClaimBundlesRequest)(nil),       // 13: parley.v1.ClaimBundlesRequest
+	(*DeviceBundle)(nil),              // 14: parley.v1.DeviceBundle
+	(*ClaimBundlesResponse)(nil),      // 15: parley.v1.ClaimBundlesResponse
+	(*OutgoingEnvelope)(nil),          // 16: parley.v1.OutgoingEnvelope
+	(*SendRequest)(nil),               // 17: parley.v1.SendRequest
+	(*SendResponse)(nil),              // 18: parley.v1.SendResponse
+	(*MismatchedDevices)(nil),         // 19: parley.v1.MismatchedDevices
+	(*RateLimited)(nil),               // 20: parley.v1.RateLimited
+	(*ReceiveRequest)(nil),            // 21: parley.v1.ReceiveRequest
+	(*Envelope)(nil),                  // 22: parley.v1.Envelope
+	(*Drained)(nil),                   // 23: parley.v1.Drained
+	(*PrekeysLow)(nil),                // 24: parley.v1.PrekeysLow
+	(*ReceiveResponse)(nil),           // 25: parley.v1.ReceiveResponse
+	(*AckRequest)(nil),                // 26: parley.v1.AckRequest
+	(*AckResponse)(nil),               // 27: parley.v1.AckResponse
 }
 var file_parley_v1_parley_proto_depIdxs = []int32{
 	4,  // 0: parley.v1.RegisterRequest.prekeys:type_name -> parley.v1.PrekeyUpload
 	4,  // 1: parley.v1.UploadPrekeysRequest.prekeys:type_name -> parley.v1.PrekeyUpload
-	12, // 2: parley.v1.ClaimBundlesResponse.bundles:type_name -> parley.v1.DeviceBundle
-	14, // 3: parley.v1.SendRequest.envelopes:type_name -> parley.v1.OutgoingEnvelope
-	20, // 4: parley.v1.ReceiveResponse.envelope:type_name -> parley.v1.Envelope
-	21, // 5: parley.v1.ReceiveResponse.drained:type_name -> parley.v1.Drained
-	22, // 6: parley.v1.ReceiveResponse.prekeys_low:type_name -> parley.v1.PrekeysLow
+	14, // 2: parley.v1.ClaimBundlesResponse.bundles:type_name -> parley.v1.DeviceBundle
+	16, // 3: parley.v1.SendRequest.envelopes:type_name -> parley.v1.OutgoingEnvelope
+	22, // 4: parley.v1.ReceiveResponse.envelope:type_name -> parley.v1.Envelope
+	23, // 5: parley.v1.ReceiveResponse.drained:type_name -> parley.v1.Drained
+	24, // 6: parley.v1.ReceiveResponse.prekeys_low:type_name -> parley.v1.PrekeysLow
 	0,  // 7: parley.v1.AuthService.Challenge:input_type -> parley.v1.ChallengeRequest
 	2,  // 8: parley.v1.AuthService.Authenticate:input_type -> parley.v1.AuthenticateRequest
 	5,  // 9: parley.v1.DirectoryService.Register:input_type -> parley.v1.RegisterRequest
 	7,  // 10: parley.v1.DirectoryService.GetDeviceList:input_type -> parley.v1.GetDeviceListRequest
-	9,  // 11: parley.v1.DirectoryService.UploadPrekeys:input_type -> parley.v1.UploadPrekeysRequest
-	11, // 12: parley.v1.DirectoryService.ClaimBundles:input_type -> parley.v1.ClaimBundlesRequest
-	15, // 13: parley.v1.RelayService.Send:input_type -> parley.v1.SendRequest
-	19, // 14: parley.v1.RelayService.Receive:input_type -> parley.v1.ReceiveRequest
-	24, // 15: parley.v1.RelayService.Ack:input_type -> parley.v1.AckRequest
-	1,  // 16: parley.v1.AuthService.Challenge:output_type -> parley.v1.ChallengeResponse
-	3,  // 17: parley.v1.AuthService.Authenticate:output_type -> parley.v1.AuthenticateResponse
-	6,  // 18: parley.v1.DirectoryService.Register:output_type -> parley.v1.RegisterResponse
-	8,  // 19: parley.v1.DirectoryService.GetDeviceList:output_type -> parley.v1.GetDeviceListResponse
-	10, // 20: parley.v1.DirectoryService.UploadPrekeys:output_type -> parley.v1.UploadPrekeysResponse
-	13, // 21: parley.v1.DirectoryService.ClaimBundles:output_type -> parley.v1.ClaimBundlesResponse
-	16, // 22: parley.v1.RelayService.Send:output_type -> parley.v1.SendResponse
-	23, // 23: parley.v1.RelayService.Receive:output_type -> parley.v1.ReceiveResponse
-	25, // 24: parley.v1.RelayService.Ack:output_type -> parley.v1.AckResponse
-	16, // [16:25] is the sub-list for method output_type
-	7,  // [7:16] is the sub-list for method input_type
+	9,  // 11: parley.v1.DirectoryService.PublishDeviceList:input_type -> parley.v1.PublishDeviceListRequest
+	11, // 12: parley.v1.DirectoryService.UploadPrekeys:input_type -> parley.v1.UploadPrekeysRequest
+	13, // 13: parley.v1.DirectoryService.ClaimBundles:input_type -> parley.v1.ClaimBundlesRequest
+	17, // 14: parley.v1.RelayService.Send:input_type -> parley.v1.SendRequest
+	21, // 15: parley.v1.RelayService.Receive:input_type -> parley.v1.ReceiveRequest
+	26, // 16: parley.v1.RelayService.Ack:input_type -> parley.v1.AckRequest
+	1,  // 17: parley.v1.AuthService.Challenge:output_type -> parley.v1.ChallengeResponse
+	3,  // 18: parley.v1.AuthService.Authenticate:output_type -> parley.v1.AuthenticateResponse
+	6,  // 19: parley.v1.DirectoryService.Register:output_type -> parley.v1.RegisterResponse
+	8,  // 20: parley.v1.DirectoryService.GetDeviceList:output_type -> parley.v1.GetDeviceListResponse
+	10, // 21: parley.v1.DirectoryService.PublishDeviceList:output_type -> parley.v1.PublishDeviceListResponse
+	12, // 22: parley.v1.DirectoryService.UploadPrekeys:output_type -> parley.v1.UploadPrekeysResponse
+	15, // 23: parley.v1.DirectoryService.ClaimBundles:output_type -> parley.v1.ClaimBundlesResponse
+	18, // 24: parley.v1.RelayService.Send:output_type -> parley.v1.SendResponse
+	25, // 25: parley.v1.RelayService.Receive:output_type -> parley.v1.ReceiveResponse
+	27, // 26: parley.v1.RelayService.Ack:output_type -> parley.v1.AckResponse
+	17, // [17:27] is the sub-list for method output_type
+	7,  // [7:17] is the sub-list for method input_type
 	7,  // [7:7] is the sub-list for extension type_name
 	7,  // [7:7] is the sub-list for extension extendee
 	0,  // [0:7] is the sub-list for field type_name
@@ -1634,7 +1742,7 @@ func file_parley_v1_parley_proto_init() {
 	if File_parley_v1_parley_proto != nil {
 		return
 	}
-	file_parley_v1_parley_proto_msgTypes[23].OneofWrappers = []any{
+	file_parley_v1_parley_proto_msgTypes[25].OneofWrappers = []any{
 		(*ReceiveResponse_Envelope)(nil),
 		(*ReceiveResponse_Drained)(nil),
 		(*ReceiveResponse_PrekeysLow)(nil),
@@ -1645,7 +1753,7 @@ func file_parley_v1_parley_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_parley_v1_parley_proto_rawDesc), len(file_parley_v1_parley_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -55,6 +55,9 @@ const (
 	// DirectoryServiceGetDeviceListProcedure is the fully-qualified name of the DirectoryService's
 	// GetDeviceList RPC.
 	DirectoryServiceGetDeviceListProcedure = "/parley.v1.DirectoryService/GetDeviceList"
+	// DirectoryServicePublishDeviceListProcedure is the fully-qualified name of the DirectoryService's
+	// PublishDeviceList RPC.
+	DirectoryServicePublishDeviceListProcedure = "/parley.v1.DirectoryService/PublishDeviceList"
 	// DirectoryServiceUploadPrekeysProcedure is the fully-qualified name of the DirectoryService's
 	// UploadPrekeys RPC.
 	DirectoryServiceUploadPrekeysProcedure = "/parley.v1.DirectoryService/UploadPrekeys"
@@ -176,6 +179,11 @@ type DirectoryServiceClient interface {
 	Register(context.Context, *connect.Request[v1.RegisterRequest]) (*connect.Response[v1.RegisterResponse], error)
 	// GetDeviceList returns an account's signed device list.
 	GetDeviceList(context.Context, *connect.Request[v1.GetDeviceListRequest]) (*connect.Response[v1.GetDeviceListResponse], error)
+	// PublishDeviceList publishes the next version of the caller's account's
+	// device list, signed by the account key. Devices it drops are removed
+	// with their queues and prekeys; devices it adds may then authenticate
+	// and upload their prekeys.
+	PublishDeviceList(context.Context, *connect.Request[v1.PublishDeviceListRequest]) (*connect.Response[v1.PublishDeviceListResponse], error)
 	// UploadPrekeys adds prekeys for the calling device.
 	UploadPrekeys(context.Context, *connect.Request[v1.UploadPrekeysRequest]) (*connect.Response[v1.UploadPrekeysResponse], error)
 	// ClaimBundles hands out one prekey bundle per requested device,
@@ -206,6 +214,12 @@ func NewDirectoryServiceClient(httpClient connect.HTTPClient, baseURL string, op
 			connect.WithSchema(directoryServiceMethods.ByName("GetDeviceList")),
 			connect.WithClientOptions(opts...),
 		),
+		publishDeviceList: connect.NewClient[v1.PublishDeviceListRequest, v1.PublishDeviceListResponse](
+			httpClient,
+			baseURL+DirectoryServicePublishDeviceListProcedure,
+			connect.WithSchema(directoryServiceMethods.ByName("PublishDeviceList")),
+			connect.WithClientOptions(opts...),
+		),
 		uploadPrekeys: connect.NewClient[v1.UploadPrekeysRequest, v1.UploadPrekeysResponse](
 			httpClient,
 			baseURL+DirectoryServiceUploadPrekeysProcedure,
@@ -223,10 +237,11 @@ func NewDirectoryServiceClient(httpClient connect.HTTPClient, baseURL string, op
 
 // directoryServiceClient implements DirectoryServiceClient.
 type directoryServiceClient struct {
-	register      *connect.Client[v1.RegisterRequest, v1.RegisterResponse]
-	getDeviceList *connect.Client[v1.GetDeviceListRequest, v1.GetDeviceListResponse]
-	uploadPrekeys *connect.Client[v1.UploadPrekeysRequest, v1.UploadPrekeysResponse]
-	claimBundles  *connect.Client[v1.ClaimBundlesRequest, v1.ClaimBundlesResponse]
+	register          *connect.Client[v1.RegisterRequest, v1.RegisterResponse]
+	getDeviceList     *connect.Client[v1.GetDeviceListRequest, v1.GetDeviceListResponse]
+	publishDeviceList *connect.Client[v1.PublishDeviceListRequest, v1.PublishDeviceListResponse]
+	uploadPrekeys     *connect.Client[v1.UploadPrekeysRequest, v1.UploadPrekeysResponse]
+	claimBundles      *connect.Client[v1.ClaimBundlesRequest, v1.ClaimBundlesResponse]
 }
 
 // Register calls parley.v1.DirectoryService.Register.
@@ -237,6 +252,11 @@ func (c *directoryServiceClient) Register(ctx context.Context, req *connect.Requ
 // GetDeviceList calls parley.v1.DirectoryService.GetDeviceList.
 func (c *directoryServiceClient) GetDeviceList(ctx context.Context, req *connect.Request[v1.GetDeviceListRequest]) (*connect.Response[v1.GetDeviceListResponse], error) {
 	return c.getDeviceList.CallUnary(ctx, req)
+}
+
+// PublishDeviceList calls parley.v1.DirectoryService.PublishDeviceList.
+func (c *directoryServiceClient) PublishDeviceList(ctx context.Context, req *connect.Request[v1.PublishDeviceListRequest]) (*connect.Response[v1.PublishDeviceListResponse], error) {
+	return c.publishDeviceList.CallUnary(ctx, req)
 }
 
 // UploadPrekeys calls parley.v1.DirectoryService.UploadPrekeys.
@@ -256,6 +276,11 @@ type DirectoryServiceHandler interface {
 	Register(context.Context, *connect.Request[v1.RegisterRequest]) (*connect.Response[v1.RegisterResponse], error)
 	// GetDeviceList returns an account's signed device list.
 	GetDeviceList(context.Context, *connect.Request[v1.GetDeviceListRequest]) (*connect.Response[v1.GetDeviceListResponse], error)
+	// PublishDeviceList publishes the next version of the caller's account's
+	// device list, signed by the account key. Devices it drops are removed
+	// with their queues and prekeys; devices it adds may then authenticate
+	// and upload their prekeys.
+	PublishDeviceList(context.Context, *connect.Request[v1.PublishDeviceListRequest]) (*connect.Response[v1.PublishDeviceListResponse], error)
 	// UploadPrekeys adds prekeys for the calling device.
 	UploadPrekeys(context.Context, *connect.Request[v1.UploadPrekeysRequest]) (*connect.Response[v1.UploadPrekeysResponse], error)
 	// ClaimBundles hands out one prekey bundle per requested device,
@@ -282,6 +307,12 @@ func NewDirectoryServiceHandler(svc DirectoryServiceHandler, opts ...connect.Han
 		connect.WithSchema(directoryServiceMethods.ByName("GetDeviceList")),
 		connect.WithHandlerOptions(opts...),
 	)
+	directoryServicePublishDeviceListHandler := connect.NewUnaryHandler(
+		DirectoryServicePublishDeviceListProcedure,
+		svc.PublishDeviceList,
+		connect.WithSchema(directoryServiceMethods.ByName("PublishDeviceList")),
+		connect.WithHandlerOptions(opts...),
+	)
 	directoryServiceUploadPrekeysHandler := connect.NewUnaryHandler(
 		DirectoryServiceUploadPrekeysProcedure,
 		svc.UploadPrekeys,
@@ -300,6 +331,8 @@ func NewDirectoryServiceHandler(svc DirectoryServiceHandler, opts ...connect.Han
 			directoryServiceRegisterHandler.ServeHTTP(w, r)
 		case DirectoryServiceGetDeviceListProcedure:
 			directoryServiceGetDeviceListHandler.ServeHTTP(w, r)
+		case DirectoryServicePublishDeviceListProcedure:
+			directoryServicePublishDeviceListHandler.ServeHTTP(w, r)
 		case DirectoryServiceUploadPrekeysProcedure:
 			directoryServiceUploadPrekeysHandler.ServeHTTP(w, r)
 		case DirectoryServiceClaimBundlesProcedure:
@@ -319,6 +352,10 @@ func (UnimplementedDirectoryServiceHandler) Register(context.Context, *connect.R
 
 func (UnimplementedDirectoryServiceHandler) GetDeviceList(context.Context, *connect.Request[v1.GetDeviceListRequest]) (*connect.Response[v1.GetDeviceListResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("parley.v1.DirectoryService.GetDeviceList is not implemented"))
+}
+
+func (UnimplementedDirectoryServiceHandler) PublishDeviceList(context.Context, *connect.Request[v1.PublishDeviceListRequest]) (*connect.Response[v1.PublishDeviceListResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("parley.v1.DirectoryService.PublishDeviceList is not implemented"))
 }
 
 func (UnimplementedDirectoryServiceHandler) UploadPrekeys(context.Context, *connect.Request[v1.UploadPrekeysRequest]) (*connect.Response[v1.UploadPrekeysResponse], error) {

@@ -1,0 +1,85 @@
+package server
+
+import (
+	"context"
+	"testing"
+
+	"connectrpc.com/connect"
+
+	parleyv1 "github.com/parleyim/parley/gen/parley/v1"
+	"github.com/parleyim/parley/internal/identity"
+)
+
+// nextList signs the next version of a's device list with devs.
+func nextList(t *testing.T, a *account, key *identity.AccountKey, version uint64, prev *identity.SignedDeviceList, devs ...*identity.DevicePublic) *identity.SignedDeviceList {
+	t.Helper()
+	l := &identity.DeviceList{Account: a.name, Version: version, Prev: prev.Hash()}
+	for i, d := range devs {
+		l.Devices = append(l.Devices, identity.DeviceEntry{Device: d, Name: "dev", Added: uint64(i + 1)})
+	}
+	s, err := identity.SignDeviceList(key, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestPublishDeviceList(t *testing.T) {
+	h := newHarness(t, testConfig())
+	alice, bob := h.register("alice", 2), h.register("bob", 2)
+	ctx := context.Background()
+	publish := func(who *account, s *identity.SignedDeviceList) error {
+		_, err := h.dir.PublishDeviceList(ctx, req(who, &parleyv1.PublishDeviceListRequest{SignedDeviceList: s.Marshal()}))
+		return err
+	}
+	phone := identity.GenerateDeviceKeys()
+	v2 := nextList(t, alice, alice.key, 2, alice.list, alice.dev.Public(), phone.Public())
+
+	// Attacks first, each refused with nothing changed.
+	mallory := identity.GenerateAccountKey()
+	for name, c := range map[string]struct {
+		who  *account
+		list *identity.SignedDeviceList
+	}{
+		"not signed by the account key": {alice, nextList(t, alice, mallory, 2, alice.list, alice.dev.Public(), phone.Public())},
+		"skips a version":               {alice, nextList(t, alice, alice.key, 3, alice.list, alice.dev.Public(), phone.Public())},
+		"does not chain":                {alice, nextList(t, alice, alice.key, 2, bob.list, alice.dev.Public(), phone.Public())},
+		"another account's device":      {bob, v2},
+	} {
+		if err := publish(c.who, c.list); code(err) != connect.CodeInvalidArgument {
+			t.Errorf("%s: %v, want InvalidArgument", name, err)
+		}
+	}
+	if l, _ := h.st.DeviceList(ctx, "alice", 0); l.Version != 1 {
+		t.Fatal("a refused list changed the account")
+	}
+
+	if err := publish(alice, v2); err != nil {
+		t.Fatal(err)
+	}
+	if err := publish(alice, v2); err != nil {
+		t.Fatalf("retrying the same version: %v", err)
+	}
+	if err := publish(alice, alice.list); code(err) != connect.CodeInvalidArgument {
+		t.Fatalf("replaying version 1: %v, want InvalidArgument", err)
+	}
+	// The new device can now authenticate.
+	phoneAcct := &account{name: "alice", key: alice.key, dev: phone}
+	h.login(phoneAcct)
+
+	// Removing it: its stream ends and its token stops working.
+	s := h.receive(phoneAcct)
+	if s.next(t).GetDrained() == nil {
+		t.Fatal("no drained marker")
+	}
+	v3 := nextList(t, alice, alice.key, 3, v2, alice.dev.Public())
+	if err := publish(alice, v3); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-s.done; code(err) != connect.CodePermissionDenied {
+		t.Fatalf("removed device's stream ended with %v, want PermissionDenied", err)
+	}
+	if _, err := h.dir.GetDeviceList(ctx, req(phoneAcct, &parleyv1.GetDeviceListRequest{Username: "alice"})); code(err) != connect.CodeUnauthenticated {
+		t.Fatalf("removed device's token: %v, want Unauthenticated", err)
+	}
+}
