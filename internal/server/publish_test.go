@@ -63,14 +63,28 @@ func TestPublishDeviceList(t *testing.T) {
 	if err := publish(alice, alice.list); code(err) != connect.CodeInvalidArgument {
 		t.Fatalf("replaying version 1: %v, want InvalidArgument", err)
 	}
-	// The new device can now authenticate.
+	// The new device can now authenticate — and reaches only its own
+	// queue, not that of the other device of its own account.
 	phoneAcct := &account{name: "alice", key: alice.key, dev: phone}
 	h.login(phoneAcct)
+	aid, pid := alice.id(), phoneAcct.id()
+	if _, err := h.relay.Send(ctx, req(bob, &parleyv1.SendRequest{MessageId: messageID(1), Recipient: "alice",
+		Envelopes: []*parleyv1.OutgoingEnvelope{{DeviceId: aid[:], Body: envelope("to laptop")}, {DeviceId: pid[:], Body: envelope("to phone")}},
+	})); err != nil {
+		t.Fatal(err)
+	}
+	laptopQueue, _ := h.st.Fetch(ctx, aid, 0, 10)
+	if _, err := h.relay.Ack(ctx, req(phoneAcct, &parleyv1.AckRequest{Seqs: []uint64{laptopQueue[0].Seq}})); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := h.st.QueueLength(ctx, aid); n != 1 {
+		t.Fatal("the phone's ack deleted the laptop's envelope")
+	}
 
 	// Removing it: its stream ends and its token stops working.
 	s := h.receive(phoneAcct)
-	if s.next(t).GetDrained() == nil {
-		t.Fatal("no drained marker")
+	if e := s.nextEnvelope(t); string(e.Body) != string(envelope("to phone")) {
+		t.Fatalf("the phone's stream carried %q", e.Body)
 	}
 	v3 := nextList(t, alice, alice.key, 3, v2, alice.dev.Public())
 	if err := publish(alice, v3); err != nil {

@@ -123,6 +123,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			calls := map[string]error{}
 			_, calls["GetDeviceList"] = h.dir.GetDeviceList(ctx, req(who, &parleyv1.GetDeviceListRequest{Username: "bob"}))
+			_, calls["PublishDeviceList"] = h.dir.PublishDeviceList(ctx, req(who, &parleyv1.PublishDeviceListRequest{SignedDeviceList: alice.list.Marshal()}))
 			_, calls["UploadPrekeys"] = h.dir.UploadPrekeys(ctx, req(who, &parleyv1.UploadPrekeysRequest{}))
 			_, calls["ClaimBundles"] = h.dir.ClaimBundles(ctx, req(who, &parleyv1.ClaimBundlesRequest{Username: "bob"}))
 			_, calls["Send"] = h.relay.Send(ctx, req(who, &parleyv1.SendRequest{MessageId: messageID(1), Recipient: "bob"}))
