@@ -194,7 +194,7 @@ func TestMigrateAppliesNewer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	next := append(ms, migration{version: len(ms) + 1, name: "9999_test.sql", sql: "CREATE TABLE extra (x INTEGER) STRICT;"})
+	next := append(ms, migration{Version: len(ms) + 1, Name: "9999_test.sql", SQL: "CREATE TABLE extra (x INTEGER) STRICT;"})
 	if err := migrate(ctx, db.sql, next); err != nil {
 		t.Fatal(err)
 	}

@@ -6,11 +6,9 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"path"
-	"sort"
-	"strconv"
 	"strings"
+
+	"github.com/parleyim/parley/internal/sqlitemigrate"
 )
 
 // migrationFiles are the schema migrations, numbered from 0001 without
@@ -21,41 +19,14 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
+type migration = sqlitemigrate.Migration
 
 // migrations returns the embedded migrations in order, checking that they
 // are numbered 1..n.
 func migrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
+	ms, err := sqlitemigrate.Load(migrationFiles, "migrations")
 	if err != nil {
-		return nil, fmt.Errorf("clientdb: read migrations: %w", err)
-	}
-	var ms []migration
-	for _, e := range entries {
-		name := e.Name()
-		num, _, ok := strings.Cut(name, "_")
-		if !ok || !strings.HasSuffix(name, ".sql") {
-			return nil, fmt.Errorf("clientdb: internal error: migration %q is not named NNNN_name.sql", name)
-		}
-		v, err := strconv.Atoi(num)
-		if err != nil || v < 1 {
-			return nil, fmt.Errorf("clientdb: internal error: migration %q has no positive number", name)
-		}
-		b, err := migrationFiles.ReadFile(path.Join("migrations", name))
-		if err != nil {
-			return nil, fmt.Errorf("clientdb: read migration %s: %w", name, err)
-		}
-		ms = append(ms, migration{version: v, name: name, sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i, m := range ms {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("clientdb: internal error: migrations are not numbered 1..n (found %s at position %d)", m.name, i+1)
-		}
+		return nil, fmt.Errorf("clientdb: %w", err)
 	}
 	return ms, nil
 }
@@ -116,11 +87,11 @@ func migrate(ctx context.Context, db *sql.DB, ms []migration) error {
 // each.
 func applyMigrations(ctx context.Context, tx *sql.Tx, ms []migration, from int) error {
 	for _, m := range ms[from:] {
-		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-			return sqlError("migration "+m.name, err)
+		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+			return sqlError("migration "+m.Name, err)
 		}
-		if _, err := tx.ExecContext(ctx, "UPDATE schema_version SET version = ?", m.version); err != nil {
-			return sqlError("record migration "+m.name, err)
+		if _, err := tx.ExecContext(ctx, "UPDATE schema_version SET version = ?", m.Version); err != nil {
+			return sqlError("record migration "+m.Name, err)
 		}
 	}
 	return nil

@@ -5,11 +5,8 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
-	"io/fs"
-	"path"
-	"sort"
-	"strconv"
-	"strings"
+
+	"github.com/parleyim/parley/internal/sqlitemigrate"
 )
 
 // migrationFiles are the schema migrations, numbered from 0001 without
@@ -18,41 +15,14 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
+type migration = sqlitemigrate.Migration
 
 // migrations returns the embedded migrations in order, checking that they
 // are numbered 1..n.
 func migrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
+	ms, err := sqlitemigrate.Load(migrationFiles, "migrations")
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: read migrations: %w", err)
-	}
-	var ms []migration
-	for _, e := range entries {
-		name := e.Name()
-		num, _, ok := strings.Cut(name, "_")
-		if !ok || !strings.HasSuffix(name, ".sql") {
-			return nil, fmt.Errorf("sqlite: internal error: migration %q is not named NNNN_name.sql", name)
-		}
-		v, err := strconv.Atoi(num)
-		if err != nil || v < 1 {
-			return nil, fmt.Errorf("sqlite: internal error: migration %q has no positive number", name)
-		}
-		b, err := migrationFiles.ReadFile(path.Join("migrations", name))
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: read migration %s: %w", name, err)
-		}
-		ms = append(ms, migration{version: v, name: name, sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i, m := range ms {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("sqlite: internal error: migrations are not numbered 1..n (found %s at position %d)", m.name, i+1)
-		}
+		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	return ms, nil
 }
@@ -108,8 +78,8 @@ func migrate(ctx context.Context, conn *sql.Conn) (err error) {
 		return err
 	}
 	for _, m := range ms[current:] {
-		if _, err := conn.ExecContext(ctx, m.sql); err != nil {
-			return fmt.Errorf("sqlite: apply migration %s: %w", m.name, err)
+		if _, err := conn.ExecContext(ctx, m.SQL); err != nil {
+			return fmt.Errorf("sqlite: apply migration %s: %w", m.Name, err)
 		}
 	}
 	if rows == 0 {
