@@ -140,11 +140,7 @@ func (c *Client) connect(server string, hc *http.Client) {
 // Register creates an account with this device as its first device, in a
 // new home directory.
 func Register(ctx context.Context, home, server, name string, opts Options) (*Client, error) {
-	server, err := NormalizeServerURL(server)
-	if err != nil {
-		return nil, err
-	}
-	name, err = username.Normalize(name)
+	name, err := username.Normalize(name)
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +179,7 @@ func Register(ctx context.Context, home, server, name string, opts Options) (*Cl
 		return fail(c.wrapRPC("register", err))
 	}
 	if err := db.PutIdentity(ctx, &clientdb.Identity{
-		Username: name, ServerURL: server, AccountKeySeed: c.account.Seed(),
+		Username: name, ServerURL: c.server, AccountKeySeed: c.account.Seed(),
 		DeviceKeys: c.device.Marshal(), Prekeys: set.Marshal(), DeviceList: list.Marshal(),
 	}); err != nil {
 		// The account exists on the server but this device cannot
@@ -198,6 +194,10 @@ func Register(ctx context.Context, home, server, name string, opts Options) (*Cl
 // and deletes the store, so that a failed setup leaves nothing behind and
 // the user can simply retry.
 func newHome(home, server, name string, opts Options) (c *Client, fail func(error) (*Client, error), err error) {
+	server, err = NormalizeServerURL(server)
+	if err != nil {
+		return nil, nil, err
+	}
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("client: creating home: %w", err)
 	}

@@ -63,10 +63,6 @@ func (c *Client) addDevice(ctx context.Context, dev *identity.DevicePublic, name
 // device's keys, verifies that the published list is signed by that account
 // key and names this device, and uploads the device's prekeys.
 func joinAccount(ctx context.Context, home, server, name string, account *identity.AccountKey, device *identity.DeviceKeys, opts Options) (*Client, error) {
-	server, err := NormalizeServerURL(server)
-	if err != nil {
-		return nil, err
-	}
 	c, fail, err := newHome(home, server, name, opts)
 	if err != nil {
 		return nil, err
@@ -100,7 +96,7 @@ func joinAccount(ctx context.Context, home, server, name string, account *identi
 		return fail(securityError("own device list", errors.New("does not name this device")))
 	}
 	if err := db.PutIdentity(ctx, &clientdb.Identity{
-		Username: name, ServerURL: server, AccountKeySeed: account.Seed(),
+		Username: name, ServerURL: c.server, AccountKeySeed: account.Seed(),
 		DeviceKeys: device.Marshal(), Prekeys: set.Marshal(), DeviceList: signed.Marshal(),
 	}); err != nil {
 		return fail(err)
