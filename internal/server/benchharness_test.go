@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -19,7 +18,6 @@ import (
 	"github.com/parleyim/parley/internal/identity"
 	"github.com/parleyim/parley/internal/prekey"
 	"github.com/parleyim/parley/internal/primitives"
-	"github.com/parleyim/parley/internal/store"
 	"github.com/parleyim/parley/internal/store/sqlite"
 )
 
@@ -41,16 +39,12 @@ func newBenchServer(tb testing.TB, cfg Config) *benchServer {
 	// Registered first, so it runs last: after the server and every
 	// connection are closed, nothing the benchmark started may be left.
 	tb.Cleanup(func() { checkGoroutines(tb, goroutines) })
-	dbp := filepath.Join(tb.TempDir(), "parleyd.db")
-	st, err := sqlite.Open(dbp)
+	st, err := sqlite.Open(filepath.Join(tb.TempDir(), "parleyd.db"))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	b := mem.New()
-	ts := &timingStore{Store: st}
-	tb.Cleanup(ts.dump)
-	tb.Cleanup(func() { diagHook() })
-	srv, err := New(cfg, st0(ts), b)
+	srv, err := New(cfg, st, b)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -68,11 +62,6 @@ func newBenchServer(tb testing.TB, cfg Config) *benchServer {
 			tb.Errorf("store close: %v", err)
 		}
 		_ = b.Close()
-	})
-	tb.Cleanup(func() {
-		fi, _ := os.Stat(dbp + "-wal")
-		fi2, _ := os.Stat(dbp)
-		fmt.Fprintln(os.Stderr, "wal", fi.Size(), "db", fi2.Size())
 	})
 	return &benchServer{tb: tb, srv: srv, st: st, hs: hs}
 }
@@ -181,7 +170,3 @@ func (s *benchServer) receive(d *benchDevice) (*benchStream, error) {
 	})
 	return st, nil
 }
-
-var diagHook = func() {}
-
-func st0(s store.Store) store.Store { return s }
