@@ -321,8 +321,7 @@ func deviceID(b []byte) (store.DeviceID, error) {
 func (s *Store) Devices(ctx context.Context, username string) ([]store.Device, error) {
 	var ds []store.Device
 	err := s.read(func() error {
-		rows, err := s.rdb.QueryContext(ctx, `SELECT id, public, added, last_seen FROM devices
-			WHERE username = ? ORDER BY id`, username)
+		rows, err := s.rst.devices.QueryContext(ctx, username)
 		if err != nil {
 			return dbError("list devices", err)
 		}
@@ -380,8 +379,7 @@ func (s *Store) Device(ctx context.Context, id store.DeviceID) (*store.Device, e
 	var d store.Device
 	err := s.read(func() error {
 		var added, seen int64
-		err := s.rdb.QueryRowContext(ctx, "SELECT username, public, added, last_seen FROM devices WHERE id = ?", id[:]).
-			Scan(&d.Username, &d.Public, &added, &seen)
+		err := s.rst.device.QueryRowContext(ctx, id[:]).Scan(&d.Username, &d.Public, &added, &seen)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrNotFound
 		}

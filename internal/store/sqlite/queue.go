@@ -93,9 +93,7 @@ func (s *Store) Fetch(ctx context.Context, id store.DeviceID, after uint64, limi
 	err := s.read(func() error {
 		// An envelope expires when Expires is before now (as in Expire),
 		// so one expiring exactly now is still delivered.
-		rows, err := s.rdb.QueryContext(ctx, `SELECT seq, message_id, sender_username, sender_device, body, created, expires
-			FROM envelopes WHERE device = ? AND seq > ? AND expires >= ? ORDER BY seq LIMIT ?`,
-			id[:], int64(after), fromTime(time.Now()), limit)
+		rows, err := s.rst.fetch.QueryContext(ctx, id[:], int64(after), fromTime(time.Now()), limit)
 		if err != nil {
 			return dbError("fetch", err)
 		}

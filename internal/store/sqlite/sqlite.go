@@ -97,6 +97,7 @@ type Store struct {
 
 	wdb *sql.DB // one connection, owned by the writer
 	rdb *sql.DB // read-only pool
+	rst rstmts  // prepared statements on rdb
 	w   *writer
 }
 
@@ -160,9 +161,16 @@ func Open(path string, opts ...Option) (*Store, error) {
 	rdb.SetConnMaxLifetime(0)
 	rdb.SetConnMaxIdleTime(0)
 	s.rdb = rdb
+	if err := s.rst.prepare(rdb); err != nil {
+		conn.Close()
+		wdb.Close()
+		rdb.Close()
+		return nil, openError(path, err)
+	}
 
 	w, err := newWriter(conn, cfg.maxBatch)
 	if err != nil {
+		s.rst.close()
 		conn.Close()
 		wdb.Close()
 		rdb.Close()
@@ -256,6 +264,7 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.w.stop()
+	s.rst.close()
 	return errors.Join(s.w.close(), s.rdb.Close(), s.wdb.Close())
 }
 
