@@ -395,7 +395,8 @@ func TestLastResortReplayRejected(t *testing.T) {
 	if _, err := s2.Find(c); !errors.Is(err, prekey.ErrReplayedHandshake) {
 		t.Errorf("after UnmarshalSet: err = %v, want ErrReplayedHandshake", err)
 	}
-	// Rotation forgets the record and the old key.
+	// Rotation keeps the old key, with its replay record, for handshakes in
+	// flight; the next rotation forgets it.
 	old := b.PQ.ID
 	nlr := s.RotateLastResort(signer)
 	if n := s.LastResortUses(); n != 0 {
@@ -404,12 +405,34 @@ func TestLastResortReplayRejected(t *testing.T) {
 	if nlr.ID == old || !nlr.LastResort {
 		t.Errorf("RotateLastResort returned ID %d (old %d), LastResort %v", nlr.ID, old, nlr.LastResort)
 	}
-	if _, err := s.Find(c3); !errors.Is(err, prekey.ErrUnknownPrekey) {
-		t.Errorf("old last-resort key after rotation: err = %v, want ErrUnknownPrekey", err)
+	if _, err := s.Find(c3); !errors.Is(err, prekey.ErrReplayedHandshake) {
+		t.Errorf("replay against the previous last-resort key: err = %v, want ErrReplayedHandshake", err)
+	}
+	inFlight := c3
+	inFlight.Ephemeral = bytes.Repeat([]byte{7}, 32)
+	k, err = s.Find(inFlight)
+	if err != nil {
+		t.Errorf("a handshake in flight against the previous last-resort key: %v", err)
+	} else {
+		s.Consume(k)
+		if _, err := s.Find(inFlight); !errors.Is(err, prekey.ErrReplayedHandshake) {
+			t.Errorf("its replay: err = %v, want ErrReplayedHandshake", err)
+		}
+	}
+	s2, err = prekey.UnmarshalSet(s.Marshal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s2.Find(inFlight); !errors.Is(err, prekey.ErrReplayedHandshake) {
+		t.Errorf("the previous key's record after UnmarshalSet: err = %v, want ErrReplayedHandshake", err)
 	}
 	c.PQ = nlr.ID
 	if _, err := s.Find(c); err != nil {
 		t.Errorf("new last-resort key: %v", err)
+	}
+	s.RotateLastResort(signer)
+	if _, err := s.Find(c3); !errors.Is(err, prekey.ErrUnknownPrekey) {
+		t.Errorf("the key before the previous one after a second rotation: err = %v, want ErrUnknownPrekey", err)
 	}
 }
 

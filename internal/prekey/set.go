@@ -51,6 +51,11 @@ type Set struct {
 	pq             map[ID]*mlkemPrivate
 	lastResort     *mlkemPrivate
 	lastResortSeen [][32]byte // initiators' ephemeral keys, oldest first
+	// The previous last-resort key and its record, kept after a rotation so
+	// that handshakes started from a bundle fetched just before it still
+	// complete (and replays of them are still refused).
+	prevLastResort     *mlkemPrivate
+	prevLastResortSeen [][32]byte
 }
 
 // Upload is the public half of newly generated prekeys, for the server.
@@ -96,12 +101,14 @@ func (s *Set) RotateSigned(signer *primitives.SigningKey) *X25519Public {
 	return &pub
 }
 
-// RotateLastResort replaces the last-resort ML-KEM-1024 prekey and forgets
-// the handshakes recorded against the old one.
+// RotateLastResort replaces the last-resort ML-KEM-1024 prekey. The old one
+// is kept, with its replay record, until the next rotation, so that
+// handshakes in flight against it still complete.
 func (s *Set) RotateLastResort(signer *primitives.SigningKey) *MLKEMPublic {
 	k := primitives.GenerateMLKEM1024()
 	p := &mlkemPrivate{id: s.newID(), key: k}
 	p.sig = sign(signer, KindLastResortMLKEM, p.id, k.Public().Bytes())
+	s.prevLastResort, s.prevLastResortSeen = s.lastResort, s.lastResortSeen
 	s.lastResort = p
 	s.lastResortSeen = nil
 	return &MLKEMPublic{ID: p.id, Key: k.Public(), LastResort: true, Signature: p.sig}
@@ -194,15 +201,13 @@ func (s *Set) Find(c Claim) (*Keys, error) {
 		pub := p.public()
 		k.OneTime, k.OneTimePublic = p.key, &pub
 	}
-	switch {
-	case s.lastResort != nil && c.PQ == s.lastResort.id:
-		if slices.Contains(s.lastResortSeen, [32]byte(c.Ephemeral)) {
+	if lr, seen := s.lastResortFor(c.PQ); lr != nil {
+		if slices.Contains(*seen, [32]byte(c.Ephemeral)) {
 			return nil, ErrReplayedHandshake
 		}
-		lr := s.lastResort
 		k.PQ = lr.key
 		k.PQPublic = MLKEMPublic{ID: lr.id, Key: lr.key.Public(), LastResort: true, Signature: lr.sig}
-	default:
+	} else {
 		p, ok := s.pq[c.PQ]
 		if !ok {
 			return nil, fmt.Errorf("%w: ML-KEM prekey %d", ErrUnknownPrekey, c.PQ)
@@ -213,6 +218,18 @@ func (s *Set) Find(c Claim) (*Keys, error) {
 	return k, nil
 }
 
+// lastResortFor returns the current or previous last-resort key with the
+// given id and its replay record, or nil.
+func (s *Set) lastResortFor(id ID) (*mlkemPrivate, *[][32]byte) {
+	switch {
+	case s.lastResort != nil && id == s.lastResort.id:
+		return s.lastResort, &s.lastResortSeen
+	case s.prevLastResort != nil && id == s.prevLastResort.id:
+		return s.prevLastResort, &s.prevLastResortSeen
+	}
+	return nil, nil
+}
+
 // Consume deletes the one-time prekeys k used and records a use of the
 // last-resort key, after the handshake succeeded.
 func (s *Set) Consume(k *Keys) {
@@ -220,9 +237,11 @@ func (s *Set) Consume(k *Keys) {
 		delete(s.oneTime, *k.claim.OneTime)
 	}
 	if k.PQPublic.LastResort {
-		s.lastResortSeen = append(s.lastResortSeen, [32]byte(k.claim.Ephemeral))
-		if len(s.lastResortSeen) > MaxLastResortUses {
-			s.lastResortSeen = slices.Delete(s.lastResortSeen, 0, len(s.lastResortSeen)-MaxLastResortUses)
+		if _, seen := s.lastResortFor(k.claim.PQ); seen != nil {
+			*seen = append(*seen, [32]byte(k.claim.Ephemeral))
+			if len(*seen) > MaxLastResortUses {
+				*seen = slices.Delete(*seen, 0, len(*seen)-MaxLastResortUses)
+			}
 		}
 	} else {
 		delete(s.pq, k.claim.PQ)
@@ -237,6 +256,7 @@ func (s *Set) Consume(k *Keys) {
 //	pq count (2)         || { id (4) || ML-KEM seed (64) || signature }      ascending id
 //	last resort          id (4) || ML-KEM seed (64) || signature
 //	seen count (2)       || { ephemeral X25519 public key (32) }             oldest first
+//	has previous (1: 0 or 1) || [previous last resort, seen count, seen keys, as above]
 const setType = "prekey set"
 
 // Marshal encodes the set. The output holds private keys.
@@ -270,6 +290,18 @@ func (s *Set) Marshal() []byte {
 	b.AddUint16(uint16(len(s.lastResortSeen)))
 	for _, h := range s.lastResortSeen {
 		b.AddBytes(h[:])
+	}
+	if s.prevLastResort == nil {
+		b.AddUint8(0)
+	} else {
+		b.AddUint8(1)
+		b.AddUint32(uint32(s.prevLastResort.id))
+		b.AddBytes(s.prevLastResort.key.Seed())
+		b.AddBytes(s.prevLastResort.sig)
+		b.AddUint16(uint16(len(s.prevLastResortSeen)))
+		for _, h := range s.prevLastResortSeen {
+			b.AddBytes(h[:])
+		}
 	}
 	return b.BytesOrPanic()
 }
@@ -391,18 +423,41 @@ func UnmarshalSet(data []byte) (*Set, error) {
 		return nil, err
 	}
 	s.lastResort = lr
-	if !in.ReadUint16(&n) {
-		return bad("truncated")
-	}
-	if int(n) > MaxLastResortUses {
-		return bad("too many recorded last-resort uses")
-	}
-	for range int(n) {
-		var h [32]byte
-		if !in.CopyBytes(h[:]) {
-			return bad("truncated")
+	readSeen := func() ([][32]byte, error) {
+		var n uint16
+		if !in.ReadUint16(&n) {
+			return nil, wire.Malformed(setType, "truncated")
 		}
-		s.lastResortSeen = append(s.lastResortSeen, h)
+		if int(n) > MaxLastResortUses {
+			return nil, wire.Malformed(setType, "too many recorded last-resort uses")
+		}
+		var seen [][32]byte
+		for range int(n) {
+			var h [32]byte
+			if !in.CopyBytes(h[:]) {
+				return nil, wire.Malformed(setType, "truncated")
+			}
+			seen = append(seen, h)
+		}
+		return seen, nil
+	}
+	if s.lastResortSeen, err = readSeen(); err != nil {
+		return nil, err
+	}
+	var hasPrev uint8
+	if !in.ReadUint8(&hasPrev) || hasPrev > 1 {
+		return bad("bad previous last-resort flag")
+	}
+	if hasPrev == 1 {
+		if s.prevLastResort, err = readM(); err != nil {
+			return nil, err
+		}
+		if s.prevLastResort.id >= s.lastResort.id {
+			return bad("previous last-resort key is not older than the current one")
+		}
+		if s.prevLastResortSeen, err = readSeen(); err != nil {
+			return nil, err
+		}
 	}
 	if !in.Empty() {
 		return bad("trailing bytes")

@@ -23,6 +23,7 @@ type setLayout struct {
 	signed, oneTime, pq     int // offsets of the first entry of each list
 	nSigned, nOneTime, nPQ  int
 	lastResort, seen, nSeen int // offset of the last-resort entry, of the first seen key
+	prev                    int // offset of the previous-last-resort flag
 }
 
 func layoutOf(t testing.TB, enc []byte) setLayout {
@@ -40,7 +41,13 @@ func layoutOf(t testing.TB, enc []byte) setLayout {
 	off = l.lastResort + setMLKEMEntrySize
 	l.nSeen = int(binary.BigEndian.Uint16(enc[off:]))
 	l.seen = off + 2
-	if l.seen+32*l.nSeen != len(enc) {
+	l.prev = l.seen + 32*l.nSeen
+	end := l.prev + 1
+	if l.prev < len(enc) && enc[l.prev] == 1 {
+		nPrevSeen := int(binary.BigEndian.Uint16(enc[l.prev+1+setMLKEMEntrySize:]))
+		end = l.prev + 1 + setMLKEMEntrySize + 2 + 32*nPrevSeen
+	}
+	if end != len(enc) {
 		t.Fatalf("set encoding of %d bytes does not follow the expected layout", len(enc))
 	}
 	return l
