@@ -486,20 +486,33 @@ func (p *relayPair) send(work <-chan struct{}, t0 time.Time, fail func(error)) {
 
 // receive is the receiver's loop: decrypt each envelope, acknowledge in
 // batches, until the stream ends. It returns the latencies it measured.
+// Acks go out from a goroutine of their own, so that decryption never
+// waits for one.
 func (p *relayPair) receive(t0 time.Time, delivered *atomic.Int64, fail func(error)) []time.Duration {
+	batches := make(chan []uint64, 64)
+	acked := make(chan struct{})
+	go func() {
+		defer close(acked)
+		for seqs := range batches {
+			// Not the stream's context: the last acks go out after it ends.
+			if _, err := p.to.relay.Ack(context.Background(), req(p.to.account, &parleyv1.AckRequest{Seqs: seqs})); err != nil {
+				fail(fmt.Errorf("%s: ack: %w", p.to.name, err))
+			}
+		}
+	}()
 	var lat []time.Duration
 	var seqs []uint64
 	ack := func() {
-		if len(seqs) == 0 {
-			return
+		if len(seqs) > 0 {
+			batches <- seqs
+			seqs = nil
 		}
-		// Not the stream's context: the last acks go out after it ends.
-		if _, err := p.to.relay.Ack(context.Background(), req(p.to.account, &parleyv1.AckRequest{Seqs: seqs})); err != nil {
-			fail(fmt.Errorf("%s: ack: %w", p.to.name, err))
-		}
-		seqs = seqs[:0]
 	}
-	defer ack()
+	defer func() {
+		ack()
+		close(batches)
+		<-acked
+	}()
 	idle := time.NewTimer(time.Hour)
 	defer idle.Stop()
 	for {
