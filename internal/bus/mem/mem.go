@@ -1,19 +1,19 @@
 // Package mem implements bus.Bus in process, for a single parleyd node, as
 // described in docs/server.md §5.
 //
-// The bus is a hub of two maps behind one lock: the live subscriptions of
-// each device and the current stream claim of each device. It starts no
-// goroutines: Notify delivers by a non-blocking send on each subscriber's
-// buffered channel, so a slow subscriber never holds up the notifier, and
-// nothing is left running for Close to stop.
+// The bus is a hub of subscriptions (internal/bus/hub, which the NATS
+// engine shares) plus a map of the current stream claim of each device. It
+// starts no goroutines: Notify delivers by a non-blocking send on each
+// subscriber's buffered channel, so a slow subscriber never holds up the
+// notifier, and nothing is left running for Close to stop.
 package mem
 
 import (
 	"context"
-	"slices"
 	"sync"
 
 	"github.com/parleyim/parley/internal/bus"
+	"github.com/parleyim/parley/internal/bus/hub"
 	"github.com/parleyim/parley/internal/store"
 )
 
@@ -21,26 +21,16 @@ var _ bus.Bus = (*Bus)(nil)
 
 // Bus is an in-process bus.Bus. The zero value is not usable; call New.
 //
-// Locking: mu is the only lock, and nothing is called out to while it is
+// Locking: the hub has its own lock and mu guards the claims; neither is
+// held while taking the other, and nothing is called out to while mu is
 // held (every channel send under it is non-blocking), so there is no lock
 // order to keep.
 type Bus struct {
-	// mu is a read-write lock because Notify, the hot path (once per
-	// recipient device of every send), only reads the maps, so senders do
-	// not queue behind one another; BenchmarkNotifyParallel measured it
-	// faster than a plain mutex. A non-blocking channel send is safe under
-	// the read lock; only the maps need the write lock.
-	mu     sync.RWMutex
-	closed bool
-	subs   map[store.DeviceID][]*subscription
-	claims map[store.DeviceID]*claim
-}
+	hub hub.Hub
 
-// subscription is one Subscribe call. wake has room for one value: a
-// pending value already means "look at the queue", so further
-// notifications before the subscriber reads add nothing and are dropped.
-type subscription struct {
-	wake chan struct{}
+	mu     sync.Mutex
+	closed bool
+	claims map[store.DeviceID]*claim
 }
 
 // claim is one Claim call. displaced fires at most once, because a claim
@@ -50,17 +40,9 @@ type claim struct {
 	displaced chan struct{}
 }
 
-// never is what Subscribe returns after Close: a channel nothing ever
-// sends on. It is shared, since no caller can send on or close a receive-
-// only channel.
-var never = make(chan struct{})
-
 // New returns an empty, open bus.
 func New() *Bus {
-	return &Bus{
-		subs:   make(map[store.DeviceID][]*subscription),
-		claims: make(map[store.DeviceID]*claim),
-	}
+	return &Bus{claims: make(map[store.DeviceID]*claim)}
 }
 
 // Notify wakes every subscriber of id. It never blocks and does not
@@ -68,16 +50,8 @@ func New() *Bus {
 // request was cancelled after its envelopes were stored should still wake
 // the recipient.
 func (b *Bus) Notify(_ context.Context, id store.DeviceID) error {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	if b.closed {
+	if !b.hub.Wake(id) {
 		return bus.ErrClosed
-	}
-	for _, s := range b.subs[id] {
-		select {
-		case s.wake <- struct{}{}:
-		default: // a wake-up is already pending: coalesce
-		}
 	}
 	return nil
 }
@@ -86,36 +60,7 @@ func (b *Bus) Notify(_ context.Context, id store.DeviceID) error {
 // returns reach the channel. After Close it returns a channel that never
 // receives (Subscribe has no error to report it with) and a no-op cancel.
 func (b *Bus) Subscribe(id store.DeviceID) (<-chan struct{}, func()) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return never, func() {}
-	}
-	s := &subscription{wake: make(chan struct{}, 1)}
-	b.subs[id] = append(b.subs[id], s)
-	return s.wake, func() { b.unsubscribe(id, s) }
-}
-
-// unsubscribe removes s from id's subscribers. It is idempotent: a second
-// call, or a call after Close emptied the maps, finds nothing to remove.
-func (b *Bus) unsubscribe(id store.DeviceID, s *subscription) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	subs := b.subs[id]
-	i := slices.Index(subs, s)
-	if i < 0 {
-		return
-	}
-	// Order among subscribers does not matter, so swap-remove; clear the
-	// vacated slot so the slice does not keep the subscription alive.
-	last := len(subs) - 1
-	subs[i] = subs[last]
-	subs[last] = nil
-	if last == 0 {
-		delete(b.subs, id) // the map holds only devices with subscribers
-	} else {
-		b.subs[id] = subs[:last]
-	}
+	return b.hub.Subscribe(id)
 }
 
 // Claim makes the caller the holder of id's live stream, displacing the
@@ -160,12 +105,12 @@ func (b *Bus) release(id store.DeviceID, c *claim) {
 // the streams are being shut down by the server anyway. Close is
 // idempotent and always returns nil.
 func (b *Bus) Close() error {
+	b.hub.Close()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed = true
-	// Drop the maps so outstanding cancel funcs become no-ops (reading a
-	// nil map finds nothing) and the channels can be collected once their
-	// holders let go.
-	b.subs, b.claims = nil, nil
+	// Drop the map so outstanding cancel funcs become no-ops and the
+	// channels can be collected once their holders let go.
+	b.claims = nil
 	return nil
 }
