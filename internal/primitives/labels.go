@@ -54,6 +54,19 @@ const (
 	LabelClientDBSealedValue Label = "Parley-v1 ClientDB Sealed Value"
 )
 
+// Provisioning labels (docs/protocol.md §9: linking a new device).
+const (
+	// LabelProvisioningAddress hashes a provisioning offer into its mailbox
+	// address, so the address commits to the offer.
+	LabelProvisioningAddress Label = "Parley-v1 Provisioning Address"
+	// LabelProvisioningConfirmation hashes the address and offer into the
+	// confirmation string both devices show.
+	LabelProvisioningConfirmation Label = "Parley-v1 Provisioning Confirmation"
+	// LabelProvisioning is the HPKE info of the transfer, with the mailbox
+	// address as context.
+	LabelProvisioning Label = "Parley-v1 Provisioning"
+)
+
 // Signature contexts.
 const (
 	// LabelSigDeviceList is the context of the account key's signature over a device list (§3.3).
@@ -74,4 +87,5 @@ var AllLabels = []Label{
 	LabelAuthChallenge, LabelAuthToken, LabelInvite,
 	LabelClientDBSealKey, LabelClientDBIndexKey, LabelClientDBIndex, LabelClientDBSealedValue,
 	LabelSigDeviceList, LabelSigPrekey, LabelSigAuthChallenge,
+	LabelProvisioningAddress, LabelProvisioningConfirmation, LabelProvisioning,
 }
