@@ -50,12 +50,12 @@ func TestOfferRejectsBadFields(t *testing.T) {
 	mod := func(f func(b []byte) []byte) []byte { return f(bytes.Clone(enc)) }
 	nameAt := 1 + HPKEPublicKeySize + 2 + identity.DevicePublicSize
 	for what, b := range map[string][]byte{
-		"version 2":          mod(func(b []byte) []byte { b[0] = 2; return b }),
+		"version 2":           mod(func(b []byte) []byte { b[0] = 2; return b }),
 		"HPKE key not ML-KEM": mod(func(b []byte) []byte { copy(b[1:], bytes.Repeat([]byte{0xff}, 4)); return b }),
-		"device length":      mod(func(b []byte) []byte { b[1+HPKEPublicKeySize+1]--; return b }),
-		"device version":     mod(func(b []byte) []byte { b[1+HPKEPublicKeySize+2] = 9; return b }),
-		"name not UTF-8":     mod(func(b []byte) []byte { b[nameAt+1] = 0xff; return b }),
-		"created > MaxInt64": mod(func(b []byte) []byte { b[len(b)-8] = 0x80; return b }),
+		"device length":       mod(func(b []byte) []byte { b[1+HPKEPublicKeySize+1]--; return b }),
+		"device version":      mod(func(b []byte) []byte { b[1+HPKEPublicKeySize+2] = 9; return b }),
+		"name not UTF-8":      mod(func(b []byte) []byte { b[nameAt+1] = 0xff; return b }),
+		"created > MaxInt64":  mod(func(b []byte) []byte { b[len(b)-8] = 0x80; return b }),
 	} {
 		_, err := ParseOffer(b)
 		if !errors.Is(err, wire.ErrMalformed) && !errors.Is(err, wire.ErrUnsupportedVersion) {
