@@ -297,6 +297,59 @@ func TestMalformedClaimIgnored(t *testing.T) {
 	waitFor(t, displaced, "the holder, after a well-formed far-future claim")
 }
 
+// TestOlderClaimIsAnswered: a claim older than the one a bus holds means
+// its sender did not know ours (it missed our announcement, during an
+// outage say); the bus announces its claim again, unchanged, so that the
+// sender's holder is displaced, and keeps holding.
+func TestOlderClaimIsAnswered(t *testing.T) {
+	b := connect(t, serverURL)
+	id := newDeviceID()
+	displaced, cancel, err := b.Claim(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel()
+	time.Sleep(quiet) // the announcement is delivered before we listen
+
+	nc, err := nats.Connect(serverURL, nats.NoEcho())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	subject := fmt.Sprintf("parley.claim.%x", id[:])
+	sub, err := nc.SubscribeSync(subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	older := make([]byte, 33)
+	older[0] = 1    // version
+	older[1] = 0xaa // an origin that is not the bus's
+	older[16] = 1   // time 1 ns after the epoch
+	var answers [2][]byte
+	for i := range answers {
+		if err := nc.Publish(subject, older); err != nil {
+			t.Fatal(err)
+		}
+		m, err := sub.NextMsg(timeout)
+		if err != nil {
+			t.Fatalf("answer %d to an older claim: %v", i, err)
+		}
+		answers[i] = m.Data
+	}
+	if len(answers[0]) != 33 || answers[0][0] != 1 {
+		t.Fatalf("answer %x: not a version 1 claim", answers[0])
+	}
+	if string(answers[0]) != string(answers[1]) {
+		t.Errorf("answers %x and %x differ: want the held claim announced unchanged", answers[0], answers[1])
+	}
+	if received(displaced) {
+		t.Error("an older claim displaced the holder")
+	}
+}
+
 // TestSharedConnection: buses from New share the caller's connection,
 // which echoes their messages back to them; each still hears the other,
 // and Close leaves the connection open.
