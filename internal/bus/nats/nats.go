@@ -110,7 +110,8 @@ func Connect(url string, opts ...nats.Option) (*Bus, error) {
 	opts = append([]nats.Option{nats.MaxReconnects(-1), nats.NoEcho()}, opts...)
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("bus/nats: connect to %s: %w", url, err)
+		// Not the URL: it may carry credentials.
+		return nil, fmt.Errorf("bus/nats: connect: %w", err)
 	}
 	b, err := New(nc)
 	if err != nil {
@@ -135,24 +136,31 @@ func New(nc *nats.Conn) (*Bus, error) {
 		done:    make(chan struct{}),
 	}
 	primitives.Random(b.origin[:])
-	var err error
-	if b.mail, err = nc.Subscribe(mailPrefix+"*", b.onMail); err != nil {
+	// Registered before subscribing, so that no reconnect goes unnoticed.
+	// CONNECTED is reported after a reconnect only: the first connection
+	// was made before we registered.
+	b.status = nc.StatusChanged(nats.CONNECTED)
+	fail := func(err error) (*Bus, error) {
+		nc.RemoveStatusListener(b.status)
+		for _, sub := range []*nats.Subscription{b.mail, b.claims} {
+			if sub != nil {
+				_ = sub.Unsubscribe()
+			}
+		}
 		return nil, fmt.Errorf("bus/nats: subscribe: %w", err)
 	}
+	var err error
+	if b.mail, err = nc.Subscribe(mailPrefix+"*", b.onMail); err != nil {
+		return fail(err)
+	}
 	if b.claims, err = nc.Subscribe(claimPrefix+"*", b.onClaim); err != nil {
-		_ = b.mail.Unsubscribe()
-		return nil, fmt.Errorf("bus/nats: subscribe: %w", err)
+		return fail(err)
 	}
 	// Without this round trip, a Notify made on another node right after
 	// New returns could reach the server before our SUB and be lost.
 	if err := nc.Flush(); err != nil {
-		_ = b.mail.Unsubscribe()
-		_ = b.claims.Unsubscribe()
-		return nil, fmt.Errorf("bus/nats: subscribe: %w", err)
+		return fail(err)
 	}
-	// CONNECTED is reported after a reconnect only: the first connection
-	// was made before we registered.
-	b.status = nc.StatusChanged(nats.CONNECTED)
 	var ctx context.Context
 	ctx, b.stop = context.WithCancel(context.Background())
 	go b.watch(ctx)

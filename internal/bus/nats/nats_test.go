@@ -1,10 +1,12 @@
 package nats_test
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -405,6 +407,39 @@ func TestSharedConnection(t *testing.T) {
 	}
 	if !nc.IsConnected() {
 		t.Fatal("Close of a bus from New closed the caller's connection")
+	}
+}
+
+// TestClosedConnection: New refuses a closed connection, and a bus whose
+// borrowed connection was closed under it fails Notify and Claim with the
+// NATS error rather than bus.ErrClosed (the bus itself is not closed).
+func TestClosedConnection(t *testing.T) {
+	nc, err := nats.Connect(serverURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := busnats.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	nc.Close()
+
+	if _, err := busnats.New(nc); err == nil || !strings.HasPrefix(err.Error(), "bus/nats: ") {
+		t.Errorf("New on a closed connection: err = %v, want a bus/nats error", err)
+	}
+	id := newDeviceID()
+	if err := b.Notify(t.Context(), id); !errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, bus.ErrClosed) {
+		t.Errorf("Notify on a closed connection: err = %v, want nats.ErrConnectionClosed", err)
+	}
+	if _, _, err := b.Claim(t.Context(), id); !errors.Is(err, nats.ErrConnectionClosed) {
+		t.Errorf("Claim on a closed connection: err = %v, want nats.ErrConnectionClosed", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if err := b.Notify(t.Context(), id); !errors.Is(err, bus.ErrClosed) {
+		t.Errorf("Notify after Close: err = %v, want bus.ErrClosed", err)
 	}
 }
 
