@@ -175,6 +175,11 @@ func New(cfg Config, st store.Store, b bus.Bus) (*Server, error) {
 func (s *Server) Handler() http.Handler {
 	opts := connect.WithHandlerOptions(
 		connect.WithInterceptors(&interceptor{s: s}),
+		// No gzip: everything this API carries is ciphertext, keys and
+		// signatures, which do not compress, and compressing every pushed
+		// envelope was the largest item in the relay's profile
+		// (docs/performance.md).
+		connect.WithCompression("gzip", nil, nil),
 		connect.WithReadMaxBytes(s.cfg.MaxEnvelopeSize*2*identity.MaxDevices+64<<10),
 	)
 	mux := http.NewServeMux()
