@@ -115,6 +115,7 @@ func generateVectors(t *testing.T) (*vectorFile, map[string][][]byte) {
 		// FuzzReceiverOpen's input is the number of committed frames to
 		// open first, then the frame to open.
 		fuzz["FuzzReceiverOpen"] = append(fuzz["FuzzReceiverOpen"], append([]byte{byte(i)}, fr...))
+		fuzz["FuzzParsePayload"] = append(fuzz["FuzzParsePayload"], fr, append([]byte{byte(p.typ)}, payloads[i]...))
 		if i > 0 {
 			fuzz["FuzzReceiverOpen"] = append(fuzz["FuzzReceiverOpen"], append([]byte{byte(i - 1)}, fr...))
 		}
