@@ -586,3 +586,19 @@ func TestErrorsAreClassified(t *testing.T) {
 		}
 	}
 }
+
+// TestContactListOfAnotherAccountRejected: a contact whose device list is
+// another account's (or does not verify) is refused, so N never stores a
+// contact's keys it could not have verified itself.
+func TestContactListOfAnotherAccountRejected(t *testing.T) {
+	f := newFixture(t, 2, 0, 0)
+	f.contacts[1].List = f.contacts[0].List
+	frames := f.frames(t, NewSender(f.offer))
+	r := NewReceiver(f.secret, "alice")
+	if _, err := r.Open(frames[0]); err != nil {
+		t.Fatal(err)
+	}
+	_, err := r.Open(frames[1])
+	mustIs(t, "contact with another account's list", err, ErrBadDeviceList)
+	mustIs(t, "contact with another account's list", err, ErrSecurity)
+}
