@@ -4,7 +4,7 @@
 // lost or duplicated notification costs latency, never a message.
 //
 // Engines: internal/bus/mem (in-process, the default) and, for several
-// parleyd nodes, NATS (a later issue). internal/bus/bustest is the
+// parleyd nodes, internal/bus/nats (NATS core pub/sub). internal/bus/bustest is the
 // conformance suite both run.
 package bus
 
