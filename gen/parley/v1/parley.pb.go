@@ -1546,6 +1546,475 @@ func (*AckResponse) Descriptor() ([]byte, []int) {
 	return file_parley_v1_parley_proto_rawDescGZIP(), []int{27}
 }
 
+type PutOfferRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A provision.Offer encoding; its address is H(label, offer)[:16].
+	Offer         []byte `protobuf:"bytes,1,opt,name=offer,proto3" json:"offer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutOfferRequest) Reset() {
+	*x = PutOfferRequest{}
+	mi := &file_parley_v1_parley_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutOfferRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutOfferRequest) ProtoMessage() {}
+
+func (x *PutOfferRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutOfferRequest.ProtoReflect.Descriptor instead.
+func (*PutOfferRequest) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *PutOfferRequest) GetOffer() []byte {
+	if x != nil {
+		return x.Offer
+	}
+	return nil
+}
+
+type PutOfferResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Address []byte                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	// Unix seconds after which an unused mailbox is deleted.
+	ExpiresUnix   int64 `protobuf:"varint,2,opt,name=expires_unix,json=expiresUnix,proto3" json:"expires_unix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutOfferResponse) Reset() {
+	*x = PutOfferResponse{}
+	mi := &file_parley_v1_parley_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutOfferResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutOfferResponse) ProtoMessage() {}
+
+func (x *PutOfferResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutOfferResponse.ProtoReflect.Descriptor instead.
+func (*PutOfferResponse) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *PutOfferResponse) GetAddress() []byte {
+	if x != nil {
+		return x.Address
+	}
+	return nil
+}
+
+func (x *PutOfferResponse) GetExpiresUnix() int64 {
+	if x != nil {
+		return x.ExpiresUnix
+	}
+	return 0
+}
+
+type GetOfferRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Address       []byte                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetOfferRequest) Reset() {
+	*x = GetOfferRequest{}
+	mi := &file_parley_v1_parley_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetOfferRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetOfferRequest) ProtoMessage() {}
+
+func (x *GetOfferRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetOfferRequest.ProtoReflect.Descriptor instead.
+func (*GetOfferRequest) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *GetOfferRequest) GetAddress() []byte {
+	if x != nil {
+		return x.Address
+	}
+	return nil
+}
+
+type GetOfferResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Offer         []byte                 `protobuf:"bytes,1,opt,name=offer,proto3" json:"offer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetOfferResponse) Reset() {
+	*x = GetOfferResponse{}
+	mi := &file_parley_v1_parley_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetOfferResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetOfferResponse) ProtoMessage() {}
+
+func (x *GetOfferResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetOfferResponse.ProtoReflect.Descriptor instead.
+func (*GetOfferResponse) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *GetOfferResponse) GetOffer() []byte {
+	if x != nil {
+		return x.Offer
+	}
+	return nil
+}
+
+type PutFrameRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Address []byte                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	// The frame's position: 0 for the first; a frame is accepted only at the
+	// next free index, and a retry of the last one is a no-op.
+	Index uint32 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	// A provision frame encoding (end-to-end encrypted to the new device).
+	Frame         []byte `protobuf:"bytes,3,opt,name=frame,proto3" json:"frame,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutFrameRequest) Reset() {
+	*x = PutFrameRequest{}
+	mi := &file_parley_v1_parley_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutFrameRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutFrameRequest) ProtoMessage() {}
+
+func (x *PutFrameRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutFrameRequest.ProtoReflect.Descriptor instead.
+func (*PutFrameRequest) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *PutFrameRequest) GetAddress() []byte {
+	if x != nil {
+		return x.Address
+	}
+	return nil
+}
+
+func (x *PutFrameRequest) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *PutFrameRequest) GetFrame() []byte {
+	if x != nil {
+		return x.Frame
+	}
+	return nil
+}
+
+type PutFrameResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutFrameResponse) Reset() {
+	*x = PutFrameResponse{}
+	mi := &file_parley_v1_parley_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutFrameResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutFrameResponse) ProtoMessage() {}
+
+func (x *PutFrameResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutFrameResponse.ProtoReflect.Descriptor instead.
+func (*PutFrameResponse) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{33}
+}
+
+type ReceiveFramesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Address       []byte                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	From          uint32                 `protobuf:"varint,2,opt,name=from,proto3" json:"from,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceiveFramesRequest) Reset() {
+	*x = ReceiveFramesRequest{}
+	mi := &file_parley_v1_parley_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiveFramesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiveFramesRequest) ProtoMessage() {}
+
+func (x *ReceiveFramesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiveFramesRequest.ProtoReflect.Descriptor instead.
+func (*ReceiveFramesRequest) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ReceiveFramesRequest) GetAddress() []byte {
+	if x != nil {
+		return x.Address
+	}
+	return nil
+}
+
+func (x *ReceiveFramesRequest) GetFrom() uint32 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+type ReceiveFramesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint32                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Frame         []byte                 `protobuf:"bytes,2,opt,name=frame,proto3" json:"frame,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceiveFramesResponse) Reset() {
+	*x = ReceiveFramesResponse{}
+	mi := &file_parley_v1_parley_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiveFramesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiveFramesResponse) ProtoMessage() {}
+
+func (x *ReceiveFramesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiveFramesResponse.ProtoReflect.Descriptor instead.
+func (*ReceiveFramesResponse) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ReceiveFramesResponse) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *ReceiveFramesResponse) GetFrame() []byte {
+	if x != nil {
+		return x.Frame
+	}
+	return nil
+}
+
+type CloseMailboxRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Address       []byte                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloseMailboxRequest) Reset() {
+	*x = CloseMailboxRequest{}
+	mi := &file_parley_v1_parley_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloseMailboxRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloseMailboxRequest) ProtoMessage() {}
+
+func (x *CloseMailboxRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloseMailboxRequest.ProtoReflect.Descriptor instead.
+func (*CloseMailboxRequest) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *CloseMailboxRequest) GetAddress() []byte {
+	if x != nil {
+		return x.Address
+	}
+	return nil
+}
+
+type CloseMailboxResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloseMailboxResponse) Reset() {
+	*x = CloseMailboxResponse{}
+	mi := &file_parley_v1_parley_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloseMailboxResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloseMailboxResponse) ProtoMessage() {}
+
+func (x *CloseMailboxResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloseMailboxResponse.ProtoReflect.Descriptor instead.
+func (*CloseMailboxResponse) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{37}
+}
+
 var File_parley_v1_parley_proto protoreflect.FileDescriptor
 
 const file_parley_v1_parley_proto_rawDesc = "" +
@@ -1644,7 +2113,30 @@ const file_parley_v1_parley_proto_rawDesc = "" +
 	"\n" +
 	"AckRequest\x12\x12\n" +
 	"\x04seqs\x18\x01 \x03(\x04R\x04seqs\"\r\n" +
-	"\vAckResponse2\xa6\x01\n" +
+	"\vAckResponse\"'\n" +
+	"\x0fPutOfferRequest\x12\x14\n" +
+	"\x05offer\x18\x01 \x01(\fR\x05offer\"O\n" +
+	"\x10PutOfferResponse\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\fR\aaddress\x12!\n" +
+	"\fexpires_unix\x18\x02 \x01(\x03R\vexpiresUnix\"+\n" +
+	"\x0fGetOfferRequest\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\fR\aaddress\"(\n" +
+	"\x10GetOfferResponse\x12\x14\n" +
+	"\x05offer\x18\x01 \x01(\fR\x05offer\"W\n" +
+	"\x0fPutFrameRequest\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\fR\aaddress\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\rR\x05index\x12\x14\n" +
+	"\x05frame\x18\x03 \x01(\fR\x05frame\"\x12\n" +
+	"\x10PutFrameResponse\"D\n" +
+	"\x14ReceiveFramesRequest\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\fR\aaddress\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\rR\x04from\"C\n" +
+	"\x15ReceiveFramesResponse\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\rR\x05index\x12\x14\n" +
+	"\x05frame\x18\x02 \x01(\fR\x05frame\"/\n" +
+	"\x13CloseMailboxRequest\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\fR\aaddress\"\x16\n" +
+	"\x14CloseMailboxResponse2\xa6\x01\n" +
 	"\vAuthService\x12F\n" +
 	"\tChallenge\x12\x1b.parley.v1.ChallengeRequest\x1a\x1c.parley.v1.ChallengeResponse\x12O\n" +
 	"\fAuthenticate\x12\x1e.parley.v1.AuthenticateRequest\x1a\x1f.parley.v1.AuthenticateResponse2\xb0\x03\n" +
@@ -1653,7 +2145,13 @@ const file_parley_v1_parley_proto_rawDesc = "" +
 	"\rGetDeviceList\x12\x1f.parley.v1.GetDeviceListRequest\x1a .parley.v1.GetDeviceListResponse\x12^\n" +
 	"\x11PublishDeviceList\x12#.parley.v1.PublishDeviceListRequest\x1a$.parley.v1.PublishDeviceListResponse\x12R\n" +
 	"\rUploadPrekeys\x12\x1f.parley.v1.UploadPrekeysRequest\x1a .parley.v1.UploadPrekeysResponse\x12O\n" +
-	"\fClaimBundles\x12\x1e.parley.v1.ClaimBundlesRequest\x1a\x1f.parley.v1.ClaimBundlesResponse2\xc1\x01\n" +
+	"\fClaimBundles\x12\x1e.parley.v1.ClaimBundlesRequest\x1a\x1f.parley.v1.ClaimBundlesResponse2\x8b\x03\n" +
+	"\x13ProvisioningService\x12C\n" +
+	"\bPutOffer\x12\x1a.parley.v1.PutOfferRequest\x1a\x1b.parley.v1.PutOfferResponse\x12C\n" +
+	"\bGetOffer\x12\x1a.parley.v1.GetOfferRequest\x1a\x1b.parley.v1.GetOfferResponse\x12C\n" +
+	"\bPutFrame\x12\x1a.parley.v1.PutFrameRequest\x1a\x1b.parley.v1.PutFrameResponse\x12T\n" +
+	"\rReceiveFrames\x12\x1f.parley.v1.ReceiveFramesRequest\x1a .parley.v1.ReceiveFramesResponse0\x01\x12O\n" +
+	"\fCloseMailbox\x12\x1e.parley.v1.CloseMailboxRequest\x1a\x1f.parley.v1.CloseMailboxResponse2\xc1\x01\n" +
 	"\fRelayService\x127\n" +
 	"\x04Send\x12\x16.parley.v1.SendRequest\x1a\x17.parley.v1.SendResponse\x12B\n" +
 	"\aReceive\x12\x19.parley.v1.ReceiveRequest\x1a\x1a.parley.v1.ReceiveResponse0\x01\x124\n" +
@@ -1671,7 +2169,7 @@ func file_parley_v1_parley_proto_rawDescGZIP() []byte {
 	return file_parley_v1_parley_proto_rawDescData
 }
 
-var file_parley_v1_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_parley_v1_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_parley_v1_parley_proto_goTypes = []any{
 	(*ChallengeRequest)(nil),          // 0: parley.v1.ChallengeRequest
 	(*ChallengeResponse)(nil),         // 1: parley.v1.ChallengeResponse
@@ -1701,6 +2199,16 @@ var file_parley_v1_parley_proto_goTypes = []any{
 	(*ReceiveResponse)(nil),           // 25: parley.v1.ReceiveResponse
 	(*AckRequest)(nil),                // 26: parley.v1.AckRequest
 	(*AckResponse)(nil),               // 27: parley.v1.AckResponse
+	(*PutOfferRequest)(nil),           // 28: parley.v1.PutOfferRequest
+	(*PutOfferResponse)(nil),          // 29: parley.v1.PutOfferResponse
+	(*GetOfferRequest)(nil),           // 30: parley.v1.GetOfferRequest
+	(*GetOfferResponse)(nil),          // 31: parley.v1.GetOfferResponse
+	(*PutFrameRequest)(nil),           // 32: parley.v1.PutFrameRequest
+	(*PutFrameResponse)(nil),          // 33: parley.v1.PutFrameResponse
+	(*ReceiveFramesRequest)(nil),      // 34: parley.v1.ReceiveFramesRequest
+	(*ReceiveFramesResponse)(nil),     // 35: parley.v1.ReceiveFramesResponse
+	(*CloseMailboxRequest)(nil),       // 36: parley.v1.CloseMailboxRequest
+	(*CloseMailboxResponse)(nil),      // 37: parley.v1.CloseMailboxResponse
 }
 var file_parley_v1_parley_proto_depIdxs = []int32{
 	4,  // 0: parley.v1.RegisterRequest.prekeys:type_name -> parley.v1.PrekeyUpload
@@ -1717,21 +2225,31 @@ var file_parley_v1_parley_proto_depIdxs = []int32{
 	9,  // 11: parley.v1.DirectoryService.PublishDeviceList:input_type -> parley.v1.PublishDeviceListRequest
 	11, // 12: parley.v1.DirectoryService.UploadPrekeys:input_type -> parley.v1.UploadPrekeysRequest
 	13, // 13: parley.v1.DirectoryService.ClaimBundles:input_type -> parley.v1.ClaimBundlesRequest
-	17, // 14: parley.v1.RelayService.Send:input_type -> parley.v1.SendRequest
-	21, // 15: parley.v1.RelayService.Receive:input_type -> parley.v1.ReceiveRequest
-	26, // 16: parley.v1.RelayService.Ack:input_type -> parley.v1.AckRequest
-	1,  // 17: parley.v1.AuthService.Challenge:output_type -> parley.v1.ChallengeResponse
-	3,  // 18: parley.v1.AuthService.Authenticate:output_type -> parley.v1.AuthenticateResponse
-	6,  // 19: parley.v1.DirectoryService.Register:output_type -> parley.v1.RegisterResponse
-	8,  // 20: parley.v1.DirectoryService.GetDeviceList:output_type -> parley.v1.GetDeviceListResponse
-	10, // 21: parley.v1.DirectoryService.PublishDeviceList:output_type -> parley.v1.PublishDeviceListResponse
-	12, // 22: parley.v1.DirectoryService.UploadPrekeys:output_type -> parley.v1.UploadPrekeysResponse
-	15, // 23: parley.v1.DirectoryService.ClaimBundles:output_type -> parley.v1.ClaimBundlesResponse
-	18, // 24: parley.v1.RelayService.Send:output_type -> parley.v1.SendResponse
-	25, // 25: parley.v1.RelayService.Receive:output_type -> parley.v1.ReceiveResponse
-	27, // 26: parley.v1.RelayService.Ack:output_type -> parley.v1.AckResponse
-	17, // [17:27] is the sub-list for method output_type
-	7,  // [7:17] is the sub-list for method input_type
+	28, // 14: parley.v1.ProvisioningService.PutOffer:input_type -> parley.v1.PutOfferRequest
+	30, // 15: parley.v1.ProvisioningService.GetOffer:input_type -> parley.v1.GetOfferRequest
+	32, // 16: parley.v1.ProvisioningService.PutFrame:input_type -> parley.v1.PutFrameRequest
+	34, // 17: parley.v1.ProvisioningService.ReceiveFrames:input_type -> parley.v1.ReceiveFramesRequest
+	36, // 18: parley.v1.ProvisioningService.CloseMailbox:input_type -> parley.v1.CloseMailboxRequest
+	17, // 19: parley.v1.RelayService.Send:input_type -> parley.v1.SendRequest
+	21, // 20: parley.v1.RelayService.Receive:input_type -> parley.v1.ReceiveRequest
+	26, // 21: parley.v1.RelayService.Ack:input_type -> parley.v1.AckRequest
+	1,  // 22: parley.v1.AuthService.Challenge:output_type -> parley.v1.ChallengeResponse
+	3,  // 23: parley.v1.AuthService.Authenticate:output_type -> parley.v1.AuthenticateResponse
+	6,  // 24: parley.v1.DirectoryService.Register:output_type -> parley.v1.RegisterResponse
+	8,  // 25: parley.v1.DirectoryService.GetDeviceList:output_type -> parley.v1.GetDeviceListResponse
+	10, // 26: parley.v1.DirectoryService.PublishDeviceList:output_type -> parley.v1.PublishDeviceListResponse
+	12, // 27: parley.v1.DirectoryService.UploadPrekeys:output_type -> parley.v1.UploadPrekeysResponse
+	15, // 28: parley.v1.DirectoryService.ClaimBundles:output_type -> parley.v1.ClaimBundlesResponse
+	29, // 29: parley.v1.ProvisioningService.PutOffer:output_type -> parley.v1.PutOfferResponse
+	31, // 30: parley.v1.ProvisioningService.GetOffer:output_type -> parley.v1.GetOfferResponse
+	33, // 31: parley.v1.ProvisioningService.PutFrame:output_type -> parley.v1.PutFrameResponse
+	35, // 32: parley.v1.ProvisioningService.ReceiveFrames:output_type -> parley.v1.ReceiveFramesResponse
+	37, // 33: parley.v1.ProvisioningService.CloseMailbox:output_type -> parley.v1.CloseMailboxResponse
+	18, // 34: parley.v1.RelayService.Send:output_type -> parley.v1.SendResponse
+	25, // 35: parley.v1.RelayService.Receive:output_type -> parley.v1.ReceiveResponse
+	27, // 36: parley.v1.RelayService.Ack:output_type -> parley.v1.AckResponse
+	22, // [22:37] is the sub-list for method output_type
+	7,  // [7:22] is the sub-list for method input_type
 	7,  // [7:7] is the sub-list for extension type_name
 	7,  // [7:7] is the sub-list for extension extendee
 	0,  // [0:7] is the sub-list for field type_name
@@ -1753,9 +2271,9 @@ func file_parley_v1_parley_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_parley_v1_parley_proto_rawDesc), len(file_parley_v1_parley_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   28,
+			NumMessages:   38,
 			NumExtensions: 0,
-			NumServices:   3,
+			NumServices:   4,
 		},
 		GoTypes:           file_parley_v1_parley_proto_goTypes,
 		DependencyIndexes: file_parley_v1_parley_proto_depIdxs,

@@ -32,6 +32,8 @@ const (
 	AuthServiceName = "parley.v1.AuthService"
 	// DirectoryServiceName is the fully-qualified name of the DirectoryService service.
 	DirectoryServiceName = "parley.v1.DirectoryService"
+	// ProvisioningServiceName is the fully-qualified name of the ProvisioningService service.
+	ProvisioningServiceName = "parley.v1.ProvisioningService"
 	// RelayServiceName is the fully-qualified name of the RelayService service.
 	RelayServiceName = "parley.v1.RelayService"
 )
@@ -64,6 +66,21 @@ const (
 	// DirectoryServiceClaimBundlesProcedure is the fully-qualified name of the DirectoryService's
 	// ClaimBundles RPC.
 	DirectoryServiceClaimBundlesProcedure = "/parley.v1.DirectoryService/ClaimBundles"
+	// ProvisioningServicePutOfferProcedure is the fully-qualified name of the ProvisioningService's
+	// PutOffer RPC.
+	ProvisioningServicePutOfferProcedure = "/parley.v1.ProvisioningService/PutOffer"
+	// ProvisioningServiceGetOfferProcedure is the fully-qualified name of the ProvisioningService's
+	// GetOffer RPC.
+	ProvisioningServiceGetOfferProcedure = "/parley.v1.ProvisioningService/GetOffer"
+	// ProvisioningServicePutFrameProcedure is the fully-qualified name of the ProvisioningService's
+	// PutFrame RPC.
+	ProvisioningServicePutFrameProcedure = "/parley.v1.ProvisioningService/PutFrame"
+	// ProvisioningServiceReceiveFramesProcedure is the fully-qualified name of the
+	// ProvisioningService's ReceiveFrames RPC.
+	ProvisioningServiceReceiveFramesProcedure = "/parley.v1.ProvisioningService/ReceiveFrames"
+	// ProvisioningServiceCloseMailboxProcedure is the fully-qualified name of the ProvisioningService's
+	// CloseMailbox RPC.
+	ProvisioningServiceCloseMailboxProcedure = "/parley.v1.ProvisioningService/CloseMailbox"
 	// RelayServiceSendProcedure is the fully-qualified name of the RelayService's Send RPC.
 	RelayServiceSendProcedure = "/parley.v1.RelayService/Send"
 	// RelayServiceReceiveProcedure is the fully-qualified name of the RelayService's Receive RPC.
@@ -364,6 +381,194 @@ func (UnimplementedDirectoryServiceHandler) UploadPrekeys(context.Context, *conn
 
 func (UnimplementedDirectoryServiceHandler) ClaimBundles(context.Context, *connect.Request[v1.ClaimBundlesRequest]) (*connect.Response[v1.ClaimBundlesResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("parley.v1.DirectoryService.ClaimBundles is not implemented"))
+}
+
+// ProvisioningServiceClient is a client for the parley.v1.ProvisioningService service.
+type ProvisioningServiceClient interface {
+	// PutOffer creates a mailbox for a new device's offer. Unauthenticated
+	// (the new device has no account yet); rate-limited per IP.
+	PutOffer(context.Context, *connect.Request[v1.PutOfferRequest]) (*connect.Response[v1.PutOfferResponse], error)
+	// GetOffer returns the offer at an address, for the approving device.
+	GetOffer(context.Context, *connect.Request[v1.GetOfferRequest]) (*connect.Response[v1.GetOfferResponse], error)
+	// PutFrame appends the next frame of the transfer.
+	PutFrame(context.Context, *connect.Request[v1.PutFrameRequest]) (*connect.Response[v1.PutFrameResponse], error)
+	// ReceiveFrames streams a mailbox's frames from an index on, waiting for
+	// more until the mailbox is closed or expires.
+	ReceiveFrames(context.Context, *connect.Request[v1.ReceiveFramesRequest]) (*connect.ServerStreamForClient[v1.ReceiveFramesResponse], error)
+	// CloseMailbox deletes a mailbox and its frames.
+	CloseMailbox(context.Context, *connect.Request[v1.CloseMailboxRequest]) (*connect.Response[v1.CloseMailboxResponse], error)
+}
+
+// NewProvisioningServiceClient constructs a client for the parley.v1.ProvisioningService service.
+// By default, it uses the Connect protocol with the binary Protobuf Codec, asks for gzipped
+// responses, and sends uncompressed requests. To use the gRPC or gRPC-Web protocols, supply the
+// connect.WithGRPC() or connect.WithGRPCWeb() options.
+//
+// The URL supplied here should be the base URL for the Connect or gRPC server (for example,
+// http://api.acme.com or https://acme.com/grpc).
+func NewProvisioningServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...connect.ClientOption) ProvisioningServiceClient {
+	baseURL = strings.TrimRight(baseURL, "/")
+	provisioningServiceMethods := v1.File_parley_v1_parley_proto.Services().ByName("ProvisioningService").Methods()
+	return &provisioningServiceClient{
+		putOffer: connect.NewClient[v1.PutOfferRequest, v1.PutOfferResponse](
+			httpClient,
+			baseURL+ProvisioningServicePutOfferProcedure,
+			connect.WithSchema(provisioningServiceMethods.ByName("PutOffer")),
+			connect.WithClientOptions(opts...),
+		),
+		getOffer: connect.NewClient[v1.GetOfferRequest, v1.GetOfferResponse](
+			httpClient,
+			baseURL+ProvisioningServiceGetOfferProcedure,
+			connect.WithSchema(provisioningServiceMethods.ByName("GetOffer")),
+			connect.WithClientOptions(opts...),
+		),
+		putFrame: connect.NewClient[v1.PutFrameRequest, v1.PutFrameResponse](
+			httpClient,
+			baseURL+ProvisioningServicePutFrameProcedure,
+			connect.WithSchema(provisioningServiceMethods.ByName("PutFrame")),
+			connect.WithClientOptions(opts...),
+		),
+		receiveFrames: connect.NewClient[v1.ReceiveFramesRequest, v1.ReceiveFramesResponse](
+			httpClient,
+			baseURL+ProvisioningServiceReceiveFramesProcedure,
+			connect.WithSchema(provisioningServiceMethods.ByName("ReceiveFrames")),
+			connect.WithClientOptions(opts...),
+		),
+		closeMailbox: connect.NewClient[v1.CloseMailboxRequest, v1.CloseMailboxResponse](
+			httpClient,
+			baseURL+ProvisioningServiceCloseMailboxProcedure,
+			connect.WithSchema(provisioningServiceMethods.ByName("CloseMailbox")),
+			connect.WithClientOptions(opts...),
+		),
+	}
+}
+
+// provisioningServiceClient implements ProvisioningServiceClient.
+type provisioningServiceClient struct {
+	putOffer      *connect.Client[v1.PutOfferRequest, v1.PutOfferResponse]
+	getOffer      *connect.Client[v1.GetOfferRequest, v1.GetOfferResponse]
+	putFrame      *connect.Client[v1.PutFrameRequest, v1.PutFrameResponse]
+	receiveFrames *connect.Client[v1.ReceiveFramesRequest, v1.ReceiveFramesResponse]
+	closeMailbox  *connect.Client[v1.CloseMailboxRequest, v1.CloseMailboxResponse]
+}
+
+// PutOffer calls parley.v1.ProvisioningService.PutOffer.
+func (c *provisioningServiceClient) PutOffer(ctx context.Context, req *connect.Request[v1.PutOfferRequest]) (*connect.Response[v1.PutOfferResponse], error) {
+	return c.putOffer.CallUnary(ctx, req)
+}
+
+// GetOffer calls parley.v1.ProvisioningService.GetOffer.
+func (c *provisioningServiceClient) GetOffer(ctx context.Context, req *connect.Request[v1.GetOfferRequest]) (*connect.Response[v1.GetOfferResponse], error) {
+	return c.getOffer.CallUnary(ctx, req)
+}
+
+// PutFrame calls parley.v1.ProvisioningService.PutFrame.
+func (c *provisioningServiceClient) PutFrame(ctx context.Context, req *connect.Request[v1.PutFrameRequest]) (*connect.Response[v1.PutFrameResponse], error) {
+	return c.putFrame.CallUnary(ctx, req)
+}
+
+// ReceiveFrames calls parley.v1.ProvisioningService.ReceiveFrames.
+func (c *provisioningServiceClient) ReceiveFrames(ctx context.Context, req *connect.Request[v1.ReceiveFramesRequest]) (*connect.ServerStreamForClient[v1.ReceiveFramesResponse], error) {
+	return c.receiveFrames.CallServerStream(ctx, req)
+}
+
+// CloseMailbox calls parley.v1.ProvisioningService.CloseMailbox.
+func (c *provisioningServiceClient) CloseMailbox(ctx context.Context, req *connect.Request[v1.CloseMailboxRequest]) (*connect.Response[v1.CloseMailboxResponse], error) {
+	return c.closeMailbox.CallUnary(ctx, req)
+}
+
+// ProvisioningServiceHandler is an implementation of the parley.v1.ProvisioningService service.
+type ProvisioningServiceHandler interface {
+	// PutOffer creates a mailbox for a new device's offer. Unauthenticated
+	// (the new device has no account yet); rate-limited per IP.
+	PutOffer(context.Context, *connect.Request[v1.PutOfferRequest]) (*connect.Response[v1.PutOfferResponse], error)
+	// GetOffer returns the offer at an address, for the approving device.
+	GetOffer(context.Context, *connect.Request[v1.GetOfferRequest]) (*connect.Response[v1.GetOfferResponse], error)
+	// PutFrame appends the next frame of the transfer.
+	PutFrame(context.Context, *connect.Request[v1.PutFrameRequest]) (*connect.Response[v1.PutFrameResponse], error)
+	// ReceiveFrames streams a mailbox's frames from an index on, waiting for
+	// more until the mailbox is closed or expires.
+	ReceiveFrames(context.Context, *connect.Request[v1.ReceiveFramesRequest], *connect.ServerStream[v1.ReceiveFramesResponse]) error
+	// CloseMailbox deletes a mailbox and its frames.
+	CloseMailbox(context.Context, *connect.Request[v1.CloseMailboxRequest]) (*connect.Response[v1.CloseMailboxResponse], error)
+}
+
+// NewProvisioningServiceHandler builds an HTTP handler from the service implementation. It returns
+// the path on which to mount the handler and the handler itself.
+//
+// By default, handlers support the Connect, gRPC, and gRPC-Web protocols with the binary Protobuf
+// and JSON codecs. They also support gzip compression.
+func NewProvisioningServiceHandler(svc ProvisioningServiceHandler, opts ...connect.HandlerOption) (string, http.Handler) {
+	provisioningServiceMethods := v1.File_parley_v1_parley_proto.Services().ByName("ProvisioningService").Methods()
+	provisioningServicePutOfferHandler := connect.NewUnaryHandler(
+		ProvisioningServicePutOfferProcedure,
+		svc.PutOffer,
+		connect.WithSchema(provisioningServiceMethods.ByName("PutOffer")),
+		connect.WithHandlerOptions(opts...),
+	)
+	provisioningServiceGetOfferHandler := connect.NewUnaryHandler(
+		ProvisioningServiceGetOfferProcedure,
+		svc.GetOffer,
+		connect.WithSchema(provisioningServiceMethods.ByName("GetOffer")),
+		connect.WithHandlerOptions(opts...),
+	)
+	provisioningServicePutFrameHandler := connect.NewUnaryHandler(
+		ProvisioningServicePutFrameProcedure,
+		svc.PutFrame,
+		connect.WithSchema(provisioningServiceMethods.ByName("PutFrame")),
+		connect.WithHandlerOptions(opts...),
+	)
+	provisioningServiceReceiveFramesHandler := connect.NewServerStreamHandler(
+		ProvisioningServiceReceiveFramesProcedure,
+		svc.ReceiveFrames,
+		connect.WithSchema(provisioningServiceMethods.ByName("ReceiveFrames")),
+		connect.WithHandlerOptions(opts...),
+	)
+	provisioningServiceCloseMailboxHandler := connect.NewUnaryHandler(
+		ProvisioningServiceCloseMailboxProcedure,
+		svc.CloseMailbox,
+		connect.WithSchema(provisioningServiceMethods.ByName("CloseMailbox")),
+		connect.WithHandlerOptions(opts...),
+	)
+	return "/parley.v1.ProvisioningService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case ProvisioningServicePutOfferProcedure:
+			provisioningServicePutOfferHandler.ServeHTTP(w, r)
+		case ProvisioningServiceGetOfferProcedure:
+			provisioningServiceGetOfferHandler.ServeHTTP(w, r)
+		case ProvisioningServicePutFrameProcedure:
+			provisioningServicePutFrameHandler.ServeHTTP(w, r)
+		case ProvisioningServiceReceiveFramesProcedure:
+			provisioningServiceReceiveFramesHandler.ServeHTTP(w, r)
+		case ProvisioningServiceCloseMailboxProcedure:
+			provisioningServiceCloseMailboxHandler.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+}
+
+// UnimplementedProvisioningServiceHandler returns CodeUnimplemented from all methods.
+type UnimplementedProvisioningServiceHandler struct{}
+
+func (UnimplementedProvisioningServiceHandler) PutOffer(context.Context, *connect.Request[v1.PutOfferRequest]) (*connect.Response[v1.PutOfferResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("parley.v1.ProvisioningService.PutOffer is not implemented"))
+}
+
+func (UnimplementedProvisioningServiceHandler) GetOffer(context.Context, *connect.Request[v1.GetOfferRequest]) (*connect.Response[v1.GetOfferResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("parley.v1.ProvisioningService.GetOffer is not implemented"))
+}
+
+func (UnimplementedProvisioningServiceHandler) PutFrame(context.Context, *connect.Request[v1.PutFrameRequest]) (*connect.Response[v1.PutFrameResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("parley.v1.ProvisioningService.PutFrame is not implemented"))
+}
+
+func (UnimplementedProvisioningServiceHandler) ReceiveFrames(context.Context, *connect.Request[v1.ReceiveFramesRequest], *connect.ServerStream[v1.ReceiveFramesResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("parley.v1.ProvisioningService.ReceiveFrames is not implemented"))
+}
+
+func (UnimplementedProvisioningServiceHandler) CloseMailbox(context.Context, *connect.Request[v1.CloseMailboxRequest]) (*connect.Response[v1.CloseMailboxResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("parley.v1.ProvisioningService.CloseMailbox is not implemented"))
 }
 
 // RelayServiceClient is a client for the parley.v1.RelayService service.
