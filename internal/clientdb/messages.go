@@ -2,6 +2,7 @@ package clientdb
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math"
@@ -191,37 +192,69 @@ func history(ctx context.Context, q querier, k *keys, conversation string, limit
 		upper = before.UnixNano()
 	}
 	conv := k.username(conversation)
-	rows, err := q.QueryContext(ctx, `SELECT dedup_hash, outgoing, sent, received, state, meta, body FROM messages
+	rows, err := q.QueryContext(ctx, `SELECT seq, dedup_hash, outgoing, sent, received, state, meta, body FROM messages
 		WHERE conversation = ? AND sent < ? ORDER BY sent DESC, seq DESC LIMIT ?`, conv, upper, limit)
 	if err != nil {
 		return nil, sqlError("read history", err)
 	}
+	out, _, err := scanMessages(rows, k, conversation, conv)
+	if err != nil {
+		return nil, err
+	}
+	slices.Reverse(out)
+	return out, nil
+}
+
+// exportMessages returns up to limit messages of a conversation stored
+// after the row afterSeq, in storage order, and the seq of the last one:
+// paging by seq, unlike history's paging by sent time, never skips messages
+// that share a timestamp.
+func exportMessages(ctx context.Context, q querier, k *keys, conversation string, afterSeq int64, limit int) ([]Message, int64, error) {
+	if limit <= 0 {
+		return nil, 0, errors.New("clientdb: export limit must be positive")
+	}
+	limit = min(limit, MaxHistory)
+	conv := k.username(conversation)
+	rows, err := q.QueryContext(ctx, `SELECT seq, dedup_hash, outgoing, sent, received, state, meta, body FROM messages
+		WHERE conversation = ? AND seq > ? ORDER BY seq LIMIT ?`, conv, afterSeq, limit)
+	if err != nil {
+		return nil, 0, sqlError("read messages", err)
+	}
+	return scanMessages(rows, k, conversation, conv)
+}
+
+// scanMessages decodes and opens the rows of a messages query and returns
+// them with the largest seq seen.
+func scanMessages(rows *sql.Rows, k *keys, conversation string, conv []byte) ([]Message, int64, error) {
 	defer rows.Close()
 	var out []Message
+	var lastSeq int64
 	for rows.Next() {
 		r := &messageRow{conversation: conv}
-		var outgoing, st int64
+		var seq, outgoing, st int64
 		var meta, body []byte
-		if err := rows.Scan(&r.dedup, &outgoing, &r.sent, &r.received, &st, &meta, &body); err != nil {
-			return nil, sqlError("read history", err)
+		if err := rows.Scan(&seq, &r.dedup, &outgoing, &r.sent, &r.received, &st, &meta, &body); err != nil {
+			return nil, 0, sqlError("read messages", err)
 		}
+		lastSeq = max(lastSeq, seq)
+		var err error
 		if r.outgoing, r.state, err = scanRow(outgoing, st); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		plainMeta, err := k.open(meta, tableMessages, colMeta, r.metaBind()...)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if len(plainMeta) <= metaFixedLen {
-			return nil, fmt.Errorf("%w: messages.meta too short", ErrCorrupt)
+			return nil, 0, fmt.Errorf("%w: messages.meta too short", ErrCorrupt)
 		}
 		paddedBody, err := k.open(body, tableMessages, colBody, r.bodyBind()...)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		plainBody, err := wire.Unpad(paddedBody)
 		if err != nil {
-			return nil, fmt.Errorf("%w: messages.body padding", ErrCorrupt)
+			return nil, 0, fmt.Errorf("%w: messages.body padding", ErrCorrupt)
 		}
 		m := Message{
 			Conversation: conversation,
@@ -237,8 +270,7 @@ func history(ctx context.Context, q querier, k *keys, conversation string, limit
 		out = append(out, m)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, sqlError("read history", err)
+		return nil, 0, sqlError("read messages", err)
 	}
-	slices.Reverse(out)
-	return out, nil
+	return out, lastSeq, nil
 }

@@ -104,6 +104,19 @@ func (db *DB) History(ctx context.Context, conversation string, limit int, befor
 	return msgs, err
 }
 
+// ExportMessages returns up to limit messages of a conversation stored after
+// the position afterSeq (0 for the start), in storage order, with the
+// position of the last one to pass next time. It is for copying a whole
+// history (device linking): unlike History it never skips messages that
+// share a timestamp.
+func (db *DB) ExportMessages(ctx context.Context, conversation string, afterSeq int64, limit int) (msgs []Message, last int64, err error) {
+	err = db.view(func(q querier, k *keys) error {
+		msgs, last, err = exportMessages(ctx, q, k, conversation, afterSeq, limit)
+		return err
+	})
+	return msgs, last, err
+}
+
 // Contact returns one contact, or ErrNotFound.
 func (db *DB) Contact(ctx context.Context, username string) (c *Contact, err error) {
 	err = db.view(func(q querier, k *keys) error {
