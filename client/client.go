@@ -94,6 +94,7 @@ type Client struct {
 	auth  parleyv1connect.AuthServiceClient
 	dir   parleyv1connect.DirectoryServiceClient
 	relay parleyv1connect.RelayServiceClient
+	prov  parleyv1connect.ProvisioningServiceClient
 
 	tokenMu  sync.Mutex
 	token    string
@@ -135,6 +136,7 @@ func (c *Client) connect(server string, hc *http.Client) {
 	c.auth = parleyv1connect.NewAuthServiceClient(hc, server)
 	c.dir = parleyv1connect.NewDirectoryServiceClient(hc, server)
 	c.relay = parleyv1connect.NewRelayServiceClient(hc, server)
+	c.prov = parleyv1connect.NewProvisioningServiceClient(hc, server)
 }
 
 // Register creates an account with this device as its first device, in a
@@ -176,7 +178,7 @@ func Register(ctx context.Context, home, server, name string, opts Options) (*Cl
 	if connect.CodeOf(err) == connect.CodeAlreadyExists {
 		return fail(fmt.Errorf("%w: %q", ErrUsernameTaken, name))
 	} else if err != nil {
-		return fail(c.wrapRPC("register", err))
+		return fail(wrapRPC("register", err))
 	}
 	if err := db.PutIdentity(ctx, &clientdb.Identity{
 		Username: name, ServerURL: c.server, AccountKeySeed: c.account.Seed(),
@@ -294,14 +296,14 @@ func (c *Client) login(ctx context.Context) (string, error) {
 	}
 	ch, err := c.auth.Challenge(ctx, connect.NewRequest(&parleyv1.ChallengeRequest{DeviceId: c.selfID[:]}))
 	if err != nil {
-		return "", c.wrapRPC("challenge", err)
+		return "", wrapRPC("challenge", err)
 	}
 	sig := c.device.Signing.Sign(primitives.LabelSigAuthChallenge, ch.Msg.Challenge)
 	resp, err := c.auth.Authenticate(ctx, connect.NewRequest(&parleyv1.AuthenticateRequest{
 		DeviceId: c.selfID[:], Challenge: ch.Msg.Challenge, Signature: sig,
 	}))
 	if err != nil {
-		return "", c.wrapRPC("authenticate", err)
+		return "", wrapRPC("authenticate", err)
 	}
 	c.token, c.tokenExp = resp.Msg.Token, time.Unix(resp.Msg.ExpiresUnix, 0)
 	if err := c.db.Update(ctx, func(tx *clientdb.Tx) error { return tx.SetToken(c.token, c.tokenExp) }); err != nil {
@@ -337,7 +339,7 @@ func call[Req, Res any](ctx context.Context, c *Client, what string, fn func(con
 			c.forgetToken(tok)
 			continue
 		}
-		return nil, c.wrapRPC(what, err)
+		return nil, wrapRPC(what, err)
 	}
 }
 

@@ -67,44 +67,60 @@ func joinAccount(ctx context.Context, home, server, name string, account *identi
 	if err != nil {
 		return nil, err
 	}
-	db := c.db
 	c.account, c.device, c.self = account, device, device.Public()
 	c.selfID = c.self.ID()
-	set, up, err := prekey.NewSet(device.Signing, InitialPrekeys)
+	signed, err := c.checkJoined(ctx, nil)
 	if err != nil {
 		return fail(err)
 	}
-	c.prekeys = set
-	// Authenticate (possible only if the list names this device), then
-	// fetch and check the list.
-	got, err := call(ctx, c, "fetching the device list", c.dir.GetDeviceList, &parleyv1.GetDeviceListRequest{Username: name})
-	if err != nil {
+	if err := c.finishJoin(ctx, signed); err != nil {
 		return fail(err)
+	}
+	return c, nil
+}
+
+// checkJoined authenticates (possible only once the account's list names
+// this device) and checks the account's current list: signed by this
+// client's account key, naming this device, and — if given — the same as or
+// a chained successor of the list the device was handed. c.mu need not be
+// held: the client is not shared yet.
+func (c *Client) checkJoined(ctx context.Context, handed *identity.SignedDeviceList) (*identity.SignedDeviceList, error) {
+	got, err := call(ctx, c, "fetching the device list", c.dir.GetDeviceList, &parleyv1.GetDeviceListRequest{Username: c.username})
+	if err != nil {
+		return nil, err
 	}
 	signed, err := identity.ParseSignedDeviceList(got.SignedDeviceList)
 	if err != nil {
-		return fail(securityError("own device list", err))
+		return nil, securityError("own device list", err)
 	}
-	list, err := signed.Verify(nil)
+	list, err := signed.Verify(handed)
 	if err != nil {
-		return fail(securityError("own device list", err))
+		return nil, securityError("own device list", err)
 	}
-	if !list.Key.Equal(account.Public()) || list.Account != name {
-		return fail(securityError("own device list", errors.New("not signed by this account's key")))
+	if !list.Key.Equal(c.account.Public()) || list.Account != c.username {
+		return nil, securityError("own device list", errors.New("not signed by this account's key"))
 	}
 	if _, ok := list.Lookup(c.selfID); !ok {
-		return fail(securityError("own device list", errors.New("does not name this device")))
+		return nil, securityError("own device list", errors.New("does not name this device"))
 	}
-	if err := db.PutIdentity(ctx, &clientdb.Identity{
-		Username: name, ServerURL: c.server, AccountKeySeed: account.Seed(),
-		DeviceKeys: device.Marshal(), Prekeys: set.Marshal(), DeviceList: signed.Marshal(),
+	c.lists[c.username] = list
+	return signed, nil
+}
+
+// finishJoin makes this device's prekeys, stores its identity and uploads
+// the prekeys. The private keys are stored before the public ones leave.
+func (c *Client) finishJoin(ctx context.Context, list *identity.SignedDeviceList) error {
+	set, up, err := prekey.NewSet(c.device.Signing, InitialPrekeys)
+	if err != nil {
+		return err
+	}
+	c.prekeys = set
+	if err := c.db.PutIdentity(ctx, &clientdb.Identity{
+		Username: c.username, ServerURL: c.server, AccountKeySeed: c.account.Seed(),
+		DeviceKeys: c.device.Marshal(), Prekeys: set.Marshal(), DeviceList: list.Marshal(),
 	}); err != nil {
-		return fail(err)
+		return err
 	}
-	if _, err := call(ctx, c, "uploading prekeys", c.dir.UploadPrekeys, &parleyv1.UploadPrekeysRequest{Prekeys: uploadProto(up)}); err != nil {
-		db.Close()
-		return nil, err
-	}
-	c.lists[name] = list
-	return c, nil
+	_, err = call(ctx, c, "uploading prekeys", c.dir.UploadPrekeys, &parleyv1.UploadPrekeysRequest{Prekeys: uploadProto(up)})
+	return err
 }

@@ -98,7 +98,7 @@ func (e *ServerError) Error() string {
 	return s
 }
 
-func (c *Client) wrapRPC(op string, err error) error {
+func wrapRPC(op string, err error) error {
 	var ce *connect.Error
 	if !errors.As(err, &ce) {
 		return fmt.Errorf("client: %s: %w", op, err)

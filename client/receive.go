@@ -125,7 +125,7 @@ func (c *Client) receiveOnce(ctx context.Context, opts ReceiveOptions, fn func(E
 		req.Header().Set("Authorization", "Bearer "+tok)
 		stream, err = c.relay.Receive(ctx, req)
 		if err != nil {
-			return c.wrapRPC("receive", err)
+			return wrapRPC("receive", err)
 		}
 		if stream.Receive() {
 			break
@@ -139,7 +139,7 @@ func (c *Client) receiveOnce(ctx context.Context, opts ReceiveOptions, fn func(E
 		if err == nil {
 			return errors.New("client: receive: the server closed the stream")
 		}
-		return c.wrapRPC("receive", err)
+		return wrapRPC("receive", err)
 	}
 	defer stream.Close()
 	for first := true; first || stream.Receive(); first = false {
@@ -168,7 +168,7 @@ func (c *Client) receiveOnce(ctx context.Context, opts ReceiveOptions, fn func(E
 		}
 	}
 	if err := stream.Err(); err != nil {
-		return c.wrapRPC("receive", err)
+		return wrapRPC("receive", err)
 	}
 	return errors.New("client: receive: the server closed the stream")
 }
