@@ -33,11 +33,8 @@ var benchRate struct {
 }
 
 // BenchmarkEnqueue measures group commit against a floor, on the server
-// PARLEY_TEST_POSTGRES_DSN names (scripts/test starts one):
-//
-//	./scripts/test -run '^$' -bench BenchmarkEnqueue -benchtime 20000x
-//
-// or, with a server of your own,
+// PARLEY_TEST_POSTGRES_DSN names (not through scripts/test, whose -race
+// would measure the race detector), with fsync on:
 //
 //	PARLEY_TEST_POSTGRES_DSN=... go test -run '^$' -bench BenchmarkEnqueue -benchtime 20000x ./internal/store/postgres/
 //
