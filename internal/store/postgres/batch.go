@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -156,7 +157,9 @@ func (b *batcher) commit(batch []*sendOp) {
 		return err
 	})
 	if err != nil {
-		err = dbError("enqueue", err)
+		if !strings.HasPrefix(err.Error(), "postgres: ") {
+			err = dbError("enqueue", err) // the batch's own timeout
+		}
 		for _, o := range live {
 			o.done <- err
 		}
