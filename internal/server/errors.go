@@ -85,6 +85,8 @@ func (s *Server) toConnect(ctx context.Context, procedure string, err error) err
 		mm  *mismatch
 		qf  *store.QueueFullError
 		ud  *store.UnknownDeviceError
+		fi  *store.FrameIndexError
+		mf  *store.MailboxFullError
 	)
 	switch {
 	case errors.Is(err, context.Canceled):
@@ -104,6 +106,23 @@ func (s *Server) toConnect(ctx context.Context, procedure string, err error) err
 	case errors.Is(err, errRegistrationOff), errors.Is(err, errInviteRequired),
 		errors.Is(err, store.ErrInviteInvalid), errors.Is(err, errNotYourAccount), errors.Is(err, errDeviceRemoved):
 		return connect.NewError(connect.CodePermissionDenied, err)
+	case errors.Is(err, errNoMailbox):
+		return connect.NewError(connect.CodeNotFound, err)
+	case errors.Is(err, store.ErrMailboxExists):
+		return connect.NewError(connect.CodeAlreadyExists,
+			errors.New("a mailbox for this offer exists already (a retried upload of the same offer succeeded before)"))
+	case errors.As(err, &fi):
+		if fi.Conflict {
+			return connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
+				"frame %d is already in the mailbox with different content (another device is sending to it); the mailbox expects index %d", fi.Index, fi.Next))
+		}
+		return connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
+			"frame at index %d is out of order; the mailbox expects index %d", fi.Index, fi.Next))
+	case errors.As(err, &mf):
+		return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
+			"the mailbox is full: its frames may total at most %d bytes (MaxMailboxBytes); the transfer is too large for this server", mf.Limit))
+	case errors.Is(err, errMailboxesUnavailable):
+		return connect.NewError(connect.CodeUnimplemented, err)
 	case errors.Is(err, store.ErrNotFound):
 		return connect.NewError(connect.CodeNotFound, err)
 	case errors.Is(err, store.ErrAccountExists):

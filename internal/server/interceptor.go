@@ -18,6 +18,11 @@ var public = map[string]bool{
 	parleyv1connect.AuthServiceChallengeProcedure:     true,
 	parleyv1connect.AuthServiceAuthenticateProcedure:  true,
 	parleyv1connect.DirectoryServiceRegisterProcedure: true,
+	// A new device has no token: the mailbox address is its capability
+	// (docs/server.md §5.6). GetOffer and PutFrame need one.
+	parleyv1connect.ProvisioningServicePutOfferProcedure:      true,
+	parleyv1connect.ProvisioningServiceReceiveFramesProcedure: true,
+	parleyv1connect.ProvisioningServiceCloseMailboxProcedure:  true,
 }
 
 type deviceKey struct{}

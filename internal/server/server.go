@@ -28,6 +28,7 @@ import (
 	"github.com/parleyim/parley/internal/bus"
 	"github.com/parleyim/parley/internal/identity"
 	"github.com/parleyim/parley/internal/primitives"
+	"github.com/parleyim/parley/internal/provision"
 	"github.com/parleyim/parley/internal/store"
 	"github.com/parleyim/parley/internal/wire"
 )
@@ -88,6 +89,15 @@ type Config struct {
 	IPRate      rate.Limit
 	IPBurst     int
 
+	// Provisioning mailboxes (docs/server.md §5.6).
+	MailboxTTL      time.Duration // life of a mailbox until its first frame
+	MailboxIdleTTL  time.Duration // life of a mailbox after each frame
+	MaxMailboxBytes int64         // total bytes of one mailbox's frames
+	// Per client IP address: mailbox creations and lookups of addresses
+	// that hold no mailbox, per second and burst.
+	MailboxIPRate  rate.Limit
+	MailboxIPBurst int
+
 	Logger *slog.Logger
 }
 
@@ -106,6 +116,11 @@ func DefaultConfig() Config {
 		DeviceBurst:         400,
 		IPRate:              500,
 		IPBurst:             1000,
+		MailboxTTL:          provision.MaxOfferAge,
+		MailboxIdleTTL:      time.Hour,
+		MaxMailboxBytes:     1 << 30,
+		MailboxIPRate:       rate.Every(6 * time.Second),
+		MailboxIPBurst:      20,
 		Logger:              slog.Default(),
 	}
 }
@@ -121,6 +136,7 @@ type Server struct {
 	tokenKey     []byte // MACs challenges and tokens; shared by every node through the store
 	deviceLimits *limiterSet
 	ipLimits     *limiterSet
+	prov         provisioning // mailboxes; see provisioning.go
 
 	// streamsCtx is cancelled by Shutdown so that delivery streams end and
 	// the HTTP server can drain.
@@ -138,7 +154,8 @@ const secretName = "auth-token-key-v1"
 
 // New returns a server on st and b. It loads (or creates) the token key
 // from the store, so that every node sharing the store accepts the others'
-// tokens.
+// tokens. If st also implements store.Mailboxes the server relays device
+// links (ProvisioningService); otherwise those calls are Unimplemented.
 func New(cfg Config, st store.Store, b bus.Bus) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -161,6 +178,7 @@ func New(cfg Config, st store.Store, b bus.Bus) (*Server, error) {
 		tokenKey:      key,
 		deviceLimits:  newLimiterSet(cfg.DeviceRate, cfg.DeviceBurst),
 		ipLimits:      newLimiterSet(cfg.IPRate, cfg.IPBurst),
+		prov:          newProvisioning(cfg, st),
 		streamsCtx:    ctx,
 		stopStreams:   cancel,
 		shuttingDown:  make(chan struct{}),
@@ -170,7 +188,7 @@ func New(cfg Config, st store.Store, b bus.Bus) (*Server, error) {
 	return s, nil
 }
 
-// Handler returns the HTTP handler: the three Connect services, /healthz
+// Handler returns the HTTP handler: the four Connect services, /healthz
 // and /metrics.
 func (s *Server) Handler() http.Handler {
 	opts := connect.WithHandlerOptions(
@@ -186,6 +204,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle(parleyv1connect.NewAuthServiceHandler(&authService{s}, opts))
 	mux.Handle(parleyv1connect.NewDirectoryServiceHandler(&directoryService{s}, opts))
 	mux.Handle(parleyv1connect.NewRelayServiceHandler(&relayService{s}, opts))
+	mux.Handle(parleyv1connect.NewProvisioningServiceHandler(&provisioningService{s}, opts))
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("GET /metrics", s.metrics.handler())
 	return mux
@@ -221,7 +240,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// RunExpiry deletes expired envelopes every interval until ctx ends.
+// RunExpiry deletes expired envelopes and provisioning mailboxes every
+// interval until ctx ends.
 func (s *Server) RunExpiry(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -238,6 +258,7 @@ func (s *Server) RunExpiry(ctx context.Context, interval time.Duration) {
 				s.log.Info("expired envelopes", "count", n)
 				s.metrics.expired.Add(float64(n))
 			}
+			s.expireMailboxes(ctx)
 		}
 	}
 }
