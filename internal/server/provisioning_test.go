@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -694,5 +696,94 @@ func TestProvisioningUnimplementedWithoutMailboxStore(t *testing.T) {
 	wantCode(t, "CloseMailbox", err, connect.CodeUnimplemented)
 	if c := h.receiveFrames(n.addr(), 0).end(t); c != connect.CodeUnimplemented {
 		t.Errorf("ReceiveFrames ended with %v, want Unimplemented", c)
+	}
+}
+
+// TestRacingApproversGetOneFramePerIndex: two devices that both know the
+// code post different frames at the same indexes at once; each index ends
+// up with exactly one of them, the loser is told the index is taken, and
+// the reader sees one frame per index.
+func TestRacingApproversGetOneFramePerIndex(t *testing.T) {
+	h := newProvHarness(t, testConfig(), nil)
+	e1, e2 := h.register("alice", 1), h.register("mallory", 1)
+	n := h.newDevice("phone")
+	h.putOffer(n)
+	const frames = 10
+	for i := range uint32(frames) {
+		errs := make(chan error, 2)
+		for _, e := range []*account{e1, e2} {
+			go func() { errs <- h.putFrame(e, n.addr(), i, []byte(e.name+fmt.Sprint(i))) }()
+		}
+		won := 0
+		for range 2 {
+			switch err := <-errs; code(err) {
+			case connect.CodeUnknown:
+				if err != nil {
+					t.Fatalf("PutFrame(%d): %v", i, err)
+				}
+				won++
+			case connect.CodeFailedPrecondition:
+			default:
+				t.Fatalf("PutFrame(%d): %v", i, err)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("index %d: %d writers succeeded, want exactly 1", i, won)
+		}
+	}
+	s := h.receiveFrames(n.addr(), 0)
+	for i := range uint32(frames) {
+		if f := s.next(t); f.Index != i {
+			t.Fatalf("frame index %d, want %d", f.Index, i)
+		}
+	}
+	s.quiet(t)
+}
+
+// TestProvisioningLeavesNoGoroutines opens frame streams that end every way
+// a stream ends (the mailbox closed, the client gone, an unknown address,
+// shutdown), shuts everything down and waits for the process's goroutine
+// count to come back.
+func TestProvisioningLeavesNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	h := newProvHarness(t, testConfig(), nil)
+	e := h.register("alice", 1)
+	closed, gone, left := h.newDevice("a"), h.newDevice("b"), h.newDevice("c")
+	for _, n := range []*newDevice{closed, gone, left} {
+		h.putOffer(n)
+		if err := h.putFrame(e, n.addr(), 0, []byte("f")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s1, s2, s3 := h.receiveFrames(closed.addr(), 0), h.receiveFrames(gone.addr(), 0), h.receiveFrames(left.addr(), 0)
+	for _, s := range []*frameStream{s1, s2, s3} {
+		s.next(t)
+	}
+	if _, err := h.prov.CloseMailbox(context.Background(), connect.NewRequest(&parleyv1.CloseMailboxRequest{Address: closed.addr()})); err != nil {
+		t.Fatal(err)
+	}
+	s1.end(t)
+	s2.cancel()
+	<-s2.done
+	h.receiveFrames(randomAddress(), 0).end(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s3.end(t)
+	h.http.Close()
+	if err := h.st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			var buf bytes.Buffer
+			_ = pprof.Lookup("goroutine").WriteTo(&buf, 1)
+			t.Fatalf("%d goroutines before, %d after shutdown:\n%s", before, runtime.NumGoroutine(), buf.String())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
