@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/parleyim/parley/internal/sqlitemigrate"
+	"github.com/parleyim/parley/internal/schema"
 )
 
 // migrationFiles are the schema migrations, numbered from 0001 without
@@ -19,12 +19,12 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-type migration = sqlitemigrate.Migration
+type migration = schema.Migration
 
 // migrations returns the embedded migrations in order, checking that they
 // are numbered 1..n.
 func migrations() ([]migration, error) {
-	ms, err := sqlitemigrate.Load(migrationFiles, "migrations")
+	ms, err := schema.Load(migrationFiles, "migrations")
 	if err != nil {
 		return nil, fmt.Errorf("clientdb: %w", err)
 	}

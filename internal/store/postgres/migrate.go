@@ -8,12 +8,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/parleyim/parley/internal/sqlitemigrate"
+	"github.com/parleyim/parley/internal/schema"
 )
 
 // migrationFiles are the schema migrations, numbered from 0001 without
 // gaps. A migration is never edited once released: a change is a new file.
-// sqlitemigrate.Load reads them: despite its name it only knows the
+// migrate.Load reads them: despite its name it only knows the
 // NNNN_name.sql naming rules, not SQLite.
 //
 //go:embed migrations/*.sql
@@ -26,8 +26,8 @@ const migrationLock int64 = 0x7061726c6579
 
 // migrations returns the embedded migrations in order, checking that they
 // are numbered 1..n.
-func migrations() ([]sqlitemigrate.Migration, error) {
-	ms, err := sqlitemigrate.Load(migrationFiles, "migrations")
+func migrations() ([]schema.Migration, error) {
+	ms, err := schema.Load(migrationFiles, "migrations")
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}

@@ -1,8 +1,9 @@
-// Package sqlitemigrate loads numbered schema migrations from an embedded
-// directory, for the SQLite databases of the server (internal/store/sqlite)
-// and the client (internal/clientdb). Each applies them its own way; both
-// need the same rules for what a migration set is.
-package sqlitemigrate
+// Package schema loads numbered schema migrations from an embedded
+// directory, for the server's databases (internal/store/sqlite,
+// internal/store/postgres) and the client's (internal/clientdb). Each
+// applies them its own way; all need the same rules for what a migration
+// set is.
+package schema
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package sqlitemigrate
+package schema
 
 import (
 	"strings"
