@@ -104,8 +104,11 @@ func (s *Server) toConnect(ctx context.Context, procedure string, err error) err
 	case errors.Is(err, errUnauthenticated), errors.Is(err, errBadChallenge):
 		return connect.NewError(connect.CodeUnauthenticated, err)
 	case errors.Is(err, errRegistrationOff), errors.Is(err, errInviteRequired),
-		errors.Is(err, store.ErrInviteInvalid), errors.Is(err, errNotYourAccount), errors.Is(err, errDeviceRemoved):
+		errors.Is(err, store.ErrInviteInvalid), errors.Is(err, errNotYourAccount), errors.Is(err, errDeviceRemoved),
+		errors.Is(err, errAccountDeleted):
 		return connect.NewError(connect.CodePermissionDenied, err)
+	case errors.Is(err, errDeviceCurrent):
+		return connect.NewError(connect.CodeFailedPrecondition, err)
 	case errors.Is(err, errNoMailbox):
 		return connect.NewError(connect.CodeNotFound, err)
 	case errors.Is(err, store.ErrMailboxExists):

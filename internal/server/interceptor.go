@@ -18,6 +18,8 @@ var public = map[string]bool{
 	parleyv1connect.AuthServiceChallengeProcedure:     true,
 	parleyv1connect.AuthServiceAuthenticateProcedure:  true,
 	parleyv1connect.DirectoryServiceRegisterProcedure: true,
+	// A removed device has no token; it signs a challenge instead.
+	parleyv1connect.DirectoryServiceGetRemovalProofProcedure: true,
 	// A new device has no token: the mailbox address is its capability
 	// (docs/server.md §5.6). GetOffer and PutFrame need one.
 	parleyv1connect.ProvisioningServicePutOfferProcedure:      true,

@@ -193,7 +193,9 @@ func (r *relayService) Receive(ctx context.Context, req *connect.Request[parleyv
 	var lastPrekeyCheck time.Time
 	for {
 		envs, err := s.store.Fetch(ctx, dev.ID, cursor, fetchPage)
-		if err != nil {
+		if errors.Is(err, store.ErrNotFound) && s.streamsCtx.Err() == nil {
+			return s.goneReason(ctx, dev)
+		} else if err != nil {
 			return s.streamEnd(ctx, err)
 		}
 		for i := range envs {
@@ -226,7 +228,7 @@ func (r *relayService) Receive(ctx context.Context, req *connect.Request[parleyv
 		case <-wake:
 		case <-displaced:
 			if _, err := s.store.Device(ctx, dev.ID); errors.Is(err, store.ErrNotFound) {
-				return errDeviceRemoved
+				return s.goneReason(ctx, dev)
 			}
 			return errStreamDisplaced
 		case <-ctx.Done():

@@ -877,6 +877,366 @@ func (x *ClaimBundlesResponse) GetBundles() []*DeviceBundle {
 	return nil
 }
 
+type ListDevicesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDevicesRequest) Reset() {
+	*x = ListDevicesRequest{}
+	mi := &file_parley_v1_parley_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDevicesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDevicesRequest) ProtoMessage() {}
+
+func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDevicesRequest.ProtoReflect.Descriptor instead.
+func (*ListDevicesRequest) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{16}
+}
+
+type DeviceInfo struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	DeviceId []byte                 `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	// When the server stored the device (Unix milliseconds).
+	AddedUnixMs int64 `protobuf:"varint,2,opt,name=added_unix_ms,json=addedUnixMs,proto3" json:"added_unix_ms,omitempty"`
+	// When the device last opened its delivery stream (Unix milliseconds).
+	LastSeenUnixMs int64 `protobuf:"varint,3,opt,name=last_seen_unix_ms,json=lastSeenUnixMs,proto3" json:"last_seen_unix_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *DeviceInfo) Reset() {
+	*x = DeviceInfo{}
+	mi := &file_parley_v1_parley_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeviceInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeviceInfo) ProtoMessage() {}
+
+func (x *DeviceInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeviceInfo.ProtoReflect.Descriptor instead.
+func (*DeviceInfo) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *DeviceInfo) GetDeviceId() []byte {
+	if x != nil {
+		return x.DeviceId
+	}
+	return nil
+}
+
+func (x *DeviceInfo) GetAddedUnixMs() int64 {
+	if x != nil {
+		return x.AddedUnixMs
+	}
+	return 0
+}
+
+func (x *DeviceInfo) GetLastSeenUnixMs() int64 {
+	if x != nil {
+		return x.LastSeenUnixMs
+	}
+	return 0
+}
+
+type ListDevicesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The caller's account's current devices, ordered by id.
+	Devices       []*DeviceInfo `protobuf:"bytes,1,rep,name=devices,proto3" json:"devices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDevicesResponse) Reset() {
+	*x = ListDevicesResponse{}
+	mi := &file_parley_v1_parley_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDevicesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDevicesResponse) ProtoMessage() {}
+
+func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDevicesResponse.ProtoReflect.Descriptor instead.
+func (*ListDevicesResponse) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListDevicesResponse) GetDevices() []*DeviceInfo {
+	if x != nil {
+		return x.Devices
+	}
+	return nil
+}
+
+type DeleteAccountRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Must be the caller's own account: a guard against deleting the wrong
+	// one; any other name is PermissionDenied.
+	Username      string `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteAccountRequest) Reset() {
+	*x = DeleteAccountRequest{}
+	mi := &file_parley_v1_parley_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteAccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteAccountRequest) ProtoMessage() {}
+
+func (x *DeleteAccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteAccountRequest.ProtoReflect.Descriptor instead.
+func (*DeleteAccountRequest) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *DeleteAccountRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+type DeleteAccountResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteAccountResponse) Reset() {
+	*x = DeleteAccountResponse{}
+	mi := &file_parley_v1_parley_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteAccountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteAccountResponse) ProtoMessage() {}
+
+func (x *DeleteAccountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteAccountResponse.ProtoReflect.Descriptor instead.
+func (*DeleteAccountResponse) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{20}
+}
+
+type GetRemovalProofRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	// The last version of the account's list the device accepted; it must
+	// name the device.
+	KnownVersion uint64 `protobuf:"varint,2,opt,name=known_version,json=knownVersion,proto3" json:"known_version,omitempty"`
+	DeviceId     []byte `protobuf:"bytes,3,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	// A challenge from AuthService.Challenge for device_id, and the device's
+	// signature over it (docs/server.md §4).
+	Challenge     []byte `protobuf:"bytes,4,opt,name=challenge,proto3" json:"challenge,omitempty"`
+	Signature     []byte `protobuf:"bytes,5,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRemovalProofRequest) Reset() {
+	*x = GetRemovalProofRequest{}
+	mi := &file_parley_v1_parley_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRemovalProofRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRemovalProofRequest) ProtoMessage() {}
+
+func (x *GetRemovalProofRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRemovalProofRequest.ProtoReflect.Descriptor instead.
+func (*GetRemovalProofRequest) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *GetRemovalProofRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *GetRemovalProofRequest) GetKnownVersion() uint64 {
+	if x != nil {
+		return x.KnownVersion
+	}
+	return 0
+}
+
+func (x *GetRemovalProofRequest) GetDeviceId() []byte {
+	if x != nil {
+		return x.DeviceId
+	}
+	return nil
+}
+
+func (x *GetRemovalProofRequest) GetChallenge() []byte {
+	if x != nil {
+		return x.Challenge
+	}
+	return nil
+}
+
+func (x *GetRemovalProofRequest) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+type GetRemovalProofResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Versions known_version+1, known_version+2, … of the signed device list,
+	// oldest first, at most 64.
+	SignedDeviceLists [][]byte `protobuf:"bytes,1,rep,name=signed_device_lists,json=signedDeviceLists,proto3" json:"signed_device_lists,omitempty"`
+	// More versions follow the last one returned.
+	More          bool `protobuf:"varint,2,opt,name=more,proto3" json:"more,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRemovalProofResponse) Reset() {
+	*x = GetRemovalProofResponse{}
+	mi := &file_parley_v1_parley_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRemovalProofResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRemovalProofResponse) ProtoMessage() {}
+
+func (x *GetRemovalProofResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRemovalProofResponse.ProtoReflect.Descriptor instead.
+func (*GetRemovalProofResponse) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *GetRemovalProofResponse) GetSignedDeviceLists() [][]byte {
+	if x != nil {
+		return x.SignedDeviceLists
+	}
+	return nil
+}
+
+func (x *GetRemovalProofResponse) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
+}
+
 type OutgoingEnvelope struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	DeviceId []byte                 `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
@@ -888,7 +1248,7 @@ type OutgoingEnvelope struct {
 
 func (x *OutgoingEnvelope) Reset() {
 	*x = OutgoingEnvelope{}
-	mi := &file_parley_v1_parley_proto_msgTypes[16]
+	mi := &file_parley_v1_parley_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -900,7 +1260,7 @@ func (x *OutgoingEnvelope) String() string {
 func (*OutgoingEnvelope) ProtoMessage() {}
 
 func (x *OutgoingEnvelope) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[16]
+	mi := &file_parley_v1_parley_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -913,7 +1273,7 @@ func (x *OutgoingEnvelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutgoingEnvelope.ProtoReflect.Descriptor instead.
 func (*OutgoingEnvelope) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{16}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *OutgoingEnvelope) GetDeviceId() []byte {
@@ -945,7 +1305,7 @@ type SendRequest struct {
 
 func (x *SendRequest) Reset() {
 	*x = SendRequest{}
-	mi := &file_parley_v1_parley_proto_msgTypes[17]
+	mi := &file_parley_v1_parley_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -957,7 +1317,7 @@ func (x *SendRequest) String() string {
 func (*SendRequest) ProtoMessage() {}
 
 func (x *SendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[17]
+	mi := &file_parley_v1_parley_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -970,7 +1330,7 @@ func (x *SendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendRequest.ProtoReflect.Descriptor instead.
 func (*SendRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{17}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SendRequest) GetMessageId() []byte {
@@ -1004,7 +1364,7 @@ type SendResponse struct {
 
 func (x *SendResponse) Reset() {
 	*x = SendResponse{}
-	mi := &file_parley_v1_parley_proto_msgTypes[18]
+	mi := &file_parley_v1_parley_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1016,7 +1376,7 @@ func (x *SendResponse) String() string {
 func (*SendResponse) ProtoMessage() {}
 
 func (x *SendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[18]
+	mi := &file_parley_v1_parley_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1029,7 +1389,7 @@ func (x *SendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
 func (*SendResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{18}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SendResponse) GetServerTimeMs() int64 {
@@ -1055,7 +1415,7 @@ type MismatchedDevices struct {
 
 func (x *MismatchedDevices) Reset() {
 	*x = MismatchedDevices{}
-	mi := &file_parley_v1_parley_proto_msgTypes[19]
+	mi := &file_parley_v1_parley_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1067,7 +1427,7 @@ func (x *MismatchedDevices) String() string {
 func (*MismatchedDevices) ProtoMessage() {}
 
 func (x *MismatchedDevices) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[19]
+	mi := &file_parley_v1_parley_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1080,7 +1440,7 @@ func (x *MismatchedDevices) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MismatchedDevices.ProtoReflect.Descriptor instead.
 func (*MismatchedDevices) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{19}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *MismatchedDevices) GetMissing() [][]byte {
@@ -1116,7 +1476,7 @@ type RateLimited struct {
 
 func (x *RateLimited) Reset() {
 	*x = RateLimited{}
-	mi := &file_parley_v1_parley_proto_msgTypes[20]
+	mi := &file_parley_v1_parley_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1128,7 +1488,7 @@ func (x *RateLimited) String() string {
 func (*RateLimited) ProtoMessage() {}
 
 func (x *RateLimited) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[20]
+	mi := &file_parley_v1_parley_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1141,7 +1501,7 @@ func (x *RateLimited) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimited.ProtoReflect.Descriptor instead.
 func (*RateLimited) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{20}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RateLimited) GetRetryAfterMs() int64 {
@@ -1166,7 +1526,7 @@ type ReceiveRequest struct {
 
 func (x *ReceiveRequest) Reset() {
 	*x = ReceiveRequest{}
-	mi := &file_parley_v1_parley_proto_msgTypes[21]
+	mi := &file_parley_v1_parley_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1178,7 +1538,7 @@ func (x *ReceiveRequest) String() string {
 func (*ReceiveRequest) ProtoMessage() {}
 
 func (x *ReceiveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[21]
+	mi := &file_parley_v1_parley_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1191,7 +1551,7 @@ func (x *ReceiveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveRequest.ProtoReflect.Descriptor instead.
 func (*ReceiveRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{21}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{28}
 }
 
 type Envelope struct {
@@ -1208,7 +1568,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_parley_v1_parley_proto_msgTypes[22]
+	mi := &file_parley_v1_parley_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1220,7 +1580,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[22]
+	mi := &file_parley_v1_parley_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1233,7 +1593,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{22}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Envelope) GetSeq() uint64 {
@@ -1286,7 +1646,7 @@ type Drained struct {
 
 func (x *Drained) Reset() {
 	*x = Drained{}
-	mi := &file_parley_v1_parley_proto_msgTypes[23]
+	mi := &file_parley_v1_parley_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1298,7 +1658,7 @@ func (x *Drained) String() string {
 func (*Drained) ProtoMessage() {}
 
 func (x *Drained) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[23]
+	mi := &file_parley_v1_parley_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1311,7 +1671,7 @@ func (x *Drained) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Drained.ProtoReflect.Descriptor instead.
 func (*Drained) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{23}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{30}
 }
 
 type PrekeysLow struct {
@@ -1324,7 +1684,7 @@ type PrekeysLow struct {
 
 func (x *PrekeysLow) Reset() {
 	*x = PrekeysLow{}
-	mi := &file_parley_v1_parley_proto_msgTypes[24]
+	mi := &file_parley_v1_parley_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1336,7 +1696,7 @@ func (x *PrekeysLow) String() string {
 func (*PrekeysLow) ProtoMessage() {}
 
 func (x *PrekeysLow) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[24]
+	mi := &file_parley_v1_parley_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1349,7 +1709,7 @@ func (x *PrekeysLow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrekeysLow.ProtoReflect.Descriptor instead.
 func (*PrekeysLow) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{24}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PrekeysLow) GetOneTimePrekeys() uint32 {
@@ -1380,7 +1740,7 @@ type ReceiveResponse struct {
 
 func (x *ReceiveResponse) Reset() {
 	*x = ReceiveResponse{}
-	mi := &file_parley_v1_parley_proto_msgTypes[25]
+	mi := &file_parley_v1_parley_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1392,7 +1752,7 @@ func (x *ReceiveResponse) String() string {
 func (*ReceiveResponse) ProtoMessage() {}
 
 func (x *ReceiveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[25]
+	mi := &file_parley_v1_parley_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1405,7 +1765,7 @@ func (x *ReceiveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveResponse.ProtoReflect.Descriptor instead.
 func (*ReceiveResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{25}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ReceiveResponse) GetEvent() isReceiveResponse_Event {
@@ -1475,7 +1835,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_parley_v1_parley_proto_msgTypes[26]
+	mi := &file_parley_v1_parley_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1487,7 +1847,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[26]
+	mi := &file_parley_v1_parley_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1500,7 +1860,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{26}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *AckRequest) GetSeqs() []uint64 {
@@ -1518,7 +1878,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_parley_v1_parley_proto_msgTypes[27]
+	mi := &file_parley_v1_parley_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1530,7 +1890,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[27]
+	mi := &file_parley_v1_parley_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1543,7 +1903,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{27}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{34}
 }
 
 type PutOfferRequest struct {
@@ -1556,7 +1916,7 @@ type PutOfferRequest struct {
 
 func (x *PutOfferRequest) Reset() {
 	*x = PutOfferRequest{}
-	mi := &file_parley_v1_parley_proto_msgTypes[28]
+	mi := &file_parley_v1_parley_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1568,7 +1928,7 @@ func (x *PutOfferRequest) String() string {
 func (*PutOfferRequest) ProtoMessage() {}
 
 func (x *PutOfferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[28]
+	mi := &file_parley_v1_parley_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1581,7 +1941,7 @@ func (x *PutOfferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutOfferRequest.ProtoReflect.Descriptor instead.
 func (*PutOfferRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{28}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *PutOfferRequest) GetOffer() []byte {
@@ -1602,7 +1962,7 @@ type PutOfferResponse struct {
 
 func (x *PutOfferResponse) Reset() {
 	*x = PutOfferResponse{}
-	mi := &file_parley_v1_parley_proto_msgTypes[29]
+	mi := &file_parley_v1_parley_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1614,7 +1974,7 @@ func (x *PutOfferResponse) String() string {
 func (*PutOfferResponse) ProtoMessage() {}
 
 func (x *PutOfferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[29]
+	mi := &file_parley_v1_parley_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1627,7 +1987,7 @@ func (x *PutOfferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutOfferResponse.ProtoReflect.Descriptor instead.
 func (*PutOfferResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{29}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PutOfferResponse) GetAddress() []byte {
@@ -1653,7 +2013,7 @@ type GetOfferRequest struct {
 
 func (x *GetOfferRequest) Reset() {
 	*x = GetOfferRequest{}
-	mi := &file_parley_v1_parley_proto_msgTypes[30]
+	mi := &file_parley_v1_parley_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1665,7 +2025,7 @@ func (x *GetOfferRequest) String() string {
 func (*GetOfferRequest) ProtoMessage() {}
 
 func (x *GetOfferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[30]
+	mi := &file_parley_v1_parley_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1678,7 +2038,7 @@ func (x *GetOfferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOfferRequest.ProtoReflect.Descriptor instead.
 func (*GetOfferRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{30}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetOfferRequest) GetAddress() []byte {
@@ -1697,7 +2057,7 @@ type GetOfferResponse struct {
 
 func (x *GetOfferResponse) Reset() {
 	*x = GetOfferResponse{}
-	mi := &file_parley_v1_parley_proto_msgTypes[31]
+	mi := &file_parley_v1_parley_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1709,7 +2069,7 @@ func (x *GetOfferResponse) String() string {
 func (*GetOfferResponse) ProtoMessage() {}
 
 func (x *GetOfferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[31]
+	mi := &file_parley_v1_parley_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1722,7 +2082,7 @@ func (x *GetOfferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOfferResponse.ProtoReflect.Descriptor instead.
 func (*GetOfferResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{31}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetOfferResponse) GetOffer() []byte {
@@ -1746,7 +2106,7 @@ type PutFrameRequest struct {
 
 func (x *PutFrameRequest) Reset() {
 	*x = PutFrameRequest{}
-	mi := &file_parley_v1_parley_proto_msgTypes[32]
+	mi := &file_parley_v1_parley_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1758,7 +2118,7 @@ func (x *PutFrameRequest) String() string {
 func (*PutFrameRequest) ProtoMessage() {}
 
 func (x *PutFrameRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[32]
+	mi := &file_parley_v1_parley_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1771,7 +2131,7 @@ func (x *PutFrameRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutFrameRequest.ProtoReflect.Descriptor instead.
 func (*PutFrameRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{32}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *PutFrameRequest) GetAddress() []byte {
@@ -1803,7 +2163,7 @@ type PutFrameResponse struct {
 
 func (x *PutFrameResponse) Reset() {
 	*x = PutFrameResponse{}
-	mi := &file_parley_v1_parley_proto_msgTypes[33]
+	mi := &file_parley_v1_parley_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1815,7 +2175,7 @@ func (x *PutFrameResponse) String() string {
 func (*PutFrameResponse) ProtoMessage() {}
 
 func (x *PutFrameResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[33]
+	mi := &file_parley_v1_parley_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1828,7 +2188,7 @@ func (x *PutFrameResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutFrameResponse.ProtoReflect.Descriptor instead.
 func (*PutFrameResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{33}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{40}
 }
 
 type ReceiveFramesRequest struct {
@@ -1841,7 +2201,7 @@ type ReceiveFramesRequest struct {
 
 func (x *ReceiveFramesRequest) Reset() {
 	*x = ReceiveFramesRequest{}
-	mi := &file_parley_v1_parley_proto_msgTypes[34]
+	mi := &file_parley_v1_parley_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1853,7 +2213,7 @@ func (x *ReceiveFramesRequest) String() string {
 func (*ReceiveFramesRequest) ProtoMessage() {}
 
 func (x *ReceiveFramesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[34]
+	mi := &file_parley_v1_parley_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1866,7 +2226,7 @@ func (x *ReceiveFramesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveFramesRequest.ProtoReflect.Descriptor instead.
 func (*ReceiveFramesRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{34}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ReceiveFramesRequest) GetAddress() []byte {
@@ -1893,7 +2253,7 @@ type ReceiveFramesResponse struct {
 
 func (x *ReceiveFramesResponse) Reset() {
 	*x = ReceiveFramesResponse{}
-	mi := &file_parley_v1_parley_proto_msgTypes[35]
+	mi := &file_parley_v1_parley_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1905,7 +2265,7 @@ func (x *ReceiveFramesResponse) String() string {
 func (*ReceiveFramesResponse) ProtoMessage() {}
 
 func (x *ReceiveFramesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[35]
+	mi := &file_parley_v1_parley_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1918,7 +2278,7 @@ func (x *ReceiveFramesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveFramesResponse.ProtoReflect.Descriptor instead.
 func (*ReceiveFramesResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{35}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ReceiveFramesResponse) GetIndex() uint32 {
@@ -1944,7 +2304,7 @@ type CloseMailboxRequest struct {
 
 func (x *CloseMailboxRequest) Reset() {
 	*x = CloseMailboxRequest{}
-	mi := &file_parley_v1_parley_proto_msgTypes[36]
+	mi := &file_parley_v1_parley_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1956,7 +2316,7 @@ func (x *CloseMailboxRequest) String() string {
 func (*CloseMailboxRequest) ProtoMessage() {}
 
 func (x *CloseMailboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[36]
+	mi := &file_parley_v1_parley_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1969,7 +2329,7 @@ func (x *CloseMailboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseMailboxRequest.ProtoReflect.Descriptor instead.
 func (*CloseMailboxRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{36}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *CloseMailboxRequest) GetAddress() []byte {
@@ -1987,7 +2347,7 @@ type CloseMailboxResponse struct {
 
 func (x *CloseMailboxResponse) Reset() {
 	*x = CloseMailboxResponse{}
-	mi := &file_parley_v1_parley_proto_msgTypes[37]
+	mi := &file_parley_v1_parley_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1999,7 +2359,7 @@ func (x *CloseMailboxResponse) String() string {
 func (*CloseMailboxResponse) ProtoMessage() {}
 
 func (x *CloseMailboxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[37]
+	mi := &file_parley_v1_parley_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2012,7 +2372,7 @@ func (x *CloseMailboxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseMailboxResponse.ProtoReflect.Descriptor instead.
 func (*CloseMailboxResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{37}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{44}
 }
 
 var File_parley_v1_parley_proto protoreflect.FileDescriptor
@@ -2071,7 +2431,27 @@ const file_parley_v1_parley_proto_rawDesc = "" +
 	"\tdevice_id\x18\x01 \x01(\fR\bdeviceId\x12\x16\n" +
 	"\x06bundle\x18\x02 \x01(\fR\x06bundle\"I\n" +
 	"\x14ClaimBundlesResponse\x121\n" +
-	"\abundles\x18\x01 \x03(\v2\x17.parley.v1.DeviceBundleR\abundles\"C\n" +
+	"\abundles\x18\x01 \x03(\v2\x17.parley.v1.DeviceBundleR\abundles\"\x14\n" +
+	"\x12ListDevicesRequest\"x\n" +
+	"\n" +
+	"DeviceInfo\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\fR\bdeviceId\x12\"\n" +
+	"\radded_unix_ms\x18\x02 \x01(\x03R\vaddedUnixMs\x12)\n" +
+	"\x11last_seen_unix_ms\x18\x03 \x01(\x03R\x0elastSeenUnixMs\"F\n" +
+	"\x13ListDevicesResponse\x12/\n" +
+	"\adevices\x18\x01 \x03(\v2\x15.parley.v1.DeviceInfoR\adevices\"2\n" +
+	"\x14DeleteAccountRequest\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\"\x17\n" +
+	"\x15DeleteAccountResponse\"\xb2\x01\n" +
+	"\x16GetRemovalProofRequest\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\x12#\n" +
+	"\rknown_version\x18\x02 \x01(\x04R\fknownVersion\x12\x1b\n" +
+	"\tdevice_id\x18\x03 \x01(\fR\bdeviceId\x12\x1c\n" +
+	"\tchallenge\x18\x04 \x01(\fR\tchallenge\x12\x1c\n" +
+	"\tsignature\x18\x05 \x01(\fR\tsignature\"]\n" +
+	"\x17GetRemovalProofResponse\x12.\n" +
+	"\x13signed_device_lists\x18\x01 \x03(\fR\x11signedDeviceLists\x12\x12\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\"C\n" +
 	"\x10OutgoingEnvelope\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\fR\bdeviceId\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\"\x85\x01\n" +
@@ -2139,13 +2519,16 @@ const file_parley_v1_parley_proto_rawDesc = "" +
 	"\x14CloseMailboxResponse2\xa6\x01\n" +
 	"\vAuthService\x12F\n" +
 	"\tChallenge\x12\x1b.parley.v1.ChallengeRequest\x1a\x1c.parley.v1.ChallengeResponse\x12O\n" +
-	"\fAuthenticate\x12\x1e.parley.v1.AuthenticateRequest\x1a\x1f.parley.v1.AuthenticateResponse2\xb0\x03\n" +
+	"\fAuthenticate\x12\x1e.parley.v1.AuthenticateRequest\x1a\x1f.parley.v1.AuthenticateResponse2\xac\x05\n" +
 	"\x10DirectoryService\x12C\n" +
 	"\bRegister\x12\x1a.parley.v1.RegisterRequest\x1a\x1b.parley.v1.RegisterResponse\x12R\n" +
 	"\rGetDeviceList\x12\x1f.parley.v1.GetDeviceListRequest\x1a .parley.v1.GetDeviceListResponse\x12^\n" +
 	"\x11PublishDeviceList\x12#.parley.v1.PublishDeviceListRequest\x1a$.parley.v1.PublishDeviceListResponse\x12R\n" +
 	"\rUploadPrekeys\x12\x1f.parley.v1.UploadPrekeysRequest\x1a .parley.v1.UploadPrekeysResponse\x12O\n" +
-	"\fClaimBundles\x12\x1e.parley.v1.ClaimBundlesRequest\x1a\x1f.parley.v1.ClaimBundlesResponse2\x8b\x03\n" +
+	"\fClaimBundles\x12\x1e.parley.v1.ClaimBundlesRequest\x1a\x1f.parley.v1.ClaimBundlesResponse\x12L\n" +
+	"\vListDevices\x12\x1d.parley.v1.ListDevicesRequest\x1a\x1e.parley.v1.ListDevicesResponse\x12R\n" +
+	"\rDeleteAccount\x12\x1f.parley.v1.DeleteAccountRequest\x1a .parley.v1.DeleteAccountResponse\x12X\n" +
+	"\x0fGetRemovalProof\x12!.parley.v1.GetRemovalProofRequest\x1a\".parley.v1.GetRemovalProofResponse2\x8b\x03\n" +
 	"\x13ProvisioningService\x12C\n" +
 	"\bPutOffer\x12\x1a.parley.v1.PutOfferRequest\x1a\x1b.parley.v1.PutOfferResponse\x12C\n" +
 	"\bGetOffer\x12\x1a.parley.v1.GetOfferRequest\x1a\x1b.parley.v1.GetOfferResponse\x12C\n" +
@@ -2169,7 +2552,7 @@ func file_parley_v1_parley_proto_rawDescGZIP() []byte {
 	return file_parley_v1_parley_proto_rawDescData
 }
 
-var file_parley_v1_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_parley_v1_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_parley_v1_parley_proto_goTypes = []any{
 	(*ChallengeRequest)(nil),          // 0: parley.v1.ChallengeRequest
 	(*ChallengeResponse)(nil),         // 1: parley.v1.ChallengeResponse
@@ -2187,72 +2570,86 @@ var file_parley_v1_parley_proto_goTypes = []any{
 	(*ClaimBundlesRequest)(nil),       // 13: parley.v1.ClaimBundlesRequest
 	(*DeviceBundle)(nil),              // 14: parley.v1.DeviceBundle
 	(*ClaimBundlesResponse)(nil),      // 15: parley.v1.ClaimBundlesResponse
-	(*OutgoingEnvelope)(nil),          // 16: parley.v1.OutgoingEnvelope
-	(*SendRequest)(nil),               // 17: parley.v1.SendRequest
-	(*SendResponse)(nil),              // 18: parley.v1.SendResponse
-	(*MismatchedDevices)(nil),         // 19: parley.v1.MismatchedDevices
-	(*RateLimited)(nil),               // 20: parley.v1.RateLimited
-	(*ReceiveRequest)(nil),            // 21: parley.v1.ReceiveRequest
-	(*Envelope)(nil),                  // 22: parley.v1.Envelope
-	(*Drained)(nil),                   // 23: parley.v1.Drained
-	(*PrekeysLow)(nil),                // 24: parley.v1.PrekeysLow
-	(*ReceiveResponse)(nil),           // 25: parley.v1.ReceiveResponse
-	(*AckRequest)(nil),                // 26: parley.v1.AckRequest
-	(*AckResponse)(nil),               // 27: parley.v1.AckResponse
-	(*PutOfferRequest)(nil),           // 28: parley.v1.PutOfferRequest
-	(*PutOfferResponse)(nil),          // 29: parley.v1.PutOfferResponse
-	(*GetOfferRequest)(nil),           // 30: parley.v1.GetOfferRequest
-	(*GetOfferResponse)(nil),          // 31: parley.v1.GetOfferResponse
-	(*PutFrameRequest)(nil),           // 32: parley.v1.PutFrameRequest
-	(*PutFrameResponse)(nil),          // 33: parley.v1.PutFrameResponse
-	(*ReceiveFramesRequest)(nil),      // 34: parley.v1.ReceiveFramesRequest
-	(*ReceiveFramesResponse)(nil),     // 35: parley.v1.ReceiveFramesResponse
-	(*CloseMailboxRequest)(nil),       // 36: parley.v1.CloseMailboxRequest
-	(*CloseMailboxResponse)(nil),      // 37: parley.v1.CloseMailboxResponse
+	(*ListDevicesRequest)(nil),        // 16: parley.v1.ListDevicesRequest
+	(*DeviceInfo)(nil),                // 17: parley.v1.DeviceInfo
+	(*ListDevicesResponse)(nil),       // 18: parley.v1.ListDevicesResponse
+	(*DeleteAccountRequest)(nil),      // 19: parley.v1.DeleteAccountRequest
+	(*DeleteAccountResponse)(nil),     // 20: parley.v1.DeleteAccountResponse
+	(*GetRemovalProofRequest)(nil),    // 21: parley.v1.GetRemovalProofRequest
+	(*GetRemovalProofResponse)(nil),   // 22: parley.v1.GetRemovalProofResponse
+	(*OutgoingEnvelope)(nil),          // 23: parley.v1.OutgoingEnvelope
+	(*SendRequest)(nil),               // 24: parley.v1.SendRequest
+	(*SendResponse)(nil),              // 25: parley.v1.SendResponse
+	(*MismatchedDevices)(nil),         // 26: parley.v1.MismatchedDevices
+	(*RateLimited)(nil),               // 27: parley.v1.RateLimited
+	(*ReceiveRequest)(nil),            // 28: parley.v1.ReceiveRequest
+	(*Envelope)(nil),                  // 29: parley.v1.Envelope
+	(*Drained)(nil),                   // 30: parley.v1.Drained
+	(*PrekeysLow)(nil),                // 31: parley.v1.PrekeysLow
+	(*ReceiveResponse)(nil),           // 32: parley.v1.ReceiveResponse
+	(*AckRequest)(nil),                // 33: parley.v1.AckRequest
+	(*AckResponse)(nil),               // 34: parley.v1.AckResponse
+	(*PutOfferRequest)(nil),           // 35: parley.v1.PutOfferRequest
+	(*PutOfferResponse)(nil),          // 36: parley.v1.PutOfferResponse
+	(*GetOfferRequest)(nil),           // 37: parley.v1.GetOfferRequest
+	(*GetOfferResponse)(nil),          // 38: parley.v1.GetOfferResponse
+	(*PutFrameRequest)(nil),           // 39: parley.v1.PutFrameRequest
+	(*PutFrameResponse)(nil),          // 40: parley.v1.PutFrameResponse
+	(*ReceiveFramesRequest)(nil),      // 41: parley.v1.ReceiveFramesRequest
+	(*ReceiveFramesResponse)(nil),     // 42: parley.v1.ReceiveFramesResponse
+	(*CloseMailboxRequest)(nil),       // 43: parley.v1.CloseMailboxRequest
+	(*CloseMailboxResponse)(nil),      // 44: parley.v1.CloseMailboxResponse
 }
 var file_parley_v1_parley_proto_depIdxs = []int32{
 	4,  // 0: parley.v1.RegisterRequest.prekeys:type_name -> parley.v1.PrekeyUpload
 	4,  // 1: parley.v1.UploadPrekeysRequest.prekeys:type_name -> parley.v1.PrekeyUpload
 	14, // 2: parley.v1.ClaimBundlesResponse.bundles:type_name -> parley.v1.DeviceBundle
-	16, // 3: parley.v1.SendRequest.envelopes:type_name -> parley.v1.OutgoingEnvelope
-	22, // 4: parley.v1.ReceiveResponse.envelope:type_name -> parley.v1.Envelope
-	23, // 5: parley.v1.ReceiveResponse.drained:type_name -> parley.v1.Drained
-	24, // 6: parley.v1.ReceiveResponse.prekeys_low:type_name -> parley.v1.PrekeysLow
-	0,  // 7: parley.v1.AuthService.Challenge:input_type -> parley.v1.ChallengeRequest
-	2,  // 8: parley.v1.AuthService.Authenticate:input_type -> parley.v1.AuthenticateRequest
-	5,  // 9: parley.v1.DirectoryService.Register:input_type -> parley.v1.RegisterRequest
-	7,  // 10: parley.v1.DirectoryService.GetDeviceList:input_type -> parley.v1.GetDeviceListRequest
-	9,  // 11: parley.v1.DirectoryService.PublishDeviceList:input_type -> parley.v1.PublishDeviceListRequest
-	11, // 12: parley.v1.DirectoryService.UploadPrekeys:input_type -> parley.v1.UploadPrekeysRequest
-	13, // 13: parley.v1.DirectoryService.ClaimBundles:input_type -> parley.v1.ClaimBundlesRequest
-	28, // 14: parley.v1.ProvisioningService.PutOffer:input_type -> parley.v1.PutOfferRequest
-	30, // 15: parley.v1.ProvisioningService.GetOffer:input_type -> parley.v1.GetOfferRequest
-	32, // 16: parley.v1.ProvisioningService.PutFrame:input_type -> parley.v1.PutFrameRequest
-	34, // 17: parley.v1.ProvisioningService.ReceiveFrames:input_type -> parley.v1.ReceiveFramesRequest
-	36, // 18: parley.v1.ProvisioningService.CloseMailbox:input_type -> parley.v1.CloseMailboxRequest
-	17, // 19: parley.v1.RelayService.Send:input_type -> parley.v1.SendRequest
-	21, // 20: parley.v1.RelayService.Receive:input_type -> parley.v1.ReceiveRequest
-	26, // 21: parley.v1.RelayService.Ack:input_type -> parley.v1.AckRequest
-	1,  // 22: parley.v1.AuthService.Challenge:output_type -> parley.v1.ChallengeResponse
-	3,  // 23: parley.v1.AuthService.Authenticate:output_type -> parley.v1.AuthenticateResponse
-	6,  // 24: parley.v1.DirectoryService.Register:output_type -> parley.v1.RegisterResponse
-	8,  // 25: parley.v1.DirectoryService.GetDeviceList:output_type -> parley.v1.GetDeviceListResponse
-	10, // 26: parley.v1.DirectoryService.PublishDeviceList:output_type -> parley.v1.PublishDeviceListResponse
-	12, // 27: parley.v1.DirectoryService.UploadPrekeys:output_type -> parley.v1.UploadPrekeysResponse
-	15, // 28: parley.v1.DirectoryService.ClaimBundles:output_type -> parley.v1.ClaimBundlesResponse
-	29, // 29: parley.v1.ProvisioningService.PutOffer:output_type -> parley.v1.PutOfferResponse
-	31, // 30: parley.v1.ProvisioningService.GetOffer:output_type -> parley.v1.GetOfferResponse
-	33, // 31: parley.v1.ProvisioningService.PutFrame:output_type -> parley.v1.PutFrameResponse
-	35, // 32: parley.v1.ProvisioningService.ReceiveFrames:output_type -> parley.v1.ReceiveFramesResponse
-	37, // 33: parley.v1.ProvisioningService.CloseMailbox:output_type -> parley.v1.CloseMailboxResponse
-	18, // 34: parley.v1.RelayService.Send:output_type -> parley.v1.SendResponse
-	25, // 35: parley.v1.RelayService.Receive:output_type -> parley.v1.ReceiveResponse
-	27, // 36: parley.v1.RelayService.Ack:output_type -> parley.v1.AckResponse
-	22, // [22:37] is the sub-list for method output_type
-	7,  // [7:22] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	17, // 3: parley.v1.ListDevicesResponse.devices:type_name -> parley.v1.DeviceInfo
+	23, // 4: parley.v1.SendRequest.envelopes:type_name -> parley.v1.OutgoingEnvelope
+	29, // 5: parley.v1.ReceiveResponse.envelope:type_name -> parley.v1.Envelope
+	30, // 6: parley.v1.ReceiveResponse.drained:type_name -> parley.v1.Drained
+	31, // 7: parley.v1.ReceiveResponse.prekeys_low:type_name -> parley.v1.PrekeysLow
+	0,  // 8: parley.v1.AuthService.Challenge:input_type -> parley.v1.ChallengeRequest
+	2,  // 9: parley.v1.AuthService.Authenticate:input_type -> parley.v1.AuthenticateRequest
+	5,  // 10: parley.v1.DirectoryService.Register:input_type -> parley.v1.RegisterRequest
+	7,  // 11: parley.v1.DirectoryService.GetDeviceList:input_type -> parley.v1.GetDeviceListRequest
+	9,  // 12: parley.v1.DirectoryService.PublishDeviceList:input_type -> parley.v1.PublishDeviceListRequest
+	11, // 13: parley.v1.DirectoryService.UploadPrekeys:input_type -> parley.v1.UploadPrekeysRequest
+	13, // 14: parley.v1.DirectoryService.ClaimBundles:input_type -> parley.v1.ClaimBundlesRequest
+	16, // 15: parley.v1.DirectoryService.ListDevices:input_type -> parley.v1.ListDevicesRequest
+	19, // 16: parley.v1.DirectoryService.DeleteAccount:input_type -> parley.v1.DeleteAccountRequest
+	21, // 17: parley.v1.DirectoryService.GetRemovalProof:input_type -> parley.v1.GetRemovalProofRequest
+	35, // 18: parley.v1.ProvisioningService.PutOffer:input_type -> parley.v1.PutOfferRequest
+	37, // 19: parley.v1.ProvisioningService.GetOffer:input_type -> parley.v1.GetOfferRequest
+	39, // 20: parley.v1.ProvisioningService.PutFrame:input_type -> parley.v1.PutFrameRequest
+	41, // 21: parley.v1.ProvisioningService.ReceiveFrames:input_type -> parley.v1.ReceiveFramesRequest
+	43, // 22: parley.v1.ProvisioningService.CloseMailbox:input_type -> parley.v1.CloseMailboxRequest
+	24, // 23: parley.v1.RelayService.Send:input_type -> parley.v1.SendRequest
+	28, // 24: parley.v1.RelayService.Receive:input_type -> parley.v1.ReceiveRequest
+	33, // 25: parley.v1.RelayService.Ack:input_type -> parley.v1.AckRequest
+	1,  // 26: parley.v1.AuthService.Challenge:output_type -> parley.v1.ChallengeResponse
+	3,  // 27: parley.v1.AuthService.Authenticate:output_type -> parley.v1.AuthenticateResponse
+	6,  // 28: parley.v1.DirectoryService.Register:output_type -> parley.v1.RegisterResponse
+	8,  // 29: parley.v1.DirectoryService.GetDeviceList:output_type -> parley.v1.GetDeviceListResponse
+	10, // 30: parley.v1.DirectoryService.PublishDeviceList:output_type -> parley.v1.PublishDeviceListResponse
+	12, // 31: parley.v1.DirectoryService.UploadPrekeys:output_type -> parley.v1.UploadPrekeysResponse
+	15, // 32: parley.v1.DirectoryService.ClaimBundles:output_type -> parley.v1.ClaimBundlesResponse
+	18, // 33: parley.v1.DirectoryService.ListDevices:output_type -> parley.v1.ListDevicesResponse
+	20, // 34: parley.v1.DirectoryService.DeleteAccount:output_type -> parley.v1.DeleteAccountResponse
+	22, // 35: parley.v1.DirectoryService.GetRemovalProof:output_type -> parley.v1.GetRemovalProofResponse
+	36, // 36: parley.v1.ProvisioningService.PutOffer:output_type -> parley.v1.PutOfferResponse
+	38, // 37: parley.v1.ProvisioningService.GetOffer:output_type -> parley.v1.GetOfferResponse
+	40, // 38: parley.v1.ProvisioningService.PutFrame:output_type -> parley.v1.PutFrameResponse
+	42, // 39: parley.v1.ProvisioningService.ReceiveFrames:output_type -> parley.v1.ReceiveFramesResponse
+	44, // 40: parley.v1.ProvisioningService.CloseMailbox:output_type -> parley.v1.CloseMailboxResponse
+	25, // 41: parley.v1.RelayService.Send:output_type -> parley.v1.SendResponse
+	32, // 42: parley.v1.RelayService.Receive:output_type -> parley.v1.ReceiveResponse
+	34, // 43: parley.v1.RelayService.Ack:output_type -> parley.v1.AckResponse
+	26, // [26:44] is the sub-list for method output_type
+	8,  // [8:26] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_parley_v1_parley_proto_init() }
@@ -2260,7 +2657,7 @@ func file_parley_v1_parley_proto_init() {
 	if File_parley_v1_parley_proto != nil {
 		return
 	}
-	file_parley_v1_parley_proto_msgTypes[25].OneofWrappers = []any{
+	file_parley_v1_parley_proto_msgTypes[32].OneofWrappers = []any{
 		(*ReceiveResponse_Envelope)(nil),
 		(*ReceiveResponse_Drained)(nil),
 		(*ReceiveResponse_PrekeysLow)(nil),
@@ -2271,7 +2668,7 @@ func file_parley_v1_parley_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_parley_v1_parley_proto_rawDesc), len(file_parley_v1_parley_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   38,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

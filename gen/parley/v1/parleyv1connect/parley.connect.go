@@ -66,6 +66,15 @@ const (
 	// DirectoryServiceClaimBundlesProcedure is the fully-qualified name of the DirectoryService's
 	// ClaimBundles RPC.
 	DirectoryServiceClaimBundlesProcedure = "/parley.v1.DirectoryService/ClaimBundles"
+	// DirectoryServiceListDevicesProcedure is the fully-qualified name of the DirectoryService's
+	// ListDevices RPC.
+	DirectoryServiceListDevicesProcedure = "/parley.v1.DirectoryService/ListDevices"
+	// DirectoryServiceDeleteAccountProcedure is the fully-qualified name of the DirectoryService's
+	// DeleteAccount RPC.
+	DirectoryServiceDeleteAccountProcedure = "/parley.v1.DirectoryService/DeleteAccount"
+	// DirectoryServiceGetRemovalProofProcedure is the fully-qualified name of the DirectoryService's
+	// GetRemovalProof RPC.
+	DirectoryServiceGetRemovalProofProcedure = "/parley.v1.DirectoryService/GetRemovalProof"
 	// ProvisioningServicePutOfferProcedure is the fully-qualified name of the ProvisioningService's
 	// PutOffer RPC.
 	ProvisioningServicePutOfferProcedure = "/parley.v1.ProvisioningService/PutOffer"
@@ -206,6 +215,22 @@ type DirectoryServiceClient interface {
 	// ClaimBundles hands out one prekey bundle per requested device,
 	// consuming one-time prekeys.
 	ClaimBundles(context.Context, *connect.Request[v1.ClaimBundlesRequest]) (*connect.Response[v1.ClaimBundlesResponse], error)
+	// ListDevices returns the caller's own account's current devices with the
+	// times only the server knows (added, last seen). The signed device list
+	// remains the truth for which devices exist; clients refuse a device it
+	// does not name.
+	ListDevices(context.Context, *connect.Request[v1.ListDevicesRequest]) (*connect.Response[v1.ListDevicesResponse], error)
+	// DeleteAccount deletes the caller's own account: its devices, every
+	// version of its device list, its prekeys and its queues. Every delivery
+	// stream of the account ends.
+	DeleteAccount(context.Context, *connect.Request[v1.DeleteAccountRequest]) (*connect.Response[v1.DeleteAccountResponse], error)
+	// GetRemovalProof hands a device that is no longer in its account's
+	// current list the versions of the list after the one it knows, so that
+	// it can verify, under the account key, that it was removed before it
+	// wipes itself. Unauthenticated (a removed device cannot get a token): the
+	// device signs a challenge instead, checked against its key in the
+	// version it names.
+	GetRemovalProof(context.Context, *connect.Request[v1.GetRemovalProofRequest]) (*connect.Response[v1.GetRemovalProofResponse], error)
 }
 
 // NewDirectoryServiceClient constructs a client for the parley.v1.DirectoryService service. By
@@ -249,6 +274,24 @@ func NewDirectoryServiceClient(httpClient connect.HTTPClient, baseURL string, op
 			connect.WithSchema(directoryServiceMethods.ByName("ClaimBundles")),
 			connect.WithClientOptions(opts...),
 		),
+		listDevices: connect.NewClient[v1.ListDevicesRequest, v1.ListDevicesResponse](
+			httpClient,
+			baseURL+DirectoryServiceListDevicesProcedure,
+			connect.WithSchema(directoryServiceMethods.ByName("ListDevices")),
+			connect.WithClientOptions(opts...),
+		),
+		deleteAccount: connect.NewClient[v1.DeleteAccountRequest, v1.DeleteAccountResponse](
+			httpClient,
+			baseURL+DirectoryServiceDeleteAccountProcedure,
+			connect.WithSchema(directoryServiceMethods.ByName("DeleteAccount")),
+			connect.WithClientOptions(opts...),
+		),
+		getRemovalProof: connect.NewClient[v1.GetRemovalProofRequest, v1.GetRemovalProofResponse](
+			httpClient,
+			baseURL+DirectoryServiceGetRemovalProofProcedure,
+			connect.WithSchema(directoryServiceMethods.ByName("GetRemovalProof")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -259,6 +302,9 @@ type directoryServiceClient struct {
 	publishDeviceList *connect.Client[v1.PublishDeviceListRequest, v1.PublishDeviceListResponse]
 	uploadPrekeys     *connect.Client[v1.UploadPrekeysRequest, v1.UploadPrekeysResponse]
 	claimBundles      *connect.Client[v1.ClaimBundlesRequest, v1.ClaimBundlesResponse]
+	listDevices       *connect.Client[v1.ListDevicesRequest, v1.ListDevicesResponse]
+	deleteAccount     *connect.Client[v1.DeleteAccountRequest, v1.DeleteAccountResponse]
+	getRemovalProof   *connect.Client[v1.GetRemovalProofRequest, v1.GetRemovalProofResponse]
 }
 
 // Register calls parley.v1.DirectoryService.Register.
@@ -286,6 +332,21 @@ func (c *directoryServiceClient) ClaimBundles(ctx context.Context, req *connect.
 	return c.claimBundles.CallUnary(ctx, req)
 }
 
+// ListDevices calls parley.v1.DirectoryService.ListDevices.
+func (c *directoryServiceClient) ListDevices(ctx context.Context, req *connect.Request[v1.ListDevicesRequest]) (*connect.Response[v1.ListDevicesResponse], error) {
+	return c.listDevices.CallUnary(ctx, req)
+}
+
+// DeleteAccount calls parley.v1.DirectoryService.DeleteAccount.
+func (c *directoryServiceClient) DeleteAccount(ctx context.Context, req *connect.Request[v1.DeleteAccountRequest]) (*connect.Response[v1.DeleteAccountResponse], error) {
+	return c.deleteAccount.CallUnary(ctx, req)
+}
+
+// GetRemovalProof calls parley.v1.DirectoryService.GetRemovalProof.
+func (c *directoryServiceClient) GetRemovalProof(ctx context.Context, req *connect.Request[v1.GetRemovalProofRequest]) (*connect.Response[v1.GetRemovalProofResponse], error) {
+	return c.getRemovalProof.CallUnary(ctx, req)
+}
+
 // DirectoryServiceHandler is an implementation of the parley.v1.DirectoryService service.
 type DirectoryServiceHandler interface {
 	// Register creates an account with its first device. Unauthenticated;
@@ -303,6 +364,22 @@ type DirectoryServiceHandler interface {
 	// ClaimBundles hands out one prekey bundle per requested device,
 	// consuming one-time prekeys.
 	ClaimBundles(context.Context, *connect.Request[v1.ClaimBundlesRequest]) (*connect.Response[v1.ClaimBundlesResponse], error)
+	// ListDevices returns the caller's own account's current devices with the
+	// times only the server knows (added, last seen). The signed device list
+	// remains the truth for which devices exist; clients refuse a device it
+	// does not name.
+	ListDevices(context.Context, *connect.Request[v1.ListDevicesRequest]) (*connect.Response[v1.ListDevicesResponse], error)
+	// DeleteAccount deletes the caller's own account: its devices, every
+	// version of its device list, its prekeys and its queues. Every delivery
+	// stream of the account ends.
+	DeleteAccount(context.Context, *connect.Request[v1.DeleteAccountRequest]) (*connect.Response[v1.DeleteAccountResponse], error)
+	// GetRemovalProof hands a device that is no longer in its account's
+	// current list the versions of the list after the one it knows, so that
+	// it can verify, under the account key, that it was removed before it
+	// wipes itself. Unauthenticated (a removed device cannot get a token): the
+	// device signs a challenge instead, checked against its key in the
+	// version it names.
+	GetRemovalProof(context.Context, *connect.Request[v1.GetRemovalProofRequest]) (*connect.Response[v1.GetRemovalProofResponse], error)
 }
 
 // NewDirectoryServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -342,6 +419,24 @@ func NewDirectoryServiceHandler(svc DirectoryServiceHandler, opts ...connect.Han
 		connect.WithSchema(directoryServiceMethods.ByName("ClaimBundles")),
 		connect.WithHandlerOptions(opts...),
 	)
+	directoryServiceListDevicesHandler := connect.NewUnaryHandler(
+		DirectoryServiceListDevicesProcedure,
+		svc.ListDevices,
+		connect.WithSchema(directoryServiceMethods.ByName("ListDevices")),
+		connect.WithHandlerOptions(opts...),
+	)
+	directoryServiceDeleteAccountHandler := connect.NewUnaryHandler(
+		DirectoryServiceDeleteAccountProcedure,
+		svc.DeleteAccount,
+		connect.WithSchema(directoryServiceMethods.ByName("DeleteAccount")),
+		connect.WithHandlerOptions(opts...),
+	)
+	directoryServiceGetRemovalProofHandler := connect.NewUnaryHandler(
+		DirectoryServiceGetRemovalProofProcedure,
+		svc.GetRemovalProof,
+		connect.WithSchema(directoryServiceMethods.ByName("GetRemovalProof")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/parley.v1.DirectoryService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case DirectoryServiceRegisterProcedure:
@@ -354,6 +449,12 @@ func NewDirectoryServiceHandler(svc DirectoryServiceHandler, opts ...connect.Han
 			directoryServiceUploadPrekeysHandler.ServeHTTP(w, r)
 		case DirectoryServiceClaimBundlesProcedure:
 			directoryServiceClaimBundlesHandler.ServeHTTP(w, r)
+		case DirectoryServiceListDevicesProcedure:
+			directoryServiceListDevicesHandler.ServeHTTP(w, r)
+		case DirectoryServiceDeleteAccountProcedure:
+			directoryServiceDeleteAccountHandler.ServeHTTP(w, r)
+		case DirectoryServiceGetRemovalProofProcedure:
+			directoryServiceGetRemovalProofHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -381,6 +482,18 @@ func (UnimplementedDirectoryServiceHandler) UploadPrekeys(context.Context, *conn
 
 func (UnimplementedDirectoryServiceHandler) ClaimBundles(context.Context, *connect.Request[v1.ClaimBundlesRequest]) (*connect.Response[v1.ClaimBundlesResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("parley.v1.DirectoryService.ClaimBundles is not implemented"))
+}
+
+func (UnimplementedDirectoryServiceHandler) ListDevices(context.Context, *connect.Request[v1.ListDevicesRequest]) (*connect.Response[v1.ListDevicesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("parley.v1.DirectoryService.ListDevices is not implemented"))
+}
+
+func (UnimplementedDirectoryServiceHandler) DeleteAccount(context.Context, *connect.Request[v1.DeleteAccountRequest]) (*connect.Response[v1.DeleteAccountResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("parley.v1.DirectoryService.DeleteAccount is not implemented"))
+}
+
+func (UnimplementedDirectoryServiceHandler) GetRemovalProof(context.Context, *connect.Request[v1.GetRemovalProofRequest]) (*connect.Response[v1.GetRemovalProofResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("parley.v1.DirectoryService.GetRemovalProof is not implemented"))
 }
 
 // ProvisioningServiceClient is a client for the parley.v1.ProvisioningService service.
