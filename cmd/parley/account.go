@@ -31,19 +31,11 @@ The server URL must be https://, or http:// on a loopback address.`,
 			if err != nil {
 				return err
 			}
-			if server == "" {
-				s, ok := a.getenv(envServer)
-				if !ok || s == "" {
-					return usagef("no server: give --server URL or set %s", envServer)
-				}
-				server = s
+			if server, err = a.serverURL(server); err != nil {
+				return err
 			}
 			opts := client.Options{Insecure: insecure, DeviceName: deviceName}
-			if insecure {
-				if _, ok := a.envPassphrase(); ok {
-					return errors.New("--insecure creates a store without a passphrase, but " + envPassphrase + " is set")
-				}
-			} else if opts.Passphrase, err = a.newPassphrase(home); err != nil {
+			if opts.Passphrase, err = a.newStorePassphrase(home, insecure); err != nil {
 				return err
 			}
 			c, err := client.Register(cmd.Context(), home, server, argv[0], opts)
@@ -62,6 +54,32 @@ The server URL must be https://, or http:// on a loopback address.`,
 	f.StringVar(&deviceName, "device-name", "", "name of this device in the account's device list (default the host name)")
 	f.BoolVar(&insecure, "insecure", false, "do not encrypt the local store (anyone who copies it can read it)")
 	return cmd
+}
+
+// serverURL is the --server flag, or PARLEY_SERVER without it.
+func (a *app) serverURL(flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	s, ok := a.getenv(envServer)
+	if !ok || s == "" {
+		return "", usagef("no server: give --server URL or set %s", envServer)
+	}
+	return s, nil
+}
+
+// newStorePassphrase is the passphrase of a new home's store: none with
+// --insecure (and then PARLEY_PASSPHRASE must not be set: the person
+// expects the store to be encrypted), else from the environment or typed
+// twice.
+func (a *app) newStorePassphrase(home string, insecure bool) ([]byte, error) {
+	if insecure {
+		if _, ok := a.envPassphrase(); ok {
+			return nil, errors.New("--insecure creates a store without a passphrase, but " + envPassphrase + " is set")
+		}
+		return nil, nil
+	}
+	return a.newPassphrase(home)
 }
 
 func (a *app) whoamiCommand() *cobra.Command {

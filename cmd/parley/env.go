@@ -14,6 +14,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/parleyim/parley/client"
+	"github.com/parleyim/parley/internal/identity"
+	"github.com/parleyim/parley/internal/provision"
 )
 
 // Environment variables (docs/cli.md).
@@ -143,11 +145,20 @@ func describe(err error, a *app) (msg string, hints []string, code int) {
 	msg, code = errorText(err), exitError
 	var ue *usageError
 	var se *client.ServerError
+	var ce *provision.CodeError
 	home, _ := a.homeDir()
 	switch {
 	case errors.As(err, &ue):
 		code = exitUsage
-	case errors.Is(err, client.ErrSecurity):
+	case errors.Is(err, provision.ErrSecurity):
+		// A link: the offer was substituted, or the transfer tampered with.
+		msg = "SECURITY ERROR: " + msg
+		code = exitSecurity
+		hints = []string{
+			"the server may be lying: the link code's offer or the transfer from the other device does not verify",
+			"nothing was accepted from it; start again with 'parley device link' on the new device, and compare the confirmation strings",
+		}
+	case errors.Is(err, client.ErrSecurity), errors.Is(err, identity.ErrSecurity):
 		// Upper case, against the house style, on purpose: this line must
 		// not read like a network hiccup.
 		msg = "SECURITY ERROR: " + strings.TrimPrefix(msg, "security error: ")
@@ -156,6 +167,21 @@ func describe(err error, a *app) (msg string, hints []string, code int) {
 			"the server may be lying: it sent keys or a device list that do not verify",
 			"nothing was accepted from it; do not retry blindly: compare safety numbers with the other person over a channel you trust (parley safety-number USERNAME)",
 		}
+	case errors.As(err, &ce):
+		msg = "invalid link code: " + ce.Reason
+		hints = []string{"type the code exactly as 'parley device link' shows it on the new device"}
+	case errors.Is(err, provision.ErrStaleOffer):
+		msg = "the link code has expired"
+		hints = []string{"run 'parley device link' on the new device again for a new code"}
+	case errors.Is(err, errConfirmMismatch):
+		hints = []string{
+			"check that the code is the one your new device shows; if it is, someone may be trying to add their device to your account: do not approve it",
+			"nothing was added",
+		}
+	case errors.Is(err, errNotApproved):
+		hints = []string{"in scripts, give --confirm STRING (the confirmation the new device shows) or --yes"}
+	case errors.Is(err, errLinkCancelled):
+		hints = []string{fmt.Sprintf("nothing was set up in %s; if the other device approved already, this device is in the account's device list: remove it there", home)}
 	case errors.Is(err, client.ErrNotRegistered):
 		msg = "no parley account in " + home
 		hints = []string{fmt.Sprintf("run 'parley register --server URL USERNAME' to create one, or choose another home with --home or %s", envHome)}

@@ -122,6 +122,7 @@ keeps its keys and history in an encrypted home directory.`,
 		a.historyCommand(),
 		a.whoamiCommand(),
 		a.devicesCommand(),
+		a.deviceCommand(),
 		a.contactsCommand(),
 		a.safetyNumberCommand(),
 		a.chatCommand(),
@@ -148,5 +149,6 @@ func (a *app) report(cmd *cobra.Command, err error) int {
 func errorText(err error) string {
 	s := err.Error()
 	s = strings.TrimPrefix(s, "client: ")
+	s = strings.TrimPrefix(s, "provision: ")
 	return strings.TrimRight(s, ".")
 }

@@ -29,6 +29,21 @@ import (
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"parley": func() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
+		// parley-tee FILE ARGS... is parley ARGS... with its standard
+		// output copied to FILE as it is written, so that a script can read
+		// what a background parley printed before it ends (see await).
+		"parley-tee": func() {
+			if len(os.Args) < 2 {
+				os.Exit(2)
+			}
+			f, err := os.Create(os.Args[1])
+			if err != nil {
+				os.Exit(2)
+			}
+			code := run(os.Args[2:], os.Stdin, io.MultiWriter(os.Stdout, f), os.Stderr)
+			f.Close()
+			os.Exit(code)
+		},
 	})
 }
 
@@ -45,6 +60,7 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exitcode": cmdExitcode,
 			"until":    cmdUntil,
+			"await":    cmdAwait,
 			"parleyd":  cmdParleyd,
 		},
 	})
@@ -100,6 +116,39 @@ func cmdUntil(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("until: no match for %q after 20s (last error: %v)", args[0], err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// cmdAwait waits until a file (written by a background parley-tee)
+// matches a regexp, and sets variables to its submatches:
+//
+//	await link.out '"code":"([^"]+)"' CODE
+//
+// so that a script can use what a running command printed.
+func cmdAwait(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: await FILE REGEXP [VAR...]")
+	}
+	re, err := regexp.Compile("(?m)" + args[1])
+	if err != nil {
+		ts.Fatalf("await: %v", err)
+	}
+	if len(args)-2 > re.NumSubexp() {
+		ts.Fatalf("await: %d variables but %d submatches", len(args)-2, re.NumSubexp())
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		data, _ := os.ReadFile(ts.MkAbs(args[0]))
+		if m := re.FindSubmatch(data); m != nil {
+			for i, v := range args[2:] {
+				ts.Setenv(v, string(m[i+1]))
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("await: no match for %q in %s after 20s:\n%s", args[1], args[0], data)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
