@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"net"
 	"time"
@@ -62,23 +61,18 @@ func newProvisioning(cfg Config, st store.Store) provisioning {
 
 type provisioningService struct{ s *Server }
 
-// wakeKey is the bus key that wakes the readers of a mailbox: a DeviceID-
-// shaped hash of the address under a server-local label, so mailbox
-// wake-ups share the bus (and, with NATS, reach every node) without ever
-// colliding with a device's own key in practice. It is not part of the
-// protocol.
-func wakeKey(a store.MailboxAddress) store.DeviceID {
-	h := sha256.Sum256(append([]byte("parleyd mailbox wake\x00"), a[:]...))
-	return store.DeviceID(h[:16])
-}
+// wakeKey is the bus key that wakes the readers of a mailbox: the address
+// itself, so mailbox wake-ups share the bus (and, with NATS, reach every
+// node). Addresses and device ids are both 128-bit hash outputs, so they
+// meet only by a second preimage; and a collision would cost one spurious
+// wake-up, never a message. It is not part of the protocol.
+func wakeKey(a store.MailboxAddress) store.DeviceID { return store.DeviceID(a) }
 
 // sweptKey is notified after an expiry sweep deleted mailboxes: every
 // waiting ReceiveFrames re-reads its mailbox, so that a stream of an
-// expired mailbox ends at the sweep, on whichever node it runs.
-var sweptKey = func() store.DeviceID {
-	h := sha256.Sum256([]byte("parleyd mailbox expiry sweep"))
-	return store.DeviceID(h[:16])
-}()
+// expired mailbox ends at the sweep, on whichever node it runs. All ones is
+// not a hash output anyone can aim at.
+var sweptKey = store.DeviceID{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 
 func mailboxAddress(b []byte) (store.MailboxAddress, error) {
 	if len(b) != provision.AddressSize {
