@@ -29,8 +29,14 @@ import (
 	"golang.org/x/crypto/acme/autocert"
 	"golang.org/x/time/rate"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/parleyim/parley/internal/bus"
 	"github.com/parleyim/parley/internal/bus/mem"
+	natsbus "github.com/parleyim/parley/internal/bus/nats"
 	"github.com/parleyim/parley/internal/server"
+	"github.com/parleyim/parley/internal/store"
+	"github.com/parleyim/parley/internal/store/postgres"
 	"github.com/parleyim/parley/internal/store/sqlite"
 )
 
@@ -88,6 +94,8 @@ type config struct {
 	registration string
 	server       server.Config
 	readyFile    string // test hook: write the listen URL here once serving
+	postgres     string // DSN; empty for SQLite in data
+	nats         string // URL; empty for the in-process bus
 }
 
 // envFlags makes every flag's default come from its PARLEYD_* variable.
@@ -116,6 +124,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "TLS private key file (PEM)")
 	fs.StringVar(&cfg.acmeDomain, "acme-domain", "", "obtain a certificate for this domain from Let's Encrypt (listen on :443)")
 	fs.StringVar(&cfg.acmeEmail, "acme-email", "", "contact address for the ACME account")
+	fs.StringVar(&cfg.postgres, "postgres", "", "PostgreSQL DSN; keeps state there instead of SQLite in --data (for several nodes)")
+	fs.StringVar(&cfg.nats, "nats", "", "NATS server URL(s); wakes delivery streams across several nodes")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.registration, "registration", "open", "who may register: open, invite or closed")
 	fs.DurationVar(&sc.MessageTTL, "message-ttl", sc.MessageTTL, "how long an undelivered envelope is kept")
@@ -203,21 +213,26 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(cfg.data, 0o700); err != nil {
 		return fmt.Errorf("creating the data directory: %w", err)
 	}
-	dbPath := filepath.Join(cfg.data, "parleyd.db")
-	st, err := sqlite.Open(dbPath)
+	st, where, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	b := mem.New()
+	b, err := openBus(cfg)
+	if err != nil {
+		st.Close()
+		return err
+	}
 	srv, err := server.New(cfg.server, st, b)
 	if err != nil {
 		st.Close()
+		b.Close()
 		return err
 	}
 
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		st.Close()
+		b.Close()
 		return err
 	}
 	hs := &http.Server{
@@ -238,8 +253,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		hs.Protocols.SetUnencryptedHTTP2(true)
 	}
 	url := fmt.Sprintf("%s://%s", scheme, ln.Addr())
-	abs, _ := filepath.Abs(cfg.data)
-	fmt.Fprintf(stdout, "parleyd: listening on %s\nparleyd: data in %s (SQLite)\nparleyd: registration is %s\n", url, abs, cfg.server.Registration)
+	fmt.Fprintf(stdout, "parleyd: listening on %s\nparleyd: data in %s\nparleyd: registration is %s\n", url, where, cfg.server.Registration)
 	if cfg.readyFile != "" {
 		if err := os.WriteFile(cfg.readyFile, []byte(url), 0o600); err != nil {
 			return err
@@ -284,6 +298,41 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		serveErr = nil
 	}
 	return serveErr
+}
+
+// openStore opens PostgreSQL when a DSN is set, else SQLite in the data
+// directory, and says where the data is (never the DSN: it may hold a
+// password).
+func openStore(ctx context.Context, cfg *config) (store.Store, string, error) {
+	if cfg.postgres != "" {
+		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		st, err := postgres.Open(octx, cfg.postgres)
+		if err != nil {
+			return nil, "", &hinted{err, "check --postgres (PARLEYD_POSTGRES) and that the database accepts connections"}
+		}
+		return st, "PostgreSQL (--postgres)", nil
+	}
+	path := filepath.Join(cfg.data, "parleyd.db")
+	st, err := sqlite.Open(path)
+	if err != nil {
+		return nil, "", err
+	}
+	abs, _ := filepath.Abs(path)
+	return st, abs + " (SQLite)", nil
+}
+
+// openBus connects to NATS when a URL is set (several nodes), else uses the
+// in-process bus.
+func openBus(cfg *config) (bus.Bus, error) {
+	if cfg.nats == "" {
+		return mem.New(), nil
+	}
+	b, err := natsbus.Connect(cfg.nats, nats.Name("parleyd"))
+	if err != nil {
+		return nil, &hinted{err, "check --nats (PARLEYD_NATS) and that the NATS server is running"}
+	}
+	return b, nil
 }
 
 func runInvite(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -13,6 +13,7 @@ import (
 	"github.com/parleyim/parley/internal/primitives"
 	"github.com/parleyim/parley/internal/store"
 	"github.com/parleyim/parley/internal/store/postgres"
+	"github.com/parleyim/parley/internal/store/postgres/pgtest"
 )
 
 // Benchmark shape, as in the SQLite engine's benchmark: a send carries one
@@ -70,7 +71,7 @@ func BenchmarkEnqueue(b *testing.B) {
 // returns its DSN and the device ids.
 func benchSetup(b *testing.B) (string, []store.DeviceID) {
 	b.Helper()
-	dsn := newDatabase(b)
+	dsn := pgtest.NewDatabase(b)
 	s := mustOpen(b, dsn)
 	defer s.Close()
 	var ids []store.DeviceID

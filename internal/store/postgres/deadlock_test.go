@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/parleyim/parley/internal/store/postgres"
+	"github.com/parleyim/parley/internal/store/postgres/pgtest"
 )
 
 // TestDeadlockIsRetried makes two transactions lock two rows in opposite
@@ -16,7 +17,7 @@ import (
 // deadlock_timeout, 1s by default); the store runs it again and both
 // succeed, each applied once.
 func TestDeadlockIsRetried(t *testing.T) {
-	dsn := newDatabase(t)
+	dsn := pgtest.NewDatabase(t)
 	s := mustOpen(t, dsn)
 	defer s.Close()
 	ctx := context.Background()

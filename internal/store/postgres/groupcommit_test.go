@@ -10,6 +10,7 @@ import (
 
 	"github.com/parleyim/parley/internal/store"
 	"github.com/parleyim/parley/internal/store/postgres"
+	"github.com/parleyim/parley/internal/store/postgres/pgtest"
 )
 
 // register creates an account named name with one device per id.
@@ -36,7 +37,7 @@ func TestGroupCommit(t *testing.T) {
 		perSend  = 5
 		maxBatch = 16
 	)
-	s := mustOpen(t, newDatabase(t), postgres.WithMaxBatch(maxBatch))
+	s := mustOpen(t, pgtest.NewDatabase(t), postgres.WithMaxBatch(maxBatch))
 	defer s.Close()
 	ctx := context.Background()
 	devs := []store.DeviceID{{7}, {8}}
@@ -102,7 +103,7 @@ func TestGroupCommit(t *testing.T) {
 // and queue_len stays exact.
 func TestEnqueueCallerGivesUp(t *testing.T) {
 	const senders = 64
-	s := mustOpen(t, newDatabase(t))
+	s := mustOpen(t, pgtest.NewDatabase(t))
 	defer s.Close()
 	dev := store.DeviceID{9}
 	register(t, s, "carol", dev)
@@ -160,7 +161,7 @@ func TestEnqueueCallerGivesUp(t *testing.T) {
 // order per device, and each node reads what the other wrote.
 func TestNodesShareQueues(t *testing.T) {
 	const perNode = 200
-	dsn := newDatabase(t)
+	dsn := pgtest.NewDatabase(t)
 	a, b := mustOpen(t, dsn), mustOpen(t, dsn)
 	defer a.Close()
 	defer b.Close()

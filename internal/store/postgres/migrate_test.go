@@ -10,13 +10,14 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/parleyim/parley/internal/store/postgres"
+	"github.com/parleyim/parley/internal/store/postgres/pgtest"
 )
 
 // rawConn connects to dsn directly, bypassing the engine, to inspect or
 // tamper with the database.
 func rawConn(t *testing.T, dsn string) *pgx.Conn {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), pgtest.SetupTimeout)
 	defer cancel()
 	c, err := pgx.Connect(ctx, dsn)
 	if err != nil {
@@ -40,7 +41,7 @@ func schemaVersions(t *testing.T, dsn string) []int {
 }
 
 func TestMigrateFresh(t *testing.T) {
-	dsn := newDatabase(t)
+	dsn := pgtest.NewDatabase(t)
 	if postgres.SchemaVersion() < 1 {
 		t.Fatalf("SchemaVersion() = %d: no migrations embedded", postgres.SchemaVersion())
 	}
@@ -53,7 +54,7 @@ func TestMigrateFresh(t *testing.T) {
 }
 
 func TestMigrateReopenIsIdempotent(t *testing.T) {
-	dsn := newDatabase(t)
+	dsn := pgtest.NewDatabase(t)
 	ctx := context.Background()
 	s := mustOpen(t, dsn)
 	if err := s.CreateInvite(ctx, []byte("kept"), time.Now().Add(time.Hour)); err != nil {
@@ -77,7 +78,7 @@ func TestMigrateReopenIsIdempotent(t *testing.T) {
 // wait, so every Open succeeds and the schema is applied once.
 func TestMigrateConcurrentOpen(t *testing.T) {
 	const nodes = 8
-	dsn := newDatabase(t)
+	dsn := pgtest.NewDatabase(t)
 	var (
 		wg     sync.WaitGroup
 		start  = make(chan struct{})
@@ -105,7 +106,7 @@ func TestMigrateConcurrentOpen(t *testing.T) {
 }
 
 func TestMigrateRefusesNewerSchema(t *testing.T) {
-	dsn := newDatabase(t)
+	dsn := pgtest.NewDatabase(t)
 	mustOpen(t, dsn).Close()
 	ctx := context.Background()
 	if _, err := rawConn(t, dsn).Exec(ctx, "UPDATE schema_version SET version = $1", postgres.SchemaVersion()+1); err != nil {
@@ -130,7 +131,7 @@ func TestMigrateRefusesNewerSchema(t *testing.T) {
 // run is one transaction. A table in the way of the first migration makes
 // it fail after it has created others.
 func TestMigrateFailureLeavesOldSchema(t *testing.T) {
-	dsn := newDatabase(t)
+	dsn := pgtest.NewDatabase(t)
 	ctx := context.Background()
 	c := rawConn(t, dsn)
 	if _, err := c.Exec(ctx, "CREATE TABLE invites (in_the_way INTEGER)"); err != nil {

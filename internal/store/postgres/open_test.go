@@ -10,6 +10,7 @@ import (
 
 	"github.com/parleyim/parley/internal/store"
 	"github.com/parleyim/parley/internal/store/postgres"
+	"github.com/parleyim/parley/internal/store/postgres/pgtest"
 )
 
 // These tests need no server.
@@ -74,7 +75,7 @@ func itoa(n int) string {
 
 // TestOpenWrongPassword: the server answers but refuses us.
 func TestOpenWrongPassword(t *testing.T) {
-	dsn := serverDSN(t)
+	dsn := pgtest.ServerDSN(t)
 	if strings.HasPrefix(dsn, "postgres") {
 		t.Skip("the DSN is a URL; this test appends keyword/value pairs")
 	}
@@ -107,7 +108,7 @@ func TestClosedContextOpen(t *testing.T) {
 // TestStoreErrorsWrapSentinels: errors say "postgres: " and still match
 // the store's sentinels.
 func TestStoreErrorsWrapSentinels(t *testing.T) {
-	dsn := newDatabase(t)
+	dsn := pgtest.NewDatabase(t)
 	s := mustOpen(t, dsn)
 	ctx := context.Background()
 	_, err := s.Account(ctx, "nobody")
