@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -90,6 +91,16 @@ type Client struct {
 	selfID   identity.DeviceID
 	prekeys  *prekey.Set
 	lists    map[string]*identity.DeviceList // verified device lists by account, under mu
+	// changes, when set (by processEnvelope, under mu), collects the
+	// device-change events of contacts' lists accepted meanwhile, so that
+	// Receive reports them.
+	changes *[]Event
+
+	// gone is set once this device's local store is wiped (removal proven,
+	// or the account deleted); every later call returns ErrDeviceRemoved.
+	gone     atomic.Bool
+	wipeOnce sync.Once
+	wipeErr  error
 
 	auth  parleyv1connect.AuthServiceClient
 	dir   parleyv1connect.DirectoryServiceClient
@@ -275,6 +286,14 @@ func (c *Client) load(ctx context.Context, hc *http.Client) error {
 // Close closes the local store.
 func (c *Client) Close() error { return c.db.Close() }
 
+// alive returns ErrDeviceRemoved once the local store has been wiped.
+func (c *Client) alive() error {
+	if c.gone.Load() {
+		return ErrDeviceRemoved
+	}
+	return nil
+}
+
 // Username returns the account's name.
 func (c *Client) Username() string { return c.username }
 
@@ -289,6 +308,9 @@ func (c *Client) Insecure() bool { return c.db.Insecure() }
 
 // login proves possession of the device key and stores the token.
 func (c *Client) login(ctx context.Context) (string, error) {
+	if c.gone.Load() {
+		return "", ErrDeviceRemoved
+	}
 	c.tokenMu.Lock()
 	defer c.tokenMu.Unlock()
 	if c.token != "" && c.now().Add(time.Minute).Before(c.tokenExp) {
@@ -302,6 +324,13 @@ func (c *Client) login(ctx context.Context) (string, error) {
 	resp, err := c.auth.Authenticate(ctx, connect.NewRequest(&parleyv1.AuthenticateRequest{
 		DeviceId: c.selfID[:], Challenge: ch.Msg.Challenge, Signature: sig,
 	}))
+	if connect.CodeOf(err) == connect.CodeUnauthenticated {
+		// The challenge was fresh and the signature ours: the server does
+		// not know this device. Removed? Only a signed list can say so.
+		if rerr := c.confirmRemoval(ctx); rerr != nil {
+			return "", rerr
+		}
+	}
 	if err != nil {
 		return "", wrapRPC("authenticate", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	parleyv1 "github.com/parleyim/parley/gen/parley/v1"
 	"github.com/parleyim/parley/internal/clientdb"
@@ -22,25 +23,42 @@ import (
 func (c *Client) addDevice(ctx context.Context, dev *identity.DevicePublic, name string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	cur, err := c.devices(ctx, c.username, true)
-	if err != nil {
+	return c.publishNext(ctx, func(cur []identity.DeviceEntry) ([]identity.DeviceEntry, error) {
+		for _, e := range cur {
+			if e.Device.ID() == dev.ID() {
+				return nil, fmt.Errorf("client: device %s is already in the account", dev.ID())
+			}
+		}
+		if len(cur) >= identity.MaxDevices {
+			return nil, fmt.Errorf("client: an account has at most %d devices (identity.MaxDevices); remove one first", identity.MaxDevices)
+		}
+		return append(cur, identity.DeviceEntry{Device: dev, Name: name, Added: uint64(c.now().Unix())}), nil
+	})
+}
+
+// publishNext signs the next version of this account's device list, with
+// the devices change returns (given a copy of the current ones, from a
+// freshly fetched and verified list), publishes it and stores it. c.mu must
+// be held.
+func (c *Client) publishNext(ctx context.Context, change func(cur []identity.DeviceEntry) ([]identity.DeviceEntry, error)) error {
+	if _, err := c.devices(ctx, c.username, true); err != nil {
 		return err
-	}
-	if _, ok := cur.Lookup(dev.ID()); ok {
-		return fmt.Errorf("client: device %s is already in the account", dev.ID())
-	}
-	if len(cur.Devices) >= identity.MaxDevices {
-		return fmt.Errorf("client: an account has at most %d devices (identity.MaxDevices); remove one first", identity.MaxDevices)
 	}
 	prev, err := c.storedList(ctx, c.username)
 	if err != nil {
 		return err
 	}
-	next := &identity.DeviceList{
-		Account: c.username, Version: cur.Version + 1, Prev: prev.Hash(),
-		Devices: append(append([]identity.DeviceEntry(nil), cur.Devices...), identity.DeviceEntry{Device: dev, Name: name, Added: uint64(c.now().Unix())}),
+	cur, err := prev.Verify(nil)
+	if err != nil {
+		return securityError("stored own device list", err)
 	}
-	signed, err := identity.SignDeviceList(c.account, next)
+	devs, err := change(append([]identity.DeviceEntry(nil), cur.Devices...))
+	if err != nil {
+		return err
+	}
+	signed, err := identity.SignDeviceList(c.account, &identity.DeviceList{
+		Account: c.username, Version: cur.Version + 1, Prev: prev.Hash(), Devices: devs,
+	})
 	if err != nil {
 		return err
 	}
@@ -51,11 +69,118 @@ func (c *Client) addDevice(ctx context.Context, dev *identity.DevicePublic, name
 	if err != nil {
 		return err
 	}
-	if err := c.storeList(ctx, c.username, signed); err != nil {
+	if err := c.db.Update(ctx, func(tx *clientdb.Tx) error {
+		if err := tx.PutDeviceList(signed.Marshal()); err != nil {
+			return err
+		}
+		// Sessions with devices this version drops are of no more use.
+		for _, id := range removedDevices(cur, list) {
+			if err := tx.DeleteSession(id); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
 		return err
 	}
 	c.lists[c.username] = list
 	return nil
+}
+
+// RemoveDevice removes a device from this account: it publishes the next
+// version of the account's device list without it (docs/client.md §8.2).
+// The server then deletes the device's queue, prekeys and tokens; the
+// device wipes its local store when it learns of it. Any device of the
+// account may remove any other, or itself: removing this device wipes its
+// local store at once and closes the client (RemoveDevice then returns
+// nil, and every later call ErrDeviceRemoved). The last device cannot be
+// removed (ErrLastDevice; delete the account instead).
+func (c *Client) RemoveDevice(ctx context.Context, id identity.DeviceID) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gone.Load() {
+		return ErrDeviceRemoved
+	}
+	err := c.publishNext(ctx, func(cur []identity.DeviceEntry) ([]identity.DeviceEntry, error) {
+		for i, e := range cur {
+			if e.Device.ID() != id {
+				continue
+			}
+			if len(cur) == 1 {
+				return nil, ErrLastDevice
+			}
+			return append(cur[:i], cur[i+1:]...), nil
+		}
+		return nil, fmt.Errorf("%w: %s", ErrNoSuchDevice, id)
+	})
+	if err != nil {
+		return err
+	}
+	if id == c.selfID {
+		return c.wipe()
+	}
+	return nil
+}
+
+// RenameDevice gives a device of this account a new name, by publishing
+// the next version of the account's device list. The name is at most
+// identity.MaxDeviceNameSize bytes of UTF-8.
+func (c *Client) RenameDevice(ctx context.Context, id identity.DeviceID, name string) error {
+	if len(name) > identity.MaxDeviceNameSize || !utf8.ValidString(name) {
+		return fmt.Errorf("client: a device name is at most %d bytes of UTF-8", identity.MaxDeviceNameSize)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gone.Load() {
+		return ErrDeviceRemoved
+	}
+	cur, err := c.devices(ctx, c.username, true)
+	if err != nil {
+		return err
+	}
+	if e, ok := cur.Lookup(id); ok && e.Name == name {
+		return nil // nothing to publish
+	}
+	return c.publishNext(ctx, func(cur []identity.DeviceEntry) ([]identity.DeviceEntry, error) {
+		for i := range cur {
+			if cur[i].Device.ID() == id {
+				cur[i].Name = name
+				return cur, nil
+			}
+		}
+		return nil, fmt.Errorf("%w: %s", ErrNoSuchDevice, id)
+	})
+}
+
+// DeleteAccount deletes this account from the server — every device, every
+// version of its device list, its prekeys and queues — and then wipes this
+// device's local store and closes the client. It does not ask: confirming
+// is the caller's job. The account's other devices can no longer
+// authenticate; they report ErrAccountDeleted (and keep their local store,
+// since the server's word that an account is gone cannot be verified).
+// The username becomes free for anyone to register; contacts who knew this
+// account refuse a new account under the name (a changed account key).
+func (c *Client) DeleteAccount(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gone.Load() {
+		return ErrDeviceRemoved
+	}
+	if _, err := call(ctx, c, "deleting the account", c.dir.DeleteAccount, &parleyv1.DeleteAccountRequest{Username: c.username}); err != nil {
+		return err
+	}
+	return c.wipe()
+}
+
+// removedDevices returns the devices of from that to does not name.
+func removedDevices(from, to *identity.DeviceList) []identity.DeviceID {
+	var out []identity.DeviceID
+	for _, e := range from.Devices {
+		if _, ok := to.Lookup(e.Device.ID()); !ok {
+			out = append(out, e.Device.ID())
+		}
+	}
+	return out
 }
 
 // joinAccount sets up a new home for a device that an existing device has

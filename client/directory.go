@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -46,8 +47,24 @@ func (c *Client) deviceList(ctx context.Context, name string) (*identity.DeviceL
 	if list.Account != name {
 		return nil, securityError(fmt.Sprintf("device list of %q", name), fmt.Errorf("it names account %q", list.Account))
 	}
+	if name == c.username {
+		if _, ok := list.Lookup(c.selfID); !ok {
+			// Signed by the account key and chained to what this device
+			// accepted: proof that the account removed this device.
+			if err := c.wipe(); err != nil {
+				return nil, fmt.Errorf("%w (but deleting the local store failed: %v)", ErrDeviceRemoved, err)
+			}
+			return nil, ErrDeviceRemoved
+		}
+	}
 	if prev == nil || prev.Hash() != signed.Hash() {
-		if err := c.storeList(ctx, name, signed); err != nil {
+		var old *identity.DeviceList
+		if prev != nil {
+			if old, err = prev.Verify(nil); err != nil {
+				return nil, securityError(fmt.Sprintf("stored device list of %q", name), err)
+			}
+		}
+		if err := c.acceptList(ctx, name, signed, old, list); err != nil {
 			return nil, err
 		}
 	}
@@ -130,20 +147,88 @@ func (c *Client) storedList(ctx context.Context, name string) (*identity.SignedD
 	return s, nil
 }
 
-func (c *Client) storeList(ctx context.Context, name string, s *identity.SignedDeviceList) error {
-	return c.db.Update(ctx, func(tx *clientdb.Tx) error {
+// acceptList stores a newly accepted device list of an account and, if it
+// replaces an older one (old), acts on the change (docs/client.md §8.4):
+// the sessions with devices it drops are deleted (new devices get sessions
+// on the next send), a contact's conversation gets a system line per added
+// or removed device, and Receive reports each change as an event. c.mu must
+// be held.
+func (c *Client) acceptList(ctx context.Context, name string, signed *identity.SignedDeviceList, old, list *identity.DeviceList) error {
+	var changes []Event
+	if old != nil {
+		for _, e := range list.Devices {
+			if _, ok := old.Lookup(e.Device.ID()); !ok {
+				changes = append(changes, Event{Kind: EventDeviceAdded, From: name, FromDevice: e.Device.ID(), DeviceName: e.Name})
+			}
+		}
+		for _, e := range old.Devices {
+			if _, ok := list.Lookup(e.Device.ID()); !ok {
+				changes = append(changes, Event{Kind: EventDeviceRemoved, From: name, FromDevice: e.Device.ID(), DeviceName: e.Name})
+			}
+		}
+	}
+	now := c.now().Truncate(time.Millisecond)
+	listHash := signed.Hash()
+	err := c.db.Update(ctx, func(tx *clientdb.Tx) error {
 		if name == c.username {
-			return tx.PutDeviceList(s.Marshal())
+			if err := tx.PutDeviceList(signed.Marshal()); err != nil {
+				return err
+			}
+		} else {
+			ct, err := tx.Contact(name)
+			if errors.Is(err, clientdb.ErrNotFound) {
+				ct = &clientdb.Contact{Username: name, Added: c.now()}
+			} else if err != nil {
+				return err
+			}
+			ct.DeviceList = signed.Marshal()
+			if err := tx.PutContact(ct); err != nil {
+				return err
+			}
 		}
-		ct, err := tx.Contact(name)
-		if errors.Is(err, clientdb.ErrNotFound) {
-			ct = &clientdb.Contact{Username: name, Added: c.now()}
-		} else if err != nil {
-			return err
+		for _, ch := range changes {
+			if ch.Kind == EventDeviceRemoved {
+				if err := tx.DeleteSession(ch.FromDevice); err != nil {
+					return err
+				}
+			}
+			if name == c.username {
+				continue // changes to this account are not a conversation's
+			}
+			if _, err := tx.PutMessage(systemLine(name, listHash, ch, now)); err != nil {
+				return err
+			}
 		}
-		ct.DeviceList = s.Marshal()
-		return tx.PutContact(ct)
+		return nil
 	})
+	if err != nil {
+		return err
+	}
+	if c.changes != nil {
+		*c.changes = append(*c.changes, changes...)
+	}
+	return nil
+}
+
+// systemLine is the conversation line recording a change to a contact's
+// devices. Its id is derived from the list version that made the change and
+// the device, so that the line is stored once however often the change is
+// seen (a redelivery, a history transfer to a new device).
+func systemLine(contact string, listHash [32]byte, ch Event, now time.Time) *clientdb.Message {
+	var id [16]byte
+	for i := range id {
+		id[i] = listHash[i] ^ ch.FromDevice[i]
+	}
+	verb := "added"
+	if ch.Kind == EventDeviceRemoved {
+		verb = "removed"
+	}
+	text := fmt.Sprintf("%s %s a device", contact, verb)
+	if ch.DeviceName != "" {
+		text += fmt.Sprintf(" (%q)", ch.DeviceName)
+	}
+	return &clientdb.Message{ID: id, Conversation: contact, Sender: contact, SenderDevice: ch.FromDevice,
+		Sent: now, Received: now, Body: []byte(text), State: clientdb.StateSystem}
 }
 
 // knownDevice returns the public keys of a device of an account, from the

@@ -29,6 +29,23 @@ var (
 	// ErrWrongPassphrase reports a passphrase that does not open the
 	// local store.
 	ErrWrongPassphrase = clientdb.ErrWrongPassphrase
+	// ErrDeviceRemoved reports that this device was removed from its
+	// account — proven by a version of the account's device list, signed by
+	// the account key and chained to the last one this device accepted,
+	// that does not name it — and that its local store has been wiped. The
+	// Client is closed; the home directory no longer holds an account.
+	ErrDeviceRemoved = errors.New("client: this device was removed from its account; its local store has been wiped")
+	// ErrAccountDeleted reports that the server no longer knows this
+	// device's account: another device deleted it. The local store is kept
+	// (the server's word cannot be verified); delete the home directory to
+	// discard it.
+	ErrAccountDeleted = errors.New("client: this device's account was deleted from the server")
+	// ErrLastDevice reports an attempt to remove an account's only device;
+	// delete the account instead.
+	ErrLastDevice = errors.New("client: cannot remove the account's last device; delete the account instead")
+	// ErrNoSuchDevice reports a device id the account's device list does
+	// not name.
+	ErrNoSuchDevice = errors.New("client: no such device in this account")
 	// ErrInvalidUsername is matched by every username the rules refuse
 	// (docs/server.md §3.1); the error text says which rule.
 	ErrInvalidUsername = username.ErrInvalid

@@ -191,6 +191,9 @@ func (c *Client) ApproveLink(ctx context.Context, code string, confirm func(devi
 	if progress == nil {
 		progress = func(Progress) {}
 	}
+	if err := c.alive(); err != nil {
+		return err
+	}
 	addr, err := provision.ParseCode(code)
 	if err != nil {
 		return err

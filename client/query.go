@@ -3,9 +3,10 @@ package client
 import (
 	"context"
 	"errors"
-
+	"fmt"
 	"time"
 
+	parleyv1 "github.com/parleyim/parley/gen/parley/v1"
 	"github.com/parleyim/parley/internal/identity"
 	"github.com/parleyim/parley/internal/username"
 )
@@ -15,6 +16,9 @@ import (
 func (c *Client) History(ctx context.Context, with string, limit int, before time.Time) ([]*Message, error) {
 	name, err := username.Normalize(with)
 	if err != nil {
+		return nil, err
+	}
+	if err := c.alive(); err != nil {
 		return nil, err
 	}
 	if before.IsZero() {
@@ -60,25 +64,64 @@ func (c *Client) Contacts(ctx context.Context) ([]Contact, error) {
 
 // Device is one device of this account.
 type Device struct {
-	ID      identity.DeviceID
-	Name    string
-	Added   time.Time
-	Current bool // this device
+	ID   identity.DeviceID
+	Name string
+	// Added is when the device was added, as the signed device list says
+	// (the adding device's clock).
+	Added time.Time
+	// LastSeen is when the device last connected to the server to
+	// receive, as the server says; the zero time if it does not say.
+	LastSeen time.Time
+	Current  bool // this device
 }
 
-// Devices lists this account's devices, as its current verified device
-// list names them; refresh fetches the list from the server first.
+// Devices lists this account's devices: which devices exist and their
+// names come from the account's verified device list (refresh fetches it
+// from the server first), the last-seen times from the server
+// (ListDevices). A device the server lists but the verified list does not
+// name is a security error: the server cannot add a device.
 func (c *Client) Devices(ctx context.Context, refresh bool) ([]Device, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.alive(); err != nil {
+		return nil, err
+	}
 	l, err := c.devices(ctx, c.username, refresh)
 	if err != nil {
 		return nil, err
 	}
+	resp, err := call(ctx, c, "listing devices", c.dir.ListDevices, &parleyv1.ListDevicesRequest{})
+	if err != nil {
+		return nil, err
+	}
+	seen := map[identity.DeviceID]time.Time{}
+	for _, d := range resp.Devices {
+		if len(d.DeviceId) != identity.DeviceIDSize {
+			return nil, securityError("device times", errors.New("bad device id"))
+		}
+		seen[identity.DeviceID(d.DeviceId)] = time.UnixMilli(d.LastSeenUnixMs)
+	}
+	for id := range seen {
+		if _, ok := l.Lookup(id); ok {
+			continue
+		}
+		if !refresh {
+			// The list may have changed since this device last fetched
+			// it: look again before calling it a lie.
+			refresh = true
+			if l, err = c.devices(ctx, c.username, true); err != nil {
+				return nil, err
+			}
+			if _, ok := l.Lookup(id); ok {
+				continue
+			}
+		}
+		return nil, securityError("own devices", fmt.Errorf("the server lists device %s, which the account's signed device list does not name", id))
+	}
 	out := make([]Device, 0, len(l.Devices))
 	for _, e := range l.Devices {
 		id := e.Device.ID()
-		out = append(out, Device{ID: id, Name: e.Name, Added: time.Unix(int64(e.Added), 0), Current: id == c.selfID})
+		out = append(out, Device{ID: id, Name: e.Name, Added: time.Unix(int64(e.Added), 0), LastSeen: seen[id], Current: id == c.selfID})
 	}
 	return out, nil
 }

@@ -37,6 +37,16 @@ const (
 	// EventSessionReset means a device of Event.From started a new session
 	// after failing to decrypt this device's messages.
 	EventSessionReset
+	// EventDeviceAdded means the device list of Event.From (a contact, or
+	// this account) gained the device Event.FromDevice, named
+	// Event.DeviceName. Messages reach it from now on; a contact's
+	// conversation also gets a system line (Message.System).
+	EventDeviceAdded
+	// EventDeviceRemoved means the device list of Event.From dropped
+	// Event.FromDevice; the session with it is deleted. When From is this
+	// account and FromDevice this device, this device was removed: its
+	// local store is wiped and Receive returns ErrDeviceRemoved.
+	EventDeviceRemoved
 )
 
 func (k EventKind) String() string {
@@ -49,6 +59,10 @@ func (k EventKind) String() string {
 		return "undecryptable"
 	case EventSessionReset:
 		return "session-reset"
+	case EventDeviceAdded:
+		return "device-added"
+	case EventDeviceRemoved:
+		return "device-removed"
 	default:
 		return "EventKind(" + strconv.Itoa(int(k)) + ")"
 	}
@@ -60,6 +74,8 @@ type Event struct {
 	Message    *Message
 	From       string
 	FromDevice identity.DeviceID
+	// DeviceName is the name of the added or removed device.
+	DeviceName string
 	Err        error
 }
 
@@ -80,7 +96,22 @@ type ReceiveOptions struct {
 // before it is acknowledged to the server, so a crash at any point causes
 // at most a redelivery, which is de-duplicated by message id. Without
 // Follow, Receive returns after EventDrained.
+//
+// If this device was removed from its account (proven by a signed device
+// list, docs/client.md §8.2), Receive wipes the local store, reports
+// EventDeviceRemoved for this device and returns ErrDeviceRemoved; if the
+// account was deleted, it returns ErrAccountDeleted.
 func (c *Client) Receive(ctx context.Context, opts ReceiveOptions, fn func(Event) error) error {
+	err := c.receive(ctx, opts, fn)
+	if errors.Is(err, ErrDeviceRemoved) {
+		if ferr := fn(Event{Kind: EventDeviceRemoved, From: c.username, FromDevice: c.selfID}); ferr != nil {
+			c.log.Debug("callback after removal", "err", ferr)
+		}
+	}
+	return err
+}
+
+func (c *Client) receive(ctx context.Context, opts ReceiveOptions, fn func(Event) error) error {
 	backoff := 100 * time.Millisecond
 	for {
 		err := c.receiveOnce(ctx, opts, fn)
@@ -91,9 +122,11 @@ func (c *Client) Receive(ctx context.Context, opts ReceiveOptions, fn func(Event
 			return err
 		}
 		var stop *stopError
-		if errors.As(err, &stop) || isSecurity(err) || connect.CodeOf(err) == connect.CodeAborted {
-			// The callback stopped us, the server lied, or another stream
-			// for this device took over: reconnecting would not help.
+		if errors.As(err, &stop) || isSecurity(err) || connect.CodeOf(err) == connect.CodeAborted ||
+			errors.Is(err, ErrDeviceRemoved) || errors.Is(err, ErrAccountDeleted) {
+			// The callback stopped us, the server lied, another stream for
+			// this device took over, or the device is gone: reconnecting
+			// would not help.
 			return err
 		}
 		c.log.Debug("receive stream ended; reconnecting", "err", err, "after", backoff)
@@ -139,7 +172,7 @@ func (c *Client) receiveOnce(ctx context.Context, opts ReceiveOptions, fn func(E
 		if err == nil {
 			return errors.New("client: receive: the server closed the stream")
 		}
-		return wrapRPC("receive", err)
+		return c.streamError(ctx, err)
 	}
 	defer stream.Close()
 	for first := true; first || stream.Receive(); first = false {
@@ -168,9 +201,22 @@ func (c *Client) receiveOnce(ctx context.Context, opts ReceiveOptions, fn func(E
 		}
 	}
 	if err := stream.Err(); err != nil {
-		return wrapRPC("receive", err)
+		return c.streamError(ctx, err)
 	}
 	return errors.New("client: receive: the server closed the stream")
+}
+
+// streamError turns the error that ended the delivery stream into the
+// caller's: PermissionDenied (the server says this device or its account is
+// gone) makes the device ask for proof (confirmRemoval), whose answer wins
+// if it concludes.
+func (c *Client) streamError(ctx context.Context, err error) error {
+	if connect.CodeOf(err) == connect.CodePermissionDenied {
+		if rerr := c.confirmRemoval(ctx); rerr != nil {
+			return rerr
+		}
+	}
+	return wrapRPC("receive", err)
 }
 
 // handleEnvelope decrypts, stores and acknowledges one envelope. It returns
@@ -193,8 +239,21 @@ func (c *Client) handleEnvelope(ctx context.Context, e *parleyv1.Envelope) ([]Ev
 	return events, nil
 }
 
-// processEnvelope is handleEnvelope without the ack. c.mu must be held.
+// processEnvelope is handleEnvelope without the ack. Device-list changes
+// accepted on the way (an unknown sender device makes the client refresh
+// the sender's list) come first in the events. c.mu must be held.
 func (c *Client) processEnvelope(ctx context.Context, e *parleyv1.Envelope) ([]Event, error) {
+	var changes []Event
+	c.changes = &changes
+	events, err := c.decryptEnvelope(ctx, e)
+	c.changes = nil
+	if err != nil {
+		return nil, err
+	}
+	return append(changes, events...), nil
+}
+
+func (c *Client) decryptEnvelope(ctx context.Context, e *parleyv1.Envelope) ([]Event, error) {
 	bad := func(from string, dev identity.DeviceID, err error) ([]Event, error) {
 		return []Event{{Kind: EventUndecryptable, From: from, FromDevice: dev, Err: err}}, nil
 	}

@@ -30,12 +30,21 @@ type Message struct {
 	Received     time.Time // this device's clock
 	Text         string
 	State        DeliveryState
+	// System marks a line this client wrote into the conversation, not a
+	// message anyone sent: a change to the contact's devices ("bob added
+	// a device"). From is the contact, FromDevice the device concerned,
+	// Text the description; State is StateSystem.
+	System bool
 }
+
+// StateSystem is the state of a system line (Message.System).
+const StateSystem = clientdb.StateSystem
 
 func fromDB(m *clientdb.Message) *Message {
 	return &Message{
 		ID: m.ID, Conversation: m.Conversation, From: m.Sender, FromDevice: identity.DeviceID(m.SenderDevice),
 		Outgoing: m.Outgoing, Sent: m.Sent, Received: m.Received, Text: string(m.Body), State: m.State,
+		System: m.State == clientdb.StateSystem,
 	}
 }
 
@@ -61,6 +70,9 @@ func (c *Client) Send(ctx context.Context, to, text string) (*Message, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.alive(); err != nil {
+		return nil, err
+	}
 
 	var id [16]byte
 	primitives.Random(id[:])

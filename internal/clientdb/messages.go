@@ -24,9 +24,16 @@ const (
 	StateFailed    DeliveryState = 4 // outgoing, given up on
 	StateReceived  DeliveryState = 5 // incoming, stored
 	StateRead      DeliveryState = 6 // incoming, shown to the user
+	// StateSystem marks a line the client wrote itself into a
+	// conversation, not a message anyone sent: an event such as "bob added
+	// a device". Sender is the account the event concerns, Body its text.
+	// Added after schema version 1 without a migration: the state is a
+	// plain integer column, and older code refuses the row as corrupt
+	// rather than misreading it.
+	StateSystem DeliveryState = 7
 )
 
-func (s DeliveryState) valid() bool { return s >= StatePending && s <= StateRead }
+func (s DeliveryState) valid() bool { return s >= StatePending && s <= StateSystem }
 
 func (s DeliveryState) String() string {
 	switch s {
@@ -42,6 +49,8 @@ func (s DeliveryState) String() string {
 		return "received"
 	case StateRead:
 		return "read"
+	case StateSystem:
+		return "system"
 	}
 	return "DeliveryState(" + strconv.Itoa(int(s)) + ")"
 }
