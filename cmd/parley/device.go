@@ -11,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"connectrpc.com/connect"
 	"github.com/mdp/qrterminal/v3"
 	"github.com/spf13/cobra"
 
@@ -61,6 +62,8 @@ var (
 	errConfirmMismatch = errors.New("confirmation strings differ; the code may not be from your device")
 	errNotApproved     = errors.New("not approved: the new device was not added")
 	errLinkCancelled   = errors.New("linking cancelled")
+	errCodeExpired     = errors.New("the link code expired before a device approved it")
+	errNoOffer         = errors.New("no new device is waiting with this code")
 )
 
 func (a *app) linkCommand() *cobra.Command {
@@ -129,10 +132,15 @@ device's name) and one when the device is linked (status "linked").`,
 				}
 			})
 			bar.finish()
-			if err != nil {
-				if ctx.Err() != nil {
-					return errLinkCancelled
-				}
+			var se *client.ServerError
+			switch {
+			case err == nil:
+			case ctx.Err() != nil:
+				return errLinkCancelled
+			case errors.As(err, &se) && se.Code == connect.CodeNotFound:
+				// The server dropped the mailbox: no approval in time.
+				return fmt.Errorf("%w: %w", errCodeExpired, err)
+			default:
 				return err
 			}
 			defer c.Close()
@@ -277,6 +285,12 @@ without comparing.`,
 				}
 			})
 			bar.finish()
+			var se *client.ServerError
+			if name == "" && errors.As(err, &se) && se.Code == connect.CodeNotFound {
+				// No offer at the code's address (the confirmation was never
+				// asked): used, cancelled or expired.
+				return fmt.Errorf("%w: %w", errNoOffer, err)
+			}
 			if err != nil {
 				return err
 			}

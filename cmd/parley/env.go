@@ -180,6 +180,12 @@ func describe(err error, a *app) (msg string, hints []string, code int) {
 		}
 	case errors.Is(err, errNotApproved):
 		hints = []string{"in scripts, give --confirm STRING (the confirmation the new device shows) or --yes"}
+	case errors.Is(err, errNoOffer):
+		msg = errNoOffer.Error() // the server's wording follows it
+		hints = []string{"the code was used or has expired; run 'parley device link' on the new device again for a new code"}
+	case errors.Is(err, errCodeExpired):
+		msg = errCodeExpired.Error()
+		hints = []string{"run 'parley device link' again, and approve the new code on the other device within 10 minutes"}
 	case errors.Is(err, errLinkCancelled):
 		hints = []string{fmt.Sprintf("nothing was set up in %s; if the other device approved already, this device is in the account's device list: remove it there", home)}
 	case errors.Is(err, client.ErrNotRegistered):
