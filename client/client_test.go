@@ -26,7 +26,7 @@ type testServer struct {
 	st      *sqlite.Store
 }
 
-func newTestServer(t *testing.T) *testServer {
+func newTestServer(t testing.TB) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := sqlite.Open(filepath.Join(dir, "parleyd.db"))
@@ -55,7 +55,7 @@ func newTestServer(t *testing.T) *testServer {
 	return ts
 }
 
-func (ts *testServer) register(t *testing.T, name string) *Client {
+func (ts *testServer) register(t testing.TB, name string) *Client {
 	t.Helper()
 	c, err := Register(context.Background(), t.TempDir(), ts.url, name, Options{Insecure: true, HTTPClient: ts.hs.Client(), DeviceName: name + "-laptop"})
 	if err != nil {

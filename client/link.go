@@ -134,6 +134,12 @@ func (p *PendingLink) Wait(ctx context.Context, progress func(Progress)) (*Clien
 			if list, err = c.checkJoined(ctx, v.List); err != nil {
 				return fail(err)
 			}
+			// Publish this device's prekeys at once: it is in the account's
+			// list already, and contacts cannot send to it (they wait)
+			// until it has prekeys on the server.
+			if err := c.finishJoin(ctx, list); err != nil {
+				return fail(err)
+			}
 			total = [2]int{int(v.Contacts), int(v.Messages)}
 		case []provision.Contact:
 			if err := c.db.Update(ctx, func(tx *clientdb.Tx) error {
@@ -171,9 +177,6 @@ func (p *PendingLink) Wait(ctx context.Context, progress func(Progress)) (*Clien
 			}
 			finished = true
 		}
-	}
-	if err := c.finishJoin(ctx, list); err != nil {
-		return fail(err)
 	}
 	// The mailbox has served its purpose; the server also expires it.
 	if _, err := p.prov.CloseMailbox(ctx, connect.NewRequest(&parleyv1.CloseMailboxRequest{Address: p.address[:]})); err != nil {

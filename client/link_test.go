@@ -10,7 +10,7 @@ import (
 
 // link runs both halves of linking a new device to c's account and returns
 // the new device's client.
-func (ts *testServer) link(t *testing.T, c *Client, name string) *Client {
+func (ts *testServer) link(t testing.TB, c *Client, name string) *Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

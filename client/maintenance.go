@@ -93,5 +93,5 @@ func (c *Client) resetSession(ctx context.Context, account string, dev *identity
 	if err != nil {
 		return err
 	}
-	return c.deliver(ctx, account, mid, body, body, nil, now)
+	return c.deliver(ctx, account, mid, body, body, nil, now, false)
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"connectrpc.com/connect"
+
 	parleyv1 "github.com/parleyim/parley/gen/parley/v1"
 	"github.com/parleyim/parley/internal/clientdb"
 	"github.com/parleyim/parley/internal/content"
@@ -68,8 +70,6 @@ func (c *Client) Send(ctx context.Context, to, text string) (*Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if err := c.alive(); err != nil {
 		return nil, err
 	}
@@ -94,18 +94,59 @@ func (c *Client) Send(ctx context.Context, to, text string) (*Message, error) {
 		ID: id, Conversation: name, Sender: c.username, SenderDevice: c.selfID, Outgoing: true,
 		Sent: now, Received: now, Body: []byte(text), State: clientdb.StatePending,
 	}
-	if err := c.deliver(ctx, name, id, peerBody, selfBody, msg, now); err != nil {
+	// A device being linked is in the account's list before it has
+	// uploaded its prekeys (docs/client.md §8.1): wait for it, without
+	// holding the client's lock, so that this device's own approval of the
+	// link (which needs the lock) can go on.
+	refresh := false
+	for wait := 50 * time.Millisecond; ; wait *= 2 {
+		c.mu.Lock()
+		err = c.deliver(ctx, name, id, peerBody, selfBody, msg, now, refresh)
+		c.mu.Unlock()
+		var np *noPrekeysError
+		if !errors.As(err, &np) || wait > newDeviceWait/2 {
+			break
+		}
+		c.log.Debug("a device has no prekeys yet; waiting", "account", np.account, "after", wait)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		refresh = true
+	}
+	if err != nil {
 		return nil, err
 	}
 	return fromDB(msg), nil
 }
 
+// newDeviceWait bounds how long Send waits, in all, for a newly added
+// device to upload its prekeys.
+const newDeviceWait = 10 * time.Second
+
+// noPrekeysError reports a device in an account's verified list for which
+// the server has no prekey bundle: a device being linked that has not
+// uploaded its prekeys yet, or one removed since the list was fetched.
+type noPrekeysError struct {
+	account string
+	err     error
+}
+
+func (e *noPrekeysError) Error() string {
+	return fmt.Sprintf("client: a device of %q has no prekeys on the server yet (it may still be being linked); try again shortly: %v", e.account, e.err)
+}
+
+func (e *noPrekeysError) Unwrap() error { return e.err }
+
 // deliver encrypts peerBody for every device of account name and selfBody
 // for every other device of this account, and sends them as one message.
 // If msg is set it is stored with the session states before the send and
 // its state updated after. c.mu must be held.
-func (c *Client) deliver(ctx context.Context, name string, id [16]byte, peerBody, selfBody []byte, msg *clientdb.Message, now time.Time) error {
-	refresh := false
+func (c *Client) deliver(ctx context.Context, name string, id [16]byte, peerBody, selfBody []byte, msg *clientdb.Message, now time.Time, refresh bool) error {
+	if err := c.alive(); err != nil {
+		return err
+	}
 	for attempt := 1; ; attempt++ {
 		var targets []target
 		peer, err := c.devices(ctx, name, refresh)
@@ -201,7 +242,9 @@ func (c *Client) encryptAll(ctx context.Context, targets []target, now time.Time
 	bundles := map[identity.DeviceID]*prekey.Bundle{}
 	for account, devs := range need {
 		got, err := c.claimBundles(ctx, account, devs)
-		if err != nil {
+		if connect.CodeOf(err) == connect.CodeNotFound {
+			return nil, nil, &noPrekeysError{account: account, err: err}
+		} else if err != nil {
 			return nil, nil, err
 		}
 		for id, b := range got {
