@@ -143,10 +143,21 @@ func (e *noPrekeysError) Unwrap() error { return e.err }
 // for every other device of this account, and sends them as one message.
 // If msg is set it is stored with the session states before the send and
 // its state updated after. c.mu must be held.
-func (c *Client) deliver(ctx context.Context, name string, id [16]byte, peerBody, selfBody []byte, msg *clientdb.Message, now time.Time, refresh bool) error {
+func (c *Client) deliver(ctx context.Context, name string, id [16]byte, peerBody, selfBody []byte, msg *clientdb.Message, now time.Time, refresh bool) (err error) {
 	if err := c.alive(); err != nil {
 		return err
 	}
+	stored := false
+	defer func() {
+		// A message stored as pending by an earlier attempt, whose retry
+		// failed before reaching the server (a refused device list, say),
+		// is not on its way.
+		if err != nil && stored && msg.State == clientdb.StatePending {
+			if uerr := c.db.Update(ctx, func(tx *clientdb.Tx) error { return tx.SetMessageState(c.username, id, clientdb.StateFailed) }); uerr == nil {
+				msg.State = clientdb.StateFailed
+			}
+		}
+	}()
 	for attempt := 1; ; attempt++ {
 		var targets []target
 		peer, err := c.devices(ctx, name, refresh)
@@ -188,6 +199,7 @@ func (c *Client) deliver(ctx context.Context, name string, id [16]byte, peerBody
 		}); err != nil {
 			return err
 		}
+		stored = msg != nil
 		_, err = call(ctx, c, "send", c.relay.Send, &parleyv1.SendRequest{MessageId: id[:], Recipient: name, Envelopes: envs})
 		if mismatchOf(err) != nil && attempt < maxSendAttempts {
 			// Our copy of a device list is out of date: refresh and
