@@ -332,8 +332,8 @@ func TestDeleteAccount(t *testing.T) {
 	if !homeExists(phone) {
 		t.Fatal("the other device was wiped on the server's word")
 	}
-	if _, err := bob.Send(ctx, "alice", "anyone?"); err == nil {
-		t.Fatal("sent to a deleted account")
+	if _, err := bob.Send(ctx, "alice", "anyone?"); !errors.Is(err, ErrNoSuchUser) {
+		t.Fatalf("sending to a deleted account: %v, want ErrNoSuchUser", err)
 	}
 	if err := alice.DeleteAccount(ctx); !errors.Is(err, ErrDeviceRemoved) {
 		t.Fatalf("deleting twice: %v", err)

@@ -201,6 +201,9 @@ func (c *Client) deliver(ctx context.Context, name string, id [16]byte, peerBody
 		}
 		stored = msg != nil
 		_, err = call(ctx, c, "send", c.relay.Send, &parleyv1.SendRequest{MessageId: id[:], Recipient: name, Envelopes: envs})
+		if connect.CodeOf(err) == connect.CodeNotFound {
+			err = fmt.Errorf("%w: %q (the account was deleted): %w", ErrNoSuchUser, name, err)
+		}
 		if mismatchOf(err) != nil && attempt < maxSendAttempts {
 			// Our copy of a device list is out of date: refresh and
 			// encrypt again for the current devices.
