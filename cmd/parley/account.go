@@ -129,8 +129,11 @@ func (a *app) devicesCommand() *cobra.Command {
 		Use:   "devices",
 		Short: "List this account's devices",
 		Long: `Devices lists the devices of this account as its verified device list names
-them, fetching the newest list from the server first (unless --cached).
-Check it for devices you did not add.`,
+them, fetching the newest list from the server first (unless --cached), with
+when each was added (by the clock of the device that added it) and last
+seen receiving (by the server's clock; "never" if it has not connected).
+Check it for devices you did not add, and remove them with
+'parley device remove'.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := a.open(cmd.Context())
@@ -144,12 +147,18 @@ Check it for devices you did not add.`,
 			}
 			if a.json {
 				for _, d := range ds {
+					var seen *time.Time
+					if !d.LastSeen.IsZero() {
+						t := d.LastSeen.UTC()
+						seen = &t
+					}
 					err := writeJSON(a.stdout, struct {
-						ID      string    `json:"id"`
-						Name    string    `json:"name"`
-						Added   time.Time `json:"added"`
-						Current bool      `json:"current"`
-					}{d.ID.String(), d.Name, d.Added.UTC(), d.Current})
+						ID       string     `json:"id"`
+						Name     string     `json:"name"`
+						Added    time.Time  `json:"added"`
+						LastSeen *time.Time `json:"last_seen"`
+						Current  bool       `json:"current"`
+					}{d.ID.String(), d.Name, d.Added.UTC(), seen, d.Current})
 					if err != nil {
 						return err
 					}
@@ -157,9 +166,13 @@ Check it for devices you did not add.`,
 				return nil
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "DEVICE\tNAME\tADDED")
+			fmt.Fprintln(tw, "DEVICE\tNAME\tADDED\tLAST SEEN")
 			for _, d := range ds {
-				fmt.Fprintf(tw, "%s\t%s\t%s", d.ID, sanitize(d.Name), d.Added.Local().Format(timeLayout))
+				seen := "never"
+				if !d.LastSeen.IsZero() {
+					seen = d.LastSeen.Local().Format(timeLayout)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s", d.ID, sanitize(d.Name), d.Added.Local().Format(timeLayout), seen)
 				if d.Current {
 					fmt.Fprint(tw, "\t(this device)")
 				}
@@ -168,7 +181,7 @@ Check it for devices you did not add.`,
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().BoolVar(&cached, "cached", false, "do not contact the server; show the list this device last verified")
+	cmd.Flags().BoolVar(&cached, "cached", false, "show the list this device last verified, without fetching a newer one")
 	return cmd
 }
 
@@ -213,4 +226,59 @@ func (a *app) contactsCommand() *cobra.Command {
 			return tw.Flush()
 		},
 	}
+}
+
+func (a *app) accountCommand() *cobra.Command {
+	return groupCommand("account", "Delete this account",
+		"Account acts on the whole account, with all its devices.",
+		a.deleteAccountCommand(),
+	)
+}
+
+func (a *app) deleteAccountCommand() *cobra.Command {
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "delete",
+		Short: "Delete this account from the server, with all its devices",
+		Long: `Delete removes the account from the server: every device, its device list,
+prekeys and queues. This device's local store (keys and history) is wiped;
+the account's other devices can no longer connect and keep their stores
+until you delete their home directories. The username becomes free on the
+server; people who talked with you will refuse a new account under it (its
+key changed) until they check its safety number.
+
+Delete asks you to type the username to confirm; --yes does not ask.`,
+		Example: `  parley account delete`,
+		Args:    args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			c, err := a.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			name, server := c.Username(), c.Server()
+			if !yes {
+				fmt.Fprintf(a.stderr, "this deletes the account %s from %s, with all its devices, and wipes this device's keys and history; it cannot be undone\n", name, server)
+				if err := a.ask("type the username to confirm: ", name); err != nil {
+					return fmt.Errorf("%w: the account was not deleted", err)
+				}
+			}
+			if err := c.DeleteAccount(ctx); err != nil {
+				return err
+			}
+			home, _ := a.homeDir()
+			if a.json {
+				return writeJSON(a.stdout, struct {
+					Deleted string `json:"deleted"`
+					Server  string `json:"server"`
+					Home    string `json:"home"`
+				}{name, server, home})
+			}
+			fmt.Fprintf(a.stdout, "deleted the account %s from %s\nthis device's store in %s is wiped\n", name, server, home)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	return cmd
 }

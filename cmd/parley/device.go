@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -48,12 +49,15 @@ func groupCommand(use, short, long string, sub ...*cobra.Command) *cobra.Command
 }
 
 func (a *app) deviceCommand() *cobra.Command {
-	return groupCommand("device", "Link a new device to this account, or approve one",
-		`Device links a new device to the account (run 'parley device link' on the
-new device, 'parley device approve CODE' on any device already in the
-account). 'parley devices' lists the account's devices.`,
+	return groupCommand("device", "Link, approve, remove and rename this account's devices",
+		`Device manages the devices of the account. Every device is a full member
+with its own keys, and any device can link, remove or rename another: run
+'parley device link' on a new device and 'parley device approve CODE' on any
+device already in the account. 'parley devices' lists them.`,
 		a.linkCommand(),
 		a.approveCommand(),
+		a.removeCommand(),
+		a.renameCommand(),
 	)
 }
 
@@ -346,24 +350,16 @@ func showOffer(w io.Writer, deviceName, confirmation string) {
 	_ = tw.Flush()
 }
 
-// askConfirmation asks whether the confirmation
-// strings match. Only "y" or "yes" approves; anything else, end of input
-// included, declines.
+// askConfirmation asks whether the confirmation strings match.
 func (a *app) askConfirmation(deviceName, confirmation string) error {
 	if a.json {
 		// Shown on stdout otherwise; stdout is for the JSON line here.
 		showOffer(a.stderr, deviceName, confirmation)
 	}
-	fmt.Fprint(a.stderr, "does the new device show the same confirmation? [y/N] ")
-	line, err := bufio.NewReader(a.stdin).ReadString('\n')
-	if err != nil && line == "" {
-		fmt.Fprintln(a.stderr)
+	if err := a.ask("does the new device show the same confirmation? [y/N] ", "y", "yes"); err != nil {
+		return errNotApproved
 	}
-	switch strings.ToLower(strings.TrimSpace(line)) {
-	case "y", "yes":
-		return nil
-	}
-	return errNotApproved
+	return nil
 }
 
 // newDevice returns the id of the device in after but not in before.
@@ -386,4 +382,167 @@ func plural(n int, what string) string {
 		return "1 " + what
 	}
 	return fmt.Sprintf("%d %ss", n, what)
+}
+
+func (a *app) removeCommand() *cobra.Command {
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "remove DEVICE",
+		Short: "Remove a device from this account",
+		Long: `Remove takes a device out of this account: it publishes the account's next
+device list without it. The server then deletes the device's queue, prekeys
+and tokens; the removed device can no longer authenticate or receive, and
+wipes its local store (history and keys) when it next connects and sees the
+signed list that drops it. Any device can remove any other, or itself (its
+store is wiped at once); the last device cannot be removed: delete the
+account instead.
+
+DEVICE is a device id, a unique prefix of one (4 characters or more), or a
+device name, as 'parley devices' shows them. Remove asks before it removes;
+--yes does not ask.`,
+		Example: `  parley device remove old-phone
+  parley device remove --yes 90b1`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			ctx := cmd.Context()
+			c, err := a.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			d, err := a.findDevice(ctx, c, argv[0])
+			if err != nil {
+				return err
+			}
+			if !yes {
+				what := fmt.Sprintf("remove %s (%s) from %s? it will be wiped when it next connects", sanitize(d.Name), d.ID, c.Username())
+				if d.Current {
+					what = fmt.Sprintf("remove THIS device, %s (%s), from %s? its keys and history here are wiped now", sanitize(d.Name), d.ID, c.Username())
+				}
+				if err := a.ask(what+" [y/N] ", "y", "yes"); err != nil {
+					return fmt.Errorf("%w: the device was not removed", err)
+				}
+			}
+			if err := c.RemoveDevice(ctx, d.ID); err != nil {
+				return err
+			}
+			if a.json {
+				return writeJSON(a.stdout, struct {
+					Removed    string `json:"removed"`
+					Name       string `json:"name"`
+					ThisDevice bool   `json:"this_device"`
+				}{d.ID.String(), d.Name, d.Current})
+			}
+			fmt.Fprintf(a.stdout, "removed %s (%s) from %s\n", sanitize(d.Name), d.ID, c.Username())
+			if d.Current {
+				home, _ := a.homeDir()
+				fmt.Fprintf(a.stdout, "this device's store in %s is wiped\n", home)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	return cmd
+}
+
+func (a *app) renameCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "rename DEVICE NAME",
+		Short: "Rename a device of this account",
+		Long: `Rename gives a device of this account a new name, by publishing the
+account's next device list. DEVICE is a device id, a unique prefix of one,
+or a device name, as 'parley devices' shows them.`,
+		Example: `  parley device rename laptop work-laptop`,
+		Args:    args(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			ctx := cmd.Context()
+			name := argv[1]
+			if strings.TrimSpace(name) == "" {
+				return usagef("empty device name")
+			}
+			c, err := a.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			d, err := a.findDevice(ctx, c, argv[0])
+			if err != nil {
+				return err
+			}
+			if err := c.RenameDevice(ctx, d.ID, name); err != nil {
+				return err
+			}
+			if a.json {
+				return writeJSON(a.stdout, struct {
+					Device  string `json:"device"`
+					Name    string `json:"name"`
+					OldName string `json:"old_name"`
+				}{d.ID.String(), name, d.Name})
+			}
+			fmt.Fprintf(a.stdout, "renamed %s (%s) to %s\n", sanitize(d.Name), d.ID, sanitize(name))
+			return nil
+		},
+	}
+}
+
+// minDevicePrefix is the shortest device id prefix that names a device:
+// shorter ones too easily match by accident (or a name).
+const minDevicePrefix = 4
+
+// errNoSuchDevice and errAmbiguousDevice are what findDevice cannot resolve.
+var (
+	errNoSuchDevice    = errors.New("no such device in this account")
+	errAmbiguousDevice = errors.New("more than one device matches")
+)
+
+// findDevice resolves DEVICE (an id, a unique id prefix, or a name) among
+// the account's devices, from the server's newest verified list.
+func (a *app) findDevice(ctx context.Context, c *client.Client, s string) (client.Device, error) {
+	ds, err := c.Devices(ctx, true)
+	if err != nil {
+		return client.Device{}, err
+	}
+	var match []client.Device
+	for _, d := range ds {
+		id := d.ID.String()
+		if id == strings.ToLower(s) {
+			return d, nil
+		}
+		if d.Name == s || (len(s) >= minDevicePrefix && strings.HasPrefix(id, strings.ToLower(s))) {
+			match = append(match, d)
+		}
+	}
+	switch len(match) {
+	case 1:
+		return match[0], nil
+	case 0:
+		return client.Device{}, fmt.Errorf("%w: %q", errNoSuchDevice, s)
+	}
+	var ids []string
+	for _, d := range match {
+		ids = append(ids, fmt.Sprintf("%s (%s)", d.ID, sanitize(d.Name)))
+	}
+	return client.Device{}, fmt.Errorf("%w %q: %s", errAmbiguousDevice, s, strings.Join(ids, ", "))
+}
+
+// errNotConfirmed is an answer other than yes to a question.
+var errNotConfirmed = errors.New("not confirmed")
+
+// ask asks a question on standard error and reads one line of standard
+// input: errNotConfirmed unless the answer (case and surrounding space
+// aside) is one of yes. End of input is no answer, so a script without
+// the command's --yes flag stops rather than does what nobody confirmed.
+func (a *app) ask(question string, yes ...string) error {
+	fmt.Fprint(a.stderr, question)
+	line, err := bufio.NewReader(a.stdin).ReadString('\n')
+	if err != nil && line == "" {
+		fmt.Fprintln(a.stderr)
+	}
+	answer := strings.TrimSpace(line)
+	for _, y := range yes {
+		if strings.EqualFold(answer, y) {
+			return nil
+		}
+	}
+	return errNotConfirmed
 }

@@ -188,6 +188,19 @@ func describe(err error, a *app) (msg string, hints []string, code int) {
 		hints = []string{"run 'parley device link' again, and approve the new code on the other device within 10 minutes"}
 	case errors.Is(err, errLinkCancelled):
 		hints = []string{fmt.Sprintf("nothing was set up in %s; if the other device approved already, this device is in the account's device list: remove it there", home)}
+	case errors.Is(err, errNotConfirmed):
+		hints = []string{"in scripts, give --yes"}
+	case errors.Is(err, errNoSuchDevice), errors.Is(err, client.ErrNoSuchDevice):
+		hints = []string{"see 'parley devices' for this account's devices"}
+	case errors.Is(err, errAmbiguousDevice):
+		hints = []string{"give the device id, or more of it"}
+	case errors.Is(err, client.ErrLastDevice):
+		hints = []string{"to delete the account with its last device: parley account delete"}
+	case errors.Is(err, client.ErrDeviceRemoved):
+		msg = "this device was removed from its account; its keys and history here are wiped"
+		hints = []string{"to use this home again, link it to the account from another device: parley device link USERNAME"}
+	case errors.Is(err, client.ErrAccountDeleted):
+		hints = []string{fmt.Sprintf("another device deleted the account; its history is still in %s: delete the directory to discard it", home)}
 	case errors.Is(err, client.ErrNotRegistered):
 		msg = "no parley account in " + home
 		hints = []string{fmt.Sprintf("run 'parley register --server URL USERNAME' to create one, or choose another home with --home or %s", envHome)}

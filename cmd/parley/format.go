@@ -52,8 +52,12 @@ func indent(s, prefix string) string {
 // messageLine is a message as one human-readable entry:
 //
 //	2025-06-01 12:00:00 alice: hello bob
-//	2025-06-01 12:00:05 alice -> bob: a copy sent from another device (sent)
+//	2025-06-01 12:00:05 alice -> bob: a copy sent from another device (sent)	2025-06-01 12:00:09 -- bob added a device ("tablet")
 func messageLine(m *client.Message, showState bool) string {
+	if m.System {
+		// Not said by anyone: no "name:", so that no one can type it.
+		return fmt.Sprintf("%s -- %s", m.Sent.Local().Format(timeLayout), sanitize(m.Text))
+	}
 	who := m.From + ":"
 	if m.Outgoing {
 		who = m.From + " -> " + m.Conversation + ":"

@@ -89,6 +89,11 @@ exits with status 3 after the rest of the queue.`,
 					return err
 				case client.EventUndecryptable, client.EventSessionReset:
 					a.warnEvent(e)
+				case client.EventDeviceAdded, client.EventDeviceRemoved:
+					if e.From == c.Username() && e.FromDevice == c.DeviceID() {
+						return nil // this device removed: Receive's error says so
+					}
+					return a.deviceEvent(e)
 				}
 				return nil
 			})
@@ -96,6 +101,29 @@ exits with status 3 after the rest of the queue.`,
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep receiving until interrupted")
 	return cmd
+}
+
+// deviceEvent prints a change to the device list of a contact or of this
+// account, as history shows a contact's (a system line).
+func (a *app) deviceEvent(e client.Event) error {
+	if a.json {
+		return writeJSON(a.stdout, struct {
+			Event      string `json:"event"`
+			Account    string `json:"account"`
+			Device     string `json:"device"`
+			DeviceName string `json:"device_name"`
+		}{e.Kind.String(), e.From, e.FromDevice.String(), e.DeviceName})
+	}
+	verb := "added"
+	if e.Kind == client.EventDeviceRemoved {
+		verb = "removed"
+	}
+	line := fmt.Sprintf("%s -- %s %s a device", time.Now().Format(timeLayout), e.From, verb)
+	if e.DeviceName != "" {
+		line += fmt.Sprintf(" (%q)", e.DeviceName)
+	}
+	_, err := fmt.Fprintln(a.stdout, sanitize(line))
+	return err
 }
 
 // warnEvent reports a receive event that is not a message on stderr.
