@@ -198,7 +198,7 @@ func describe(err error, a *app) (msg string, hints []string, code int) {
 		hints = []string{"to delete the account with its last device: parley account delete"}
 	case errors.Is(err, client.ErrDeviceRemoved):
 		msg = "this device was removed from its account; its keys and history here are wiped"
-		hints = []string{"to use this home again, link it to the account from another device: parley device link USERNAME"}
+		hints = []string{"to use this home again, link it to the account again: parley device link --server URL USERNAME"}
 	case errors.Is(err, client.ErrAccountDeleted):
 		hints = []string{fmt.Sprintf("another device deleted the account; its history is still in %s: delete the directory to discard it", home)}
 	case errors.Is(err, client.ErrNotRegistered):
