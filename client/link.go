@@ -28,9 +28,14 @@ type Progress struct {
 	Done, Total int
 }
 
-// ErrLinkDeclined reports an approval the person declined (the
-// confirmation strings differed, or they said no).
-var ErrLinkDeclined = errors.New("client: link declined: the confirmation did not match")
+var (
+	// ErrLinkDeclined reports an approval the person declined (the
+	// confirmation strings differed, or they said no).
+	ErrLinkDeclined = errors.New("client: link declined: the confirmation did not match")
+	// ErrLinkEnded reports, on the new device, that its mailbox is gone:
+	// the approval was declined on the other device, or the code expired.
+	ErrLinkEnded = errors.New("client: the link was declined on the other device or its code expired; start linking again")
+)
 
 // PendingLink is a new device waiting for an existing device to approve it.
 type PendingLink struct {
@@ -104,6 +109,17 @@ func (p *PendingLink) Wait(ctx context.Context, progress func(Progress)) (*Clien
 		finished bool
 	)
 	abort := func(err error) (*Client, error) {
+		// Close the mailbox so that the code cannot be approved any more:
+		// an approval after this device gave up would add a device that
+		// will never exist. (An approval already made stays published; the
+		// person removes the device.) With a fresh context: ctx may be
+		// the reason we stop.
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, _ = p.prov.CloseMailbox(cctx, connect.NewRequest(&parleyv1.CloseMailboxRequest{Address: p.address[:]}))
+		cancel()
+		if errors.Is(err, provision.ErrSecurity) {
+			err = securityError("the link transfer", err)
+		}
 		if fail != nil {
 			return fail(err)
 		}
@@ -111,7 +127,11 @@ func (p *PendingLink) Wait(ctx context.Context, progress func(Progress)) (*Clien
 	}
 	for !finished {
 		if !stream.Receive() {
-			if err := stream.Err(); err != nil {
+			err := stream.Err()
+			if connect.CodeOf(err) == connect.CodeNotFound {
+				return abort(ErrLinkEnded)
+			}
+			if err != nil {
 				return abort(wrapRPC("link", err))
 			}
 			return abort(provision.ErrIncomplete)
@@ -207,10 +227,15 @@ func (c *Client) ApproveLink(ctx context.Context, code string, confirm func(devi
 		return err
 	}
 	offer, err := provision.VerifyOffer(addr, got.Offer, provision.MaxOfferAge, c.now())
-	if err != nil {
+	if errors.Is(err, provision.ErrSecurity) {
+		return securityError("the new device's offer", err)
+	} else if err != nil {
 		return err
 	}
 	if err := confirm(offer.Name(), offer.Confirmation()); err != nil {
+		// Tell the new device at once (its wait ends) rather than let it
+		// wait for the code to expire.
+		_, _ = prov.CloseMailbox(ctx, connect.NewRequest(&parleyv1.CloseMailboxRequest{Address: addr[:]}))
 		return err
 	}
 	// Publish first, then drain this device's queue and snapshot: every

@@ -100,6 +100,11 @@ func TestLinkWithWrongConfirmationRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	waited := make(chan error, 1)
+	go func() {
+		_, err := p.Wait(ctx, nil)
+		waited <- err
+	}()
 	err = alice.ApproveLink(ctx, p.Code, func(_, confirmation string) error {
 		if confirmation == "0000-0000-0000-0000" {
 			return nil
@@ -112,5 +117,40 @@ func TestLinkWithWrongConfirmationRefused(t *testing.T) {
 	devs, err := alice.Devices(ctx, true)
 	if err != nil || len(devs) != 1 {
 		t.Fatalf("devices after a refused link: %d, %v", len(devs), err)
+	}
+	// The new device hears of it at once, not when the code expires.
+	select {
+	case err := <-waited:
+		if !errors.Is(err, ErrLinkEnded) {
+			t.Fatalf("the new device's wait ended with %v, want ErrLinkEnded", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the new device was not told the link was declined")
+	}
+}
+
+// TestAbandonedLinkCannotBeApproved: once the new device gave up waiting,
+// its code no longer adds a device to the account (which would be a device
+// that never comes, leaving the account's senders waiting for its prekeys).
+func TestAbandonedLinkCannotBeApproved(t *testing.T) {
+	ts := newTestServer(t)
+	alice := ts.register(t, "alice")
+	ctx := context.Background()
+	p, err := StartLink(ctx, t.TempDir(), ts.url, "alice", Options{Insecure: true, HTTPClient: ts.hs.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if _, err := p.Wait(wctx, nil); err == nil {
+		t.Fatal("wait without an approval succeeded")
+	}
+	err = alice.ApproveLink(ctx, p.Code, func(string, string) error { return nil }, nil)
+	if err == nil {
+		t.Fatal("an abandoned link was approved")
+	}
+	devs, err := alice.Devices(ctx, true)
+	if err != nil || len(devs) != 1 {
+		t.Fatalf("devices after an abandoned link: %d, %v", len(devs), err)
 	}
 }
