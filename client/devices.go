@@ -20,10 +20,19 @@ import (
 // addDevice signs and publishes the next version of this account's device
 // list with dev added. Only a device holding the account key can do this,
 // and every client checks the signature, so the server cannot add a device.
-func (c *Client) addDevice(ctx context.Context, dev *identity.DevicePublic, name string) error {
+//
+// prekeys, if not nil, are the new device's signed and last-resort prekeys
+// (from its link offer); they are published with the list, so the device is
+// reachable the moment it is added, even if it never finishes linking.
+func (c *Client) addDevice(ctx context.Context, dev *identity.DevicePublic, name string, prekeys *parleyv1.PrekeyUpload) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.publishNext(ctx, func(cur []identity.DeviceEntry) ([]identity.DeviceEntry, error) {
+	var extra []*parleyv1.NewDevicePrekeys
+	if prekeys != nil {
+		id := dev.ID()
+		extra = []*parleyv1.NewDevicePrekeys{{DeviceId: id[:], Prekeys: prekeys}}
+	}
+	return c.publishNext(ctx, extra, func(cur []identity.DeviceEntry) ([]identity.DeviceEntry, error) {
 		for _, e := range cur {
 			if e.Device.ID() == dev.ID() {
 				return nil, fmt.Errorf("client: device %s is already in the account", dev.ID())
@@ -40,7 +49,7 @@ func (c *Client) addDevice(ctx context.Context, dev *identity.DevicePublic, name
 // the devices change returns (given a copy of the current ones, from a
 // freshly fetched and verified list), publishes it and stores it. c.mu must
 // be held.
-func (c *Client) publishNext(ctx context.Context, change func(cur []identity.DeviceEntry) ([]identity.DeviceEntry, error)) error {
+func (c *Client) publishNext(ctx context.Context, newDevices []*parleyv1.NewDevicePrekeys, change func(cur []identity.DeviceEntry) ([]identity.DeviceEntry, error)) error {
 	if _, err := c.devices(ctx, c.username, true); err != nil {
 		return err
 	}
@@ -62,7 +71,7 @@ func (c *Client) publishNext(ctx context.Context, change func(cur []identity.Dev
 	if err != nil {
 		return err
 	}
-	if _, err := call(ctx, c, "publishing the device list", c.dir.PublishDeviceList, &parleyv1.PublishDeviceListRequest{SignedDeviceList: signed.Marshal()}); err != nil {
+	if _, err := call(ctx, c, "publishing the device list", c.dir.PublishDeviceList, &parleyv1.PublishDeviceListRequest{SignedDeviceList: signed.Marshal(), NewDevices: newDevices}); err != nil {
 		return err
 	}
 	list, err := signed.Verify(prev)
@@ -101,7 +110,7 @@ func (c *Client) RemoveDevice(ctx context.Context, id identity.DeviceID) error {
 	if c.gone.Load() {
 		return ErrDeviceRemoved
 	}
-	err := c.publishNext(ctx, func(cur []identity.DeviceEntry) ([]identity.DeviceEntry, error) {
+	err := c.publishNext(ctx, nil, func(cur []identity.DeviceEntry) ([]identity.DeviceEntry, error) {
 		for i, e := range cur {
 			if e.Device.ID() != id {
 				continue
@@ -141,7 +150,7 @@ func (c *Client) RenameDevice(ctx context.Context, id identity.DeviceID, name st
 	if e, ok := cur.Lookup(id); ok && e.Name == name {
 		return nil // nothing to publish
 	}
-	return c.publishNext(ctx, func(cur []identity.DeviceEntry) ([]identity.DeviceEntry, error) {
+	return c.publishNext(ctx, nil, func(cur []identity.DeviceEntry) ([]identity.DeviceEntry, error) {
 		for i := range cur {
 			if cur[i].Device.ID() == id {
 				cur[i].Name = name
@@ -198,7 +207,7 @@ func joinAccount(ctx context.Context, home, server, name string, account *identi
 	if err != nil {
 		return fail(err)
 	}
-	if err := c.finishJoin(ctx, signed); err != nil {
+	if err := c.finishJoin(ctx, signed, nil, nil); err != nil {
 		return fail(err)
 	}
 	return c, nil
@@ -232,12 +241,17 @@ func (c *Client) checkJoined(ctx context.Context, handed *identity.SignedDeviceL
 	return signed, nil
 }
 
-// finishJoin makes this device's prekeys, stores its identity and uploads
-// the prekeys. The private keys are stored before the public ones leave.
-func (c *Client) finishJoin(ctx context.Context, list *identity.SignedDeviceList) error {
-	set, up, err := prekey.NewSet(c.device.Signing, InitialPrekeys)
-	if err != nil {
-		return err
+// finishJoin stores this device's identity and prekeys and uploads the
+// prekeys (making them first unless set is given; a set from a link offer
+// has its signed and last-resort keys on the server already, and uploading
+// them again changes nothing). The private keys are stored before the public
+// ones leave.
+func (c *Client) finishJoin(ctx context.Context, list *identity.SignedDeviceList, set *prekey.Set, up *prekey.Upload) error {
+	if set == nil {
+		var err error
+		if set, up, err = prekey.NewSet(c.device.Signing, InitialPrekeys); err != nil {
+			return err
+		}
 	}
 	c.prekeys = set
 	if err := c.db.PutIdentity(ctx, &clientdb.Identity{
@@ -246,6 +260,6 @@ func (c *Client) finishJoin(ctx context.Context, list *identity.SignedDeviceList
 	}); err != nil {
 		return err
 	}
-	_, err = call(ctx, c, "uploading prekeys", c.dir.UploadPrekeys, &parleyv1.UploadPrekeysRequest{Prekeys: uploadProto(up)})
+	_, err := call(ctx, c, "uploading prekeys", c.dir.UploadPrekeys, &parleyv1.UploadPrekeysRequest{Prekeys: uploadProto(up)})
 	return err
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/parleyim/parley/gen/parley/v1/parleyv1connect"
 	"github.com/parleyim/parley/internal/clientdb"
 	"github.com/parleyim/parley/internal/identity"
+	"github.com/parleyim/parley/internal/prekey"
 	"github.com/parleyim/parley/internal/provision"
 	"github.com/parleyim/parley/internal/username"
 )
@@ -53,6 +54,10 @@ type PendingLink struct {
 	secret                 *provision.OfferSecret
 	address                [provision.AddressSize]byte
 	prov                   parleyv1connect.ProvisioningServiceClient
+	// prekeys are made before the offer, which carries the signed and
+	// last-resort ones: the approving device publishes them with the list.
+	prekeys *prekey.Set
+	upload  *prekey.Upload
 }
 
 // StartLink begins linking a new device, with a new home, to the account
@@ -72,7 +77,10 @@ func StartLink(ctx context.Context, home, server, name string, opts Options) (*P
 		devName = defaultDeviceName()
 	}
 	p := &PendingLink{DeviceName: devName, home: home, server: server, username: name, opts: opts, device: identity.GenerateDeviceKeys()}
-	offer, secret, err := provision.NewOffer(p.device.Public(), devName, time.Now())
+	if p.prekeys, p.upload, err = prekey.NewSet(p.device.Signing, InitialPrekeys); err != nil {
+		return nil, err
+	}
+	offer, secret, err := provision.NewOfferWithPrekeys(p.device.Public(), devName, time.Now(), p.upload.Signed, p.upload.LastResort)
 	if err != nil {
 		return nil, err
 	}
@@ -154,10 +162,10 @@ func (p *PendingLink) Wait(ctx context.Context, progress func(Progress)) (*Clien
 			if list, err = c.checkJoined(ctx, v.List); err != nil {
 				return fail(err)
 			}
-			// Publish this device's prekeys at once: it is in the account's
-			// list already, and contacts cannot send to it (they wait)
-			// until it has prekeys on the server.
-			if err := c.finishJoin(ctx, list); err != nil {
+			// Publish the one-time prekeys at once (the signed and
+			// last-resort ones came with the list): contacts' first
+			// messages then get one-time keys too.
+			if err := c.finishJoin(ctx, list, p.prekeys, p.upload); err != nil {
 				return fail(err)
 			}
 			total = [2]int{int(v.Contacts), int(v.Messages)}
@@ -241,7 +249,11 @@ func (c *Client) ApproveLink(ctx context.Context, code string, confirm func(devi
 	// Publish first, then drain this device's queue and snapshot: every
 	// message sent before the publication is in the snapshot, every
 	// message after it is queued for the new device too.
-	if err := c.addDevice(ctx, offer.Device(), offer.Name()); err != nil {
+	var newPrekeys *parleyv1.PrekeyUpload
+	if signed, lastResort := offer.Prekeys(); signed != nil {
+		newPrekeys = uploadProto(&prekey.Upload{Signed: signed, LastResort: lastResort})
+	}
+	if err := c.addDevice(ctx, offer.Device(), offer.Name(), newPrekeys); err != nil {
 		return err
 	}
 	if err := c.Receive(ctx, ReceiveOptions{}, func(Event) error { return nil }); err != nil {

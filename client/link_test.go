@@ -154,3 +154,28 @@ func TestAbandonedLinkCannotBeApproved(t *testing.T) {
 		t.Fatalf("devices after an abandoned link: %d, %v", len(devs), err)
 	}
 }
+
+// TestApprovedDeviceReachableBeforeItFinishes: a new device that was
+// approved but never finished linking (it died before reading the
+// transfer) does not stop the account's contacts from sending: its signed
+// and last-resort prekeys came with its offer and were published with the
+// device list that added it.
+func TestApprovedDeviceReachableBeforeItFinishes(t *testing.T) {
+	ts := newTestServer(t)
+	alice, bob := ts.register(t, "alice"), ts.register(t, "bob")
+	ctx := context.Background()
+	p, err := StartLink(ctx, t.TempDir(), ts.url, "alice", Options{Insecure: true, HTTPClient: ts.hs.Client(), DeviceName: "lost-phone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.ApproveLink(ctx, p.Code, func(string, string) error { return nil }, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The new device never calls Wait. Bob sends to alice at once.
+	if _, err := bob.Send(ctx, "alice", "are you there?"); err != nil {
+		t.Fatalf("send to an account with a device that has not finished linking: %v", err)
+	}
+	if got := drain(t, alice); len(got) != 1 || got[0].Text != "are you there?" {
+		t.Fatalf("alice got %+v", got)
+	}
+}

@@ -15,7 +15,7 @@ func (ts *testServer) secondDevice(t *testing.T, c *Client, name string) *Client
 	t.Helper()
 	ctx := context.Background()
 	dev := identity.GenerateDeviceKeys()
-	if err := c.addDevice(ctx, dev.Public(), name); err != nil {
+	if err := c.addDevice(ctx, dev.Public(), name, nil); err != nil {
 		t.Fatalf("adding %s: %v", name, err)
 	}
 	account, err := identity.NewAccountKey(c.account.Seed())

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 
 	"github.com/parleyim/parley/internal/identity"
+	"github.com/parleyim/parley/internal/prekey"
 	"github.com/parleyim/parley/internal/primitives"
 	"github.com/parleyim/parley/internal/wire"
 )
@@ -25,7 +26,12 @@ type Offer struct {
 	device  *identity.DevicePublic
 	name    string
 	created time.Time
-	raw     []byte
+	// The new device's signed and last-resort prekeys, if the offer
+	// carries them: E publishes them with the device list that adds the
+	// device, so that the device can be reached the moment it is added.
+	signed     *prekey.X25519Public
+	lastResort *prekey.MLKEMPublic
+	raw        []byte
 }
 
 // OfferSecret is the new device's private half of an offer: the HPKE
@@ -54,11 +60,47 @@ func NewOffer(dev *identity.DevicePublic, name string, now time.Time) (*Offer, *
 	if now.Unix() < 0 {
 		return nil, nil, errors.New("provision: NewOffer: time before 1970")
 	}
+	return newOffer(dev, name, now, nil, nil)
+}
+
+// NewOfferWithPrekeys is NewOffer for an offer that also carries the new
+// device's signed and last-resort prekeys (signed by the device's key,
+// checked here), which the approving device publishes together with the
+// device list that adds the device: from that moment others can start
+// sessions with it, even if it never completes the link.
+func NewOfferWithPrekeys(dev *identity.DevicePublic, name string, now time.Time, signed *prekey.X25519Public, lastResort *prekey.MLKEMPublic) (*Offer, *OfferSecret, error) {
+	if signed == nil || lastResort == nil || !lastResort.LastResort {
+		return nil, nil, errors.New("provision: NewOfferWithPrekeys: need a signed and a last-resort prekey")
+	}
+	if dev == nil || dev.Signing == nil {
+		return nil, nil, errors.New("provision: NewOfferWithPrekeys: device without keys")
+	}
+	if err := checkPrekeys(dev, signed, lastResort); err != nil {
+		return nil, nil, err
+	}
+	return newOffer(dev, name, now, signed, lastResort)
+}
+
+func checkPrekeys(dev *identity.DevicePublic, signed *prekey.X25519Public, lastResort *prekey.MLKEMPublic) error {
+	if err := signed.Verify(dev.Signing, prekey.KindSignedX25519); err != nil {
+		return &securityError{"provision: the offer's signed prekey is not signed by the new device"}
+	}
+	if err := lastResort.Verify(dev.Signing); err != nil {
+		return &securityError{"provision: the offer's last-resort prekey is not signed by the new device"}
+	}
+	return nil
+}
+
+func newOffer(dev *identity.DevicePublic, name string, now time.Time, signed *prekey.X25519Public, lastResort *prekey.MLKEMPublic) (*Offer, *OfferSecret, error) {
 	k := primitives.GenerateHPKE()
-	o := &Offer{key: k.Public(), device: dev, name: name, created: time.Unix(now.Unix(), 0)}
+	o := &Offer{key: k.Public(), device: dev, name: name, created: time.Unix(now.Unix(), 0), signed: signed, lastResort: lastResort}
 	o.raw = o.encode()
 	return o, &OfferSecret{key: k, offer: o}, nil
 }
+
+// Prekeys returns the new device's signed and last-resort prekeys, or nils
+// if the offer carries none. ParseOffer has checked their signatures.
+func (o *Offer) Prekeys() (*prekey.X25519Public, *prekey.MLKEMPublic) { return o.signed, o.lastResort }
 
 // checkDeviceName applies the device list's rules for a device name
 // (§3.3), so that the list that adds the device can carry it.
@@ -76,6 +118,10 @@ func checkDeviceName(name string) string {
 //
 //	version (1) || HPKE public key (1216) || u16 length || DevicePublic
 //	|| u8 length || device name || created (u64, Unix seconds)
+//	|| flags (1: bit 0 = prekeys follow; other bits zero)
+//	[|| u16 length || signed prekey || u16 length || last-resort prekey]
+//
+// with the prekeys in their single-prekey encodings (docs/protocol.md §7.4).
 func (o *Offer) encode() []byte {
 	var b cryptobyte.Builder
 	b.AddUint8(wire.Version)
@@ -83,8 +129,17 @@ func (o *Offer) encode() []byte {
 	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(o.device.Marshal()) })
 	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(o.name)) })
 	b.AddUint64(uint64(o.created.Unix()))
+	if o.signed == nil {
+		b.AddUint8(0)
+	} else {
+		b.AddUint8(offerHasPrekeys)
+		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(o.signed.Marshal(prekey.KindSignedX25519)) })
+		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(o.lastResort.Marshal()) })
+	}
 	return b.BytesOrPanic()
 }
+
+const offerHasPrekeys = 0x01
 
 // Marshal returns the offer's encoding.
 func (o *Offer) Marshal() []byte { return append([]byte(nil), o.raw...) }
@@ -103,8 +158,16 @@ func ParseOffer(data []byte) (*Offer, error) {
 	var key, name []byte
 	var dev cryptobyte.String
 	var created uint64
+	var flags uint8
 	if !s.ReadBytes(&key, HPKEPublicKeySize) || !s.ReadUint16LengthPrefixed(&dev) ||
-		!s.ReadUint8LengthPrefixed((*cryptobyte.String)(&name)) || !s.ReadUint64(&created) {
+		!s.ReadUint8LengthPrefixed((*cryptobyte.String)(&name)) || !s.ReadUint64(&created) || !s.ReadUint8(&flags) {
+		return nil, wire.Malformed(offerType, "truncated")
+	}
+	if flags&^offerHasPrekeys != 0 {
+		return nil, wire.Malformed(offerType, "unknown flags")
+	}
+	var signedEnc, lastResortEnc cryptobyte.String
+	if flags&offerHasPrekeys != 0 && (!s.ReadUint16LengthPrefixed(&signedEnc) || !s.ReadUint16LengthPrefixed(&lastResortEnc)) {
 		return nil, wire.Malformed(offerType, "truncated")
 	}
 	if !s.Empty() {
@@ -124,10 +187,22 @@ func ParseOffer(data []byte) (*Offer, error) {
 	if created > math.MaxInt64 {
 		return nil, wire.Malformed(offerType, "creation time out of range")
 	}
-	return &Offer{
+	o := &Offer{
 		key: k, device: d, name: string(name), created: time.Unix(int64(created), 0),
 		raw: append([]byte(nil), data...),
-	}, nil
+	}
+	if flags&offerHasPrekeys != 0 {
+		if o.signed, err = prekey.ParseX25519Public(signedEnc, prekey.KindSignedX25519); err != nil {
+			return nil, fmt.Errorf("%w (in a %s)", err, offerType)
+		}
+		if o.lastResort, err = prekey.ParseMLKEMPublic(lastResortEnc, prekey.KindLastResortMLKEM); err != nil {
+			return nil, fmt.Errorf("%w (in a %s)", err, offerType)
+		}
+		if err := checkPrekeys(d, o.signed, o.lastResort); err != nil {
+			return nil, err
+		}
+	}
+	return o, nil
 }
 
 // Device returns the new device's public keys.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/parleyim/parley/internal/identity"
+	"github.com/parleyim/parley/internal/prekey"
 	"github.com/parleyim/parley/internal/primitives"
 	"github.com/parleyim/parley/internal/wire"
 )
@@ -23,7 +24,7 @@ func TestOfferRoundTripAndPrefixes(t *testing.T) {
 			t.Fatal("secret does not hold its offer")
 		}
 		enc := o.Marshal()
-		if want := 1 + HPKEPublicKeySize + 2 + identity.DevicePublicSize + 1 + len(name) + 8; len(enc) != want {
+		if want := 1 + HPKEPublicKeySize + 2 + identity.DevicePublicSize + 1 + len(name) + 8 + 1; len(enc) != want {
 			t.Fatalf("offer is %d bytes, want %d", len(enc), want)
 		}
 		p, err := ParseOffer(enc)
@@ -55,7 +56,9 @@ func TestOfferRejectsBadFields(t *testing.T) {
 		"device length":       mod(func(b []byte) []byte { b[1+HPKEPublicKeySize+1]--; return b }),
 		"device version":      mod(func(b []byte) []byte { b[1+HPKEPublicKeySize+2] = 9; return b }),
 		"name not UTF-8":      mod(func(b []byte) []byte { b[nameAt+1] = 0xff; return b }),
-		"created > MaxInt64":  mod(func(b []byte) []byte { b[len(b)-8] = 0x80; return b }),
+		"created > MaxInt64":  mod(func(b []byte) []byte { b[len(b)-9] = 0x80; return b }),
+		"unknown flags":       mod(func(b []byte) []byte { b[len(b)-1] = 0x02; return b }),
+		"prekeys missing":     mod(func(b []byte) []byte { b[len(b)-1] = offerHasPrekeys; return b }),
 	} {
 		_, err := ParseOffer(b)
 		if !errors.Is(err, wire.ErrMalformed) && !errors.Is(err, wire.ErrUnsupportedVersion) {
@@ -186,5 +189,51 @@ func TestWrongConfirmationDiffers(t *testing.T) {
 	}
 	if got != want {
 		t.Fatalf("confirmation %s, want %016d", digits, want)
+	}
+}
+
+// TestOfferWithPrekeys: an offer can carry the new device's signed and
+// last-resort prekeys; they round-trip, are bound into the address, and a
+// prekey not signed by the offer's device is refused (someone else's
+// prekeys would make the new device unreachable, or reachable by them).
+func TestOfferWithPrekeys(t *testing.T) {
+	dev := identity.GenerateDeviceKeys()
+	set, up, err := prekey.NewSet(dev.Signing, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = set
+	o, _, err := NewOfferWithPrekeys(dev.Public(), "phone", t0, up.Signed, up.LastResort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := o.Marshal()
+	p, err := ParseOffer(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, lr := p.Prekeys()
+	if signed == nil || lr == nil || signed.ID != up.Signed.ID || lr.ID != up.LastResort.ID || !bytes.Equal(p.Marshal(), enc) {
+		t.Fatal("prekeys did not round-trip")
+	}
+	checkPrefixes(t, enc, func(b []byte) error { _, err := ParseOffer(b); return err })
+	plain, _, _ := NewOffer(dev.Public(), "phone", t0)
+	if s, l := plain.Prekeys(); s != nil || l != nil {
+		t.Fatal("an offer without prekeys has some")
+	}
+
+	other := identity.GenerateDeviceKeys()
+	_, foreign, err := prekey.NewSet(other.Signing, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := NewOfferWithPrekeys(dev.Public(), "phone", t0, foreign.Signed, up.LastResort); !errors.Is(err, ErrSecurity) {
+		t.Fatalf("another device's signed prekey: %v, want ErrSecurity", err)
+	}
+	// Forged on the wire: the same offer with another device's last-resort
+	// prekey spliced in does not parse.
+	forged, _, _ := newOffer(dev.Public(), "phone", t0, up.Signed, foreign.LastResort)
+	if _, err := ParseOffer(forged.Marshal()); !errors.Is(err, ErrSecurity) {
+		t.Fatalf("spliced prekey: %v, want ErrSecurity", err)
 	}
 }

@@ -306,9 +306,38 @@ func (d *directoryService) PublishDeviceList(ctx context.Context, req *connect.R
 			ID: store.DeviceID(e.Device.ID()), Username: dev.Username, Public: e.Device.Marshal(), Added: now, LastSeen: now,
 		})
 	}
+	// Prekeys of devices this version adds: each verified under the new
+	// device's own signing key, from the list just verified.
+	var prekeys map[store.DeviceID]store.PrekeyUpload
+	if n := len(req.Msg.NewDevices); n > identity.MaxDevices {
+		return nil, badRequest("prekeys for at most %d new devices", identity.MaxDevices)
+	}
+	prevList, err := prev.Verify(nil)
+	if err != nil {
+		return nil, fmt.Errorf("server: stored device list of %q does not verify: %v", dev.Username, err)
+	}
+	for _, nd := range req.Msg.NewDevices {
+		id, err := deviceID(nd.DeviceId)
+		if err != nil {
+			return nil, err
+		}
+		entry, ok := list.Lookup(identity.DeviceID(id))
+		if _, before := prevList.Lookup(identity.DeviceID(id)); !ok || before {
+			return nil, badRequest("prekeys for device %x, which this version does not add", id[:])
+		}
+		up, err := s.parseUpload(entry.Device, nd.Prekeys, true)
+		if err != nil {
+			return nil, err
+		}
+		if prekeys == nil {
+			prekeys = map[store.DeviceID]store.PrekeyUpload{}
+		}
+		prekeys[id] = up
+	}
 	removed, err := s.store.UpdateDeviceList(ctx, store.DeviceListUpdate{
 		List:    store.DeviceList{Username: dev.Username, Version: list.Version, Signed: req.Msg.SignedDeviceList},
 		Devices: devices,
+		Prekeys: prekeys,
 	})
 	if err != nil {
 		return nil, err

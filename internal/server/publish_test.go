@@ -8,6 +8,8 @@ import (
 
 	parleyv1 "github.com/parleyim/parley/gen/parley/v1"
 	"github.com/parleyim/parley/internal/identity"
+	"github.com/parleyim/parley/internal/prekey"
+	"github.com/parleyim/parley/internal/store"
 )
 
 // nextList signs the next version of a's device list with devs.
@@ -95,5 +97,45 @@ func TestPublishDeviceList(t *testing.T) {
 	}
 	if _, err := h.dir.GetDeviceList(ctx, req(phoneAcct, &parleyv1.GetDeviceListRequest{Username: "alice"})); code(err) != connect.CodeUnauthenticated {
 		t.Fatalf("removed device's token: %v, want Unauthenticated", err)
+	}
+}
+
+// TestPublishWithNewDevicePrekeys: a device list version may carry the
+// prekeys of the devices it adds (from their link offers), verified under
+// each new device's key; prekeys for a device it does not add, or signed by
+// another key, are refused.
+func TestPublishWithNewDevicePrekeys(t *testing.T) {
+	h := newHarness(t, testConfig())
+	alice := h.register("alice", 1)
+	ctx := context.Background()
+	phone, other := identity.GenerateDeviceKeys(), identity.GenerateDeviceKeys()
+	_, phoneUp, _ := prekey.NewSet(phone.Signing, 0)
+	_, otherUp, _ := prekey.NewSet(other.Signing, 0)
+	v2 := nextList(t, alice, alice.key, 2, alice.list, alice.dev.Public(), phone.Public())
+	pid, aid := store.DeviceID(phone.Public().ID()), alice.id()
+	publish := func(id store.DeviceID, up *prekey.Upload) error {
+		_, err := h.dir.PublishDeviceList(ctx, req(alice, &parleyv1.PublishDeviceListRequest{
+			SignedDeviceList: v2.Marshal(),
+			NewDevices:       []*parleyv1.NewDevicePrekeys{{DeviceId: id[:], Prekeys: upload(up)}},
+		}))
+		return err
+	}
+	if err := publish(pid, otherUp); code(err) != connect.CodeInvalidArgument {
+		t.Fatalf("another device's prekeys: %v, want InvalidArgument", err)
+	}
+	if err := publish(aid, phoneUp); code(err) != connect.CodeInvalidArgument {
+		t.Fatalf("prekeys for a device the version does not add: %v, want InvalidArgument", err)
+	}
+	if err := publish(pid, phoneUp); err != nil {
+		t.Fatal(err)
+	}
+	// The new device is reachable at once.
+	cl, err := h.dir.ClaimBundles(ctx, req(alice, &parleyv1.ClaimBundlesRequest{Username: "alice", DeviceIds: [][]byte{pid[:]}}))
+	if err != nil || len(cl.Msg.Bundles) != 1 {
+		t.Fatalf("claiming the new device's bundle: %v", err)
+	}
+	b, err := prekey.ParseBundle(cl.Msg.Bundles[0].Bundle)
+	if err != nil || b.Verify(phone.Public().Signing) != nil || !b.PQ.LastResort {
+		t.Fatalf("the new device's bundle does not verify under its key: %v", err)
 	}
 }

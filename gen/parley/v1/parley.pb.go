@@ -537,8 +537,12 @@ type PublishDeviceListRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The next version of the account's signed device list.
 	SignedDeviceList []byte `protobuf:"bytes,1,opt,name=signed_device_list,json=signedDeviceList,proto3" json:"signed_device_list,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Prekeys (signed and last-resort, signed by the device's own key) of
+	// devices this version adds, stored with the list so that an added
+	// device can be reached at once (docs/protocol.md §9).
+	NewDevices    []*NewDevicePrekeys `protobuf:"bytes,2,rep,name=new_devices,json=newDevices,proto3" json:"new_devices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PublishDeviceListRequest) Reset() {
@@ -578,6 +582,65 @@ func (x *PublishDeviceListRequest) GetSignedDeviceList() []byte {
 	return nil
 }
 
+func (x *PublishDeviceListRequest) GetNewDevices() []*NewDevicePrekeys {
+	if x != nil {
+		return x.NewDevices
+	}
+	return nil
+}
+
+type NewDevicePrekeys struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeviceId      []byte                 `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	Prekeys       *PrekeyUpload          `protobuf:"bytes,2,opt,name=prekeys,proto3" json:"prekeys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NewDevicePrekeys) Reset() {
+	*x = NewDevicePrekeys{}
+	mi := &file_parley_v1_parley_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NewDevicePrekeys) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NewDevicePrekeys) ProtoMessage() {}
+
+func (x *NewDevicePrekeys) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NewDevicePrekeys.ProtoReflect.Descriptor instead.
+func (*NewDevicePrekeys) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *NewDevicePrekeys) GetDeviceId() []byte {
+	if x != nil {
+		return x.DeviceId
+	}
+	return nil
+}
+
+func (x *NewDevicePrekeys) GetPrekeys() *PrekeyUpload {
+	if x != nil {
+		return x.Prekeys
+	}
+	return nil
+}
+
 type PublishDeviceListResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Version uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
@@ -589,7 +652,7 @@ type PublishDeviceListResponse struct {
 
 func (x *PublishDeviceListResponse) Reset() {
 	*x = PublishDeviceListResponse{}
-	mi := &file_parley_v1_parley_proto_msgTypes[10]
+	mi := &file_parley_v1_parley_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -601,7 +664,7 @@ func (x *PublishDeviceListResponse) String() string {
 func (*PublishDeviceListResponse) ProtoMessage() {}
 
 func (x *PublishDeviceListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[10]
+	mi := &file_parley_v1_parley_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -614,7 +677,7 @@ func (x *PublishDeviceListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishDeviceListResponse.ProtoReflect.Descriptor instead.
 func (*PublishDeviceListResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{10}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PublishDeviceListResponse) GetVersion() uint64 {
@@ -640,7 +703,7 @@ type UploadPrekeysRequest struct {
 
 func (x *UploadPrekeysRequest) Reset() {
 	*x = UploadPrekeysRequest{}
-	mi := &file_parley_v1_parley_proto_msgTypes[11]
+	mi := &file_parley_v1_parley_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -652,7 +715,7 @@ func (x *UploadPrekeysRequest) String() string {
 func (*UploadPrekeysRequest) ProtoMessage() {}
 
 func (x *UploadPrekeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[11]
+	mi := &file_parley_v1_parley_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -665,7 +728,7 @@ func (x *UploadPrekeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadPrekeysRequest.ProtoReflect.Descriptor instead.
 func (*UploadPrekeysRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{11}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *UploadPrekeysRequest) GetPrekeys() *PrekeyUpload {
@@ -685,7 +748,7 @@ type UploadPrekeysResponse struct {
 
 func (x *UploadPrekeysResponse) Reset() {
 	*x = UploadPrekeysResponse{}
-	mi := &file_parley_v1_parley_proto_msgTypes[12]
+	mi := &file_parley_v1_parley_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -697,7 +760,7 @@ func (x *UploadPrekeysResponse) String() string {
 func (*UploadPrekeysResponse) ProtoMessage() {}
 
 func (x *UploadPrekeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[12]
+	mi := &file_parley_v1_parley_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -710,7 +773,7 @@ func (x *UploadPrekeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadPrekeysResponse.ProtoReflect.Descriptor instead.
 func (*UploadPrekeysResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{12}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UploadPrekeysResponse) GetOneTimePrekeys() uint32 {
@@ -738,7 +801,7 @@ type ClaimBundlesRequest struct {
 
 func (x *ClaimBundlesRequest) Reset() {
 	*x = ClaimBundlesRequest{}
-	mi := &file_parley_v1_parley_proto_msgTypes[13]
+	mi := &file_parley_v1_parley_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -750,7 +813,7 @@ func (x *ClaimBundlesRequest) String() string {
 func (*ClaimBundlesRequest) ProtoMessage() {}
 
 func (x *ClaimBundlesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[13]
+	mi := &file_parley_v1_parley_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -763,7 +826,7 @@ func (x *ClaimBundlesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimBundlesRequest.ProtoReflect.Descriptor instead.
 func (*ClaimBundlesRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{13}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ClaimBundlesRequest) GetUsername() string {
@@ -791,7 +854,7 @@ type DeviceBundle struct {
 
 func (x *DeviceBundle) Reset() {
 	*x = DeviceBundle{}
-	mi := &file_parley_v1_parley_proto_msgTypes[14]
+	mi := &file_parley_v1_parley_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -803,7 +866,7 @@ func (x *DeviceBundle) String() string {
 func (*DeviceBundle) ProtoMessage() {}
 
 func (x *DeviceBundle) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[14]
+	mi := &file_parley_v1_parley_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -816,7 +879,7 @@ func (x *DeviceBundle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceBundle.ProtoReflect.Descriptor instead.
 func (*DeviceBundle) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{14}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DeviceBundle) GetDeviceId() []byte {
@@ -842,7 +905,7 @@ type ClaimBundlesResponse struct {
 
 func (x *ClaimBundlesResponse) Reset() {
 	*x = ClaimBundlesResponse{}
-	mi := &file_parley_v1_parley_proto_msgTypes[15]
+	mi := &file_parley_v1_parley_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -854,7 +917,7 @@ func (x *ClaimBundlesResponse) String() string {
 func (*ClaimBundlesResponse) ProtoMessage() {}
 
 func (x *ClaimBundlesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[15]
+	mi := &file_parley_v1_parley_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -867,7 +930,7 @@ func (x *ClaimBundlesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimBundlesResponse.ProtoReflect.Descriptor instead.
 func (*ClaimBundlesResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{15}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ClaimBundlesResponse) GetBundles() []*DeviceBundle {
@@ -885,7 +948,7 @@ type ListDevicesRequest struct {
 
 func (x *ListDevicesRequest) Reset() {
 	*x = ListDevicesRequest{}
-	mi := &file_parley_v1_parley_proto_msgTypes[16]
+	mi := &file_parley_v1_parley_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -897,7 +960,7 @@ func (x *ListDevicesRequest) String() string {
 func (*ListDevicesRequest) ProtoMessage() {}
 
 func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[16]
+	mi := &file_parley_v1_parley_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -910,7 +973,7 @@ func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesRequest.ProtoReflect.Descriptor instead.
 func (*ListDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{16}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{17}
 }
 
 type DeviceInfo struct {
@@ -926,7 +989,7 @@ type DeviceInfo struct {
 
 func (x *DeviceInfo) Reset() {
 	*x = DeviceInfo{}
-	mi := &file_parley_v1_parley_proto_msgTypes[17]
+	mi := &file_parley_v1_parley_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -938,7 +1001,7 @@ func (x *DeviceInfo) String() string {
 func (*DeviceInfo) ProtoMessage() {}
 
 func (x *DeviceInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[17]
+	mi := &file_parley_v1_parley_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -951,7 +1014,7 @@ func (x *DeviceInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceInfo.ProtoReflect.Descriptor instead.
 func (*DeviceInfo) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{17}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeviceInfo) GetDeviceId() []byte {
@@ -985,7 +1048,7 @@ type ListDevicesResponse struct {
 
 func (x *ListDevicesResponse) Reset() {
 	*x = ListDevicesResponse{}
-	mi := &file_parley_v1_parley_proto_msgTypes[18]
+	mi := &file_parley_v1_parley_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -997,7 +1060,7 @@ func (x *ListDevicesResponse) String() string {
 func (*ListDevicesResponse) ProtoMessage() {}
 
 func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[18]
+	mi := &file_parley_v1_parley_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1010,7 +1073,7 @@ func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesResponse.ProtoReflect.Descriptor instead.
 func (*ListDevicesResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{18}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListDevicesResponse) GetDevices() []*DeviceInfo {
@@ -1031,7 +1094,7 @@ type DeleteAccountRequest struct {
 
 func (x *DeleteAccountRequest) Reset() {
 	*x = DeleteAccountRequest{}
-	mi := &file_parley_v1_parley_proto_msgTypes[19]
+	mi := &file_parley_v1_parley_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1043,7 +1106,7 @@ func (x *DeleteAccountRequest) String() string {
 func (*DeleteAccountRequest) ProtoMessage() {}
 
 func (x *DeleteAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[19]
+	mi := &file_parley_v1_parley_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1056,7 +1119,7 @@ func (x *DeleteAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAccountRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAccountRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{19}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeleteAccountRequest) GetUsername() string {
@@ -1074,7 +1137,7 @@ type DeleteAccountResponse struct {
 
 func (x *DeleteAccountResponse) Reset() {
 	*x = DeleteAccountResponse{}
-	mi := &file_parley_v1_parley_proto_msgTypes[20]
+	mi := &file_parley_v1_parley_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1086,7 +1149,7 @@ func (x *DeleteAccountResponse) String() string {
 func (*DeleteAccountResponse) ProtoMessage() {}
 
 func (x *DeleteAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[20]
+	mi := &file_parley_v1_parley_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1099,7 +1162,7 @@ func (x *DeleteAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAccountResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAccountResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{20}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{21}
 }
 
 type GetRemovalProofRequest struct {
@@ -1119,7 +1182,7 @@ type GetRemovalProofRequest struct {
 
 func (x *GetRemovalProofRequest) Reset() {
 	*x = GetRemovalProofRequest{}
-	mi := &file_parley_v1_parley_proto_msgTypes[21]
+	mi := &file_parley_v1_parley_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1131,7 +1194,7 @@ func (x *GetRemovalProofRequest) String() string {
 func (*GetRemovalProofRequest) ProtoMessage() {}
 
 func (x *GetRemovalProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[21]
+	mi := &file_parley_v1_parley_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1144,7 +1207,7 @@ func (x *GetRemovalProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRemovalProofRequest.ProtoReflect.Descriptor instead.
 func (*GetRemovalProofRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{21}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetRemovalProofRequest) GetUsername() string {
@@ -1195,7 +1258,7 @@ type GetRemovalProofResponse struct {
 
 func (x *GetRemovalProofResponse) Reset() {
 	*x = GetRemovalProofResponse{}
-	mi := &file_parley_v1_parley_proto_msgTypes[22]
+	mi := &file_parley_v1_parley_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1207,7 +1270,7 @@ func (x *GetRemovalProofResponse) String() string {
 func (*GetRemovalProofResponse) ProtoMessage() {}
 
 func (x *GetRemovalProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[22]
+	mi := &file_parley_v1_parley_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1220,7 +1283,7 @@ func (x *GetRemovalProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRemovalProofResponse.ProtoReflect.Descriptor instead.
 func (*GetRemovalProofResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{22}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetRemovalProofResponse) GetSignedDeviceLists() [][]byte {
@@ -1248,7 +1311,7 @@ type OutgoingEnvelope struct {
 
 func (x *OutgoingEnvelope) Reset() {
 	*x = OutgoingEnvelope{}
-	mi := &file_parley_v1_parley_proto_msgTypes[23]
+	mi := &file_parley_v1_parley_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1260,7 +1323,7 @@ func (x *OutgoingEnvelope) String() string {
 func (*OutgoingEnvelope) ProtoMessage() {}
 
 func (x *OutgoingEnvelope) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[23]
+	mi := &file_parley_v1_parley_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1273,7 +1336,7 @@ func (x *OutgoingEnvelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutgoingEnvelope.ProtoReflect.Descriptor instead.
 func (*OutgoingEnvelope) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{23}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *OutgoingEnvelope) GetDeviceId() []byte {
@@ -1305,7 +1368,7 @@ type SendRequest struct {
 
 func (x *SendRequest) Reset() {
 	*x = SendRequest{}
-	mi := &file_parley_v1_parley_proto_msgTypes[24]
+	mi := &file_parley_v1_parley_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1317,7 +1380,7 @@ func (x *SendRequest) String() string {
 func (*SendRequest) ProtoMessage() {}
 
 func (x *SendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[24]
+	mi := &file_parley_v1_parley_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1330,7 +1393,7 @@ func (x *SendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendRequest.ProtoReflect.Descriptor instead.
 func (*SendRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{24}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SendRequest) GetMessageId() []byte {
@@ -1364,7 +1427,7 @@ type SendResponse struct {
 
 func (x *SendResponse) Reset() {
 	*x = SendResponse{}
-	mi := &file_parley_v1_parley_proto_msgTypes[25]
+	mi := &file_parley_v1_parley_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1376,7 +1439,7 @@ func (x *SendResponse) String() string {
 func (*SendResponse) ProtoMessage() {}
 
 func (x *SendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[25]
+	mi := &file_parley_v1_parley_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1389,7 +1452,7 @@ func (x *SendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
 func (*SendResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{25}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SendResponse) GetServerTimeMs() int64 {
@@ -1415,7 +1478,7 @@ type MismatchedDevices struct {
 
 func (x *MismatchedDevices) Reset() {
 	*x = MismatchedDevices{}
-	mi := &file_parley_v1_parley_proto_msgTypes[26]
+	mi := &file_parley_v1_parley_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1427,7 +1490,7 @@ func (x *MismatchedDevices) String() string {
 func (*MismatchedDevices) ProtoMessage() {}
 
 func (x *MismatchedDevices) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[26]
+	mi := &file_parley_v1_parley_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1440,7 +1503,7 @@ func (x *MismatchedDevices) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MismatchedDevices.ProtoReflect.Descriptor instead.
 func (*MismatchedDevices) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{26}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *MismatchedDevices) GetMissing() [][]byte {
@@ -1476,7 +1539,7 @@ type RateLimited struct {
 
 func (x *RateLimited) Reset() {
 	*x = RateLimited{}
-	mi := &file_parley_v1_parley_proto_msgTypes[27]
+	mi := &file_parley_v1_parley_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1488,7 +1551,7 @@ func (x *RateLimited) String() string {
 func (*RateLimited) ProtoMessage() {}
 
 func (x *RateLimited) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[27]
+	mi := &file_parley_v1_parley_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1501,7 +1564,7 @@ func (x *RateLimited) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimited.ProtoReflect.Descriptor instead.
 func (*RateLimited) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{27}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RateLimited) GetRetryAfterMs() int64 {
@@ -1526,7 +1589,7 @@ type ReceiveRequest struct {
 
 func (x *ReceiveRequest) Reset() {
 	*x = ReceiveRequest{}
-	mi := &file_parley_v1_parley_proto_msgTypes[28]
+	mi := &file_parley_v1_parley_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1538,7 +1601,7 @@ func (x *ReceiveRequest) String() string {
 func (*ReceiveRequest) ProtoMessage() {}
 
 func (x *ReceiveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[28]
+	mi := &file_parley_v1_parley_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1551,7 +1614,7 @@ func (x *ReceiveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveRequest.ProtoReflect.Descriptor instead.
 func (*ReceiveRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{28}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{29}
 }
 
 type Envelope struct {
@@ -1568,7 +1631,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_parley_v1_parley_proto_msgTypes[29]
+	mi := &file_parley_v1_parley_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1580,7 +1643,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[29]
+	mi := &file_parley_v1_parley_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1593,7 +1656,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{29}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Envelope) GetSeq() uint64 {
@@ -1646,7 +1709,7 @@ type Drained struct {
 
 func (x *Drained) Reset() {
 	*x = Drained{}
-	mi := &file_parley_v1_parley_proto_msgTypes[30]
+	mi := &file_parley_v1_parley_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1658,7 +1721,7 @@ func (x *Drained) String() string {
 func (*Drained) ProtoMessage() {}
 
 func (x *Drained) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[30]
+	mi := &file_parley_v1_parley_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1671,7 +1734,7 @@ func (x *Drained) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Drained.ProtoReflect.Descriptor instead.
 func (*Drained) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{30}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{31}
 }
 
 type PrekeysLow struct {
@@ -1684,7 +1747,7 @@ type PrekeysLow struct {
 
 func (x *PrekeysLow) Reset() {
 	*x = PrekeysLow{}
-	mi := &file_parley_v1_parley_proto_msgTypes[31]
+	mi := &file_parley_v1_parley_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1696,7 +1759,7 @@ func (x *PrekeysLow) String() string {
 func (*PrekeysLow) ProtoMessage() {}
 
 func (x *PrekeysLow) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[31]
+	mi := &file_parley_v1_parley_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1709,7 +1772,7 @@ func (x *PrekeysLow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrekeysLow.ProtoReflect.Descriptor instead.
 func (*PrekeysLow) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{31}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *PrekeysLow) GetOneTimePrekeys() uint32 {
@@ -1740,7 +1803,7 @@ type ReceiveResponse struct {
 
 func (x *ReceiveResponse) Reset() {
 	*x = ReceiveResponse{}
-	mi := &file_parley_v1_parley_proto_msgTypes[32]
+	mi := &file_parley_v1_parley_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1752,7 +1815,7 @@ func (x *ReceiveResponse) String() string {
 func (*ReceiveResponse) ProtoMessage() {}
 
 func (x *ReceiveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[32]
+	mi := &file_parley_v1_parley_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1765,7 +1828,7 @@ func (x *ReceiveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveResponse.ProtoReflect.Descriptor instead.
 func (*ReceiveResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{32}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ReceiveResponse) GetEvent() isReceiveResponse_Event {
@@ -1835,7 +1898,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_parley_v1_parley_proto_msgTypes[33]
+	mi := &file_parley_v1_parley_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1847,7 +1910,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[33]
+	mi := &file_parley_v1_parley_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1860,7 +1923,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{33}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *AckRequest) GetSeqs() []uint64 {
@@ -1878,7 +1941,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_parley_v1_parley_proto_msgTypes[34]
+	mi := &file_parley_v1_parley_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1890,7 +1953,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[34]
+	mi := &file_parley_v1_parley_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1903,7 +1966,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{34}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{35}
 }
 
 type PutOfferRequest struct {
@@ -1916,7 +1979,7 @@ type PutOfferRequest struct {
 
 func (x *PutOfferRequest) Reset() {
 	*x = PutOfferRequest{}
-	mi := &file_parley_v1_parley_proto_msgTypes[35]
+	mi := &file_parley_v1_parley_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1928,7 +1991,7 @@ func (x *PutOfferRequest) String() string {
 func (*PutOfferRequest) ProtoMessage() {}
 
 func (x *PutOfferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[35]
+	mi := &file_parley_v1_parley_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1941,7 +2004,7 @@ func (x *PutOfferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutOfferRequest.ProtoReflect.Descriptor instead.
 func (*PutOfferRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{35}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PutOfferRequest) GetOffer() []byte {
@@ -1962,7 +2025,7 @@ type PutOfferResponse struct {
 
 func (x *PutOfferResponse) Reset() {
 	*x = PutOfferResponse{}
-	mi := &file_parley_v1_parley_proto_msgTypes[36]
+	mi := &file_parley_v1_parley_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1974,7 +2037,7 @@ func (x *PutOfferResponse) String() string {
 func (*PutOfferResponse) ProtoMessage() {}
 
 func (x *PutOfferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[36]
+	mi := &file_parley_v1_parley_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1987,7 +2050,7 @@ func (x *PutOfferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutOfferResponse.ProtoReflect.Descriptor instead.
 func (*PutOfferResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{36}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *PutOfferResponse) GetAddress() []byte {
@@ -2013,7 +2076,7 @@ type GetOfferRequest struct {
 
 func (x *GetOfferRequest) Reset() {
 	*x = GetOfferRequest{}
-	mi := &file_parley_v1_parley_proto_msgTypes[37]
+	mi := &file_parley_v1_parley_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2025,7 +2088,7 @@ func (x *GetOfferRequest) String() string {
 func (*GetOfferRequest) ProtoMessage() {}
 
 func (x *GetOfferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[37]
+	mi := &file_parley_v1_parley_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2038,7 +2101,7 @@ func (x *GetOfferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOfferRequest.ProtoReflect.Descriptor instead.
 func (*GetOfferRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{37}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetOfferRequest) GetAddress() []byte {
@@ -2057,7 +2120,7 @@ type GetOfferResponse struct {
 
 func (x *GetOfferResponse) Reset() {
 	*x = GetOfferResponse{}
-	mi := &file_parley_v1_parley_proto_msgTypes[38]
+	mi := &file_parley_v1_parley_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2069,7 +2132,7 @@ func (x *GetOfferResponse) String() string {
 func (*GetOfferResponse) ProtoMessage() {}
 
 func (x *GetOfferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[38]
+	mi := &file_parley_v1_parley_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2082,7 +2145,7 @@ func (x *GetOfferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOfferResponse.ProtoReflect.Descriptor instead.
 func (*GetOfferResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{38}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetOfferResponse) GetOffer() []byte {
@@ -2106,7 +2169,7 @@ type PutFrameRequest struct {
 
 func (x *PutFrameRequest) Reset() {
 	*x = PutFrameRequest{}
-	mi := &file_parley_v1_parley_proto_msgTypes[39]
+	mi := &file_parley_v1_parley_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2118,7 +2181,7 @@ func (x *PutFrameRequest) String() string {
 func (*PutFrameRequest) ProtoMessage() {}
 
 func (x *PutFrameRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[39]
+	mi := &file_parley_v1_parley_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2131,7 +2194,7 @@ func (x *PutFrameRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutFrameRequest.ProtoReflect.Descriptor instead.
 func (*PutFrameRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{39}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *PutFrameRequest) GetAddress() []byte {
@@ -2163,7 +2226,7 @@ type PutFrameResponse struct {
 
 func (x *PutFrameResponse) Reset() {
 	*x = PutFrameResponse{}
-	mi := &file_parley_v1_parley_proto_msgTypes[40]
+	mi := &file_parley_v1_parley_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2175,7 +2238,7 @@ func (x *PutFrameResponse) String() string {
 func (*PutFrameResponse) ProtoMessage() {}
 
 func (x *PutFrameResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[40]
+	mi := &file_parley_v1_parley_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2188,7 +2251,7 @@ func (x *PutFrameResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutFrameResponse.ProtoReflect.Descriptor instead.
 func (*PutFrameResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{40}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{41}
 }
 
 type ReceiveFramesRequest struct {
@@ -2201,7 +2264,7 @@ type ReceiveFramesRequest struct {
 
 func (x *ReceiveFramesRequest) Reset() {
 	*x = ReceiveFramesRequest{}
-	mi := &file_parley_v1_parley_proto_msgTypes[41]
+	mi := &file_parley_v1_parley_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2213,7 +2276,7 @@ func (x *ReceiveFramesRequest) String() string {
 func (*ReceiveFramesRequest) ProtoMessage() {}
 
 func (x *ReceiveFramesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[41]
+	mi := &file_parley_v1_parley_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2226,7 +2289,7 @@ func (x *ReceiveFramesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveFramesRequest.ProtoReflect.Descriptor instead.
 func (*ReceiveFramesRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{41}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ReceiveFramesRequest) GetAddress() []byte {
@@ -2253,7 +2316,7 @@ type ReceiveFramesResponse struct {
 
 func (x *ReceiveFramesResponse) Reset() {
 	*x = ReceiveFramesResponse{}
-	mi := &file_parley_v1_parley_proto_msgTypes[42]
+	mi := &file_parley_v1_parley_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2265,7 +2328,7 @@ func (x *ReceiveFramesResponse) String() string {
 func (*ReceiveFramesResponse) ProtoMessage() {}
 
 func (x *ReceiveFramesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[42]
+	mi := &file_parley_v1_parley_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2278,7 +2341,7 @@ func (x *ReceiveFramesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveFramesResponse.ProtoReflect.Descriptor instead.
 func (*ReceiveFramesResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{42}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ReceiveFramesResponse) GetIndex() uint32 {
@@ -2304,7 +2367,7 @@ type CloseMailboxRequest struct {
 
 func (x *CloseMailboxRequest) Reset() {
 	*x = CloseMailboxRequest{}
-	mi := &file_parley_v1_parley_proto_msgTypes[43]
+	mi := &file_parley_v1_parley_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2316,7 +2379,7 @@ func (x *CloseMailboxRequest) String() string {
 func (*CloseMailboxRequest) ProtoMessage() {}
 
 func (x *CloseMailboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[43]
+	mi := &file_parley_v1_parley_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2329,7 +2392,7 @@ func (x *CloseMailboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseMailboxRequest.ProtoReflect.Descriptor instead.
 func (*CloseMailboxRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{43}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *CloseMailboxRequest) GetAddress() []byte {
@@ -2347,7 +2410,7 @@ type CloseMailboxResponse struct {
 
 func (x *CloseMailboxResponse) Reset() {
 	*x = CloseMailboxResponse{}
-	mi := &file_parley_v1_parley_proto_msgTypes[44]
+	mi := &file_parley_v1_parley_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2359,7 +2422,7 @@ func (x *CloseMailboxResponse) String() string {
 func (*CloseMailboxResponse) ProtoMessage() {}
 
 func (x *CloseMailboxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_parley_proto_msgTypes[44]
+	mi := &file_parley_v1_parley_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2372,7 +2435,7 @@ func (x *CloseMailboxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseMailboxResponse.ProtoReflect.Descriptor instead.
 func (*CloseMailboxResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_parley_proto_rawDescGZIP(), []int{44}
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{45}
 }
 
 var File_parley_v1_parley_proto protoreflect.FileDescriptor
@@ -2411,9 +2474,14 @@ const file_parley_v1_parley_proto_rawDesc = "" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\"K\n" +
 	"\x15GetDeviceListResponse\x12,\n" +
 	"\x12signed_device_list\x18\x01 \x01(\fR\x10signedDeviceListJ\x04\b\x02\x10\n" +
-	"\"H\n" +
+	"\"\x86\x01\n" +
 	"\x18PublishDeviceListRequest\x12,\n" +
-	"\x12signed_device_list\x18\x01 \x01(\fR\x10signedDeviceList\"O\n" +
+	"\x12signed_device_list\x18\x01 \x01(\fR\x10signedDeviceList\x12<\n" +
+	"\vnew_devices\x18\x02 \x03(\v2\x1b.parley.v1.NewDevicePrekeysR\n" +
+	"newDevices\"b\n" +
+	"\x10NewDevicePrekeys\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\fR\bdeviceId\x121\n" +
+	"\aprekeys\x18\x02 \x01(\v2\x17.parley.v1.PrekeyUploadR\aprekeys\"O\n" +
 	"\x19PublishDeviceListResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x18\n" +
 	"\aremoved\x18\x02 \x03(\fR\aremoved\"I\n" +
@@ -2552,7 +2620,7 @@ func file_parley_v1_parley_proto_rawDescGZIP() []byte {
 	return file_parley_v1_parley_proto_rawDescData
 }
 
-var file_parley_v1_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_parley_v1_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_parley_v1_parley_proto_goTypes = []any{
 	(*ChallengeRequest)(nil),          // 0: parley.v1.ChallengeRequest
 	(*ChallengeResponse)(nil),         // 1: parley.v1.ChallengeResponse
@@ -2564,92 +2632,95 @@ var file_parley_v1_parley_proto_goTypes = []any{
 	(*GetDeviceListRequest)(nil),      // 7: parley.v1.GetDeviceListRequest
 	(*GetDeviceListResponse)(nil),     // 8: parley.v1.GetDeviceListResponse
 	(*PublishDeviceListRequest)(nil),  // 9: parley.v1.PublishDeviceListRequest
-	(*PublishDeviceListResponse)(nil), // 10: parley.v1.PublishDeviceListResponse
-	(*UploadPrekeysRequest)(nil),      // 11: parley.v1.UploadPrekeysRequest
-	(*UploadPrekeysResponse)(nil),     // 12: parley.v1.UploadPrekeysResponse
-	(*ClaimBundlesRequest)(nil),       // 13: parley.v1.ClaimBundlesRequest
-	(*DeviceBundle)(nil),              // 14: parley.v1.DeviceBundle
-	(*ClaimBundlesResponse)(nil),      // 15: parley.v1.ClaimBundlesResponse
-	(*ListDevicesRequest)(nil),        // 16: parley.v1.ListDevicesRequest
-	(*DeviceInfo)(nil),                // 17: parley.v1.DeviceInfo
-	(*ListDevicesResponse)(nil),       // 18: parley.v1.ListDevicesResponse
-	(*DeleteAccountRequest)(nil),      // 19: parley.v1.DeleteAccountRequest
-	(*DeleteAccountResponse)(nil),     // 20: parley.v1.DeleteAccountResponse
-	(*GetRemovalProofRequest)(nil),    // 21: parley.v1.GetRemovalProofRequest
-	(*GetRemovalProofResponse)(nil),   // 22: parley.v1.GetRemovalProofResponse
-	(*OutgoingEnvelope)(nil),          // 23: parley.v1.OutgoingEnvelope
-	(*SendRequest)(nil),               // 24: parley.v1.SendRequest
-	(*SendResponse)(nil),              // 25: parley.v1.SendResponse
-	(*MismatchedDevices)(nil),         // 26: parley.v1.MismatchedDevices
-	(*RateLimited)(nil),               // 27: parley.v1.RateLimited
-	(*ReceiveRequest)(nil),            // 28: parley.v1.ReceiveRequest
-	(*Envelope)(nil),                  // 29: parley.v1.Envelope
-	(*Drained)(nil),                   // 30: parley.v1.Drained
-	(*PrekeysLow)(nil),                // 31: parley.v1.PrekeysLow
-	(*ReceiveResponse)(nil),           // 32: parley.v1.ReceiveResponse
-	(*AckRequest)(nil),                // 33: parley.v1.AckRequest
-	(*AckResponse)(nil),               // 34: parley.v1.AckResponse
-	(*PutOfferRequest)(nil),           // 35: parley.v1.PutOfferRequest
-	(*PutOfferResponse)(nil),          // 36: parley.v1.PutOfferResponse
-	(*GetOfferRequest)(nil),           // 37: parley.v1.GetOfferRequest
-	(*GetOfferResponse)(nil),          // 38: parley.v1.GetOfferResponse
-	(*PutFrameRequest)(nil),           // 39: parley.v1.PutFrameRequest
-	(*PutFrameResponse)(nil),          // 40: parley.v1.PutFrameResponse
-	(*ReceiveFramesRequest)(nil),      // 41: parley.v1.ReceiveFramesRequest
-	(*ReceiveFramesResponse)(nil),     // 42: parley.v1.ReceiveFramesResponse
-	(*CloseMailboxRequest)(nil),       // 43: parley.v1.CloseMailboxRequest
-	(*CloseMailboxResponse)(nil),      // 44: parley.v1.CloseMailboxResponse
+	(*NewDevicePrekeys)(nil),          // 10: parley.v1.NewDevicePrekeys
+	(*PublishDeviceListResponse)(nil), // 11: parley.v1.PublishDeviceListResponse
+	(*UploadPrekeysRequest)(nil),      // 12: parley.v1.UploadPrekeysRequest
+	(*UploadPrekeysResponse)(nil),     // 13: parley.v1.UploadPrekeysResponse
+	(*ClaimBundlesRequest)(nil),       // 14: parley.v1.ClaimBundlesRequest
+	(*DeviceBundle)(nil),              // 15: parley.v1.DeviceBundle
+	(*ClaimBundlesResponse)(nil),      // 16: parley.v1.ClaimBundlesResponse
+	(*ListDevicesRequest)(nil),        // 17: parley.v1.ListDevicesRequest
+	(*DeviceInfo)(nil),                // 18: parley.v1.DeviceInfo
+	(*ListDevicesResponse)(nil),       // 19: parley.v1.ListDevicesResponse
+	(*DeleteAccountRequest)(nil),      // 20: parley.v1.DeleteAccountRequest
+	(*DeleteAccountResponse)(nil),     // 21: parley.v1.DeleteAccountResponse
+	(*GetRemovalProofRequest)(nil),    // 22: parley.v1.GetRemovalProofRequest
+	(*GetRemovalProofResponse)(nil),   // 23: parley.v1.GetRemovalProofResponse
+	(*OutgoingEnvelope)(nil),          // 24: parley.v1.OutgoingEnvelope
+	(*SendRequest)(nil),               // 25: parley.v1.SendRequest
+	(*SendResponse)(nil),              // 26: parley.v1.SendResponse
+	(*MismatchedDevices)(nil),         // 27: parley.v1.MismatchedDevices
+	(*RateLimited)(nil),               // 28: parley.v1.RateLimited
+	(*ReceiveRequest)(nil),            // 29: parley.v1.ReceiveRequest
+	(*Envelope)(nil),                  // 30: parley.v1.Envelope
+	(*Drained)(nil),                   // 31: parley.v1.Drained
+	(*PrekeysLow)(nil),                // 32: parley.v1.PrekeysLow
+	(*ReceiveResponse)(nil),           // 33: parley.v1.ReceiveResponse
+	(*AckRequest)(nil),                // 34: parley.v1.AckRequest
+	(*AckResponse)(nil),               // 35: parley.v1.AckResponse
+	(*PutOfferRequest)(nil),           // 36: parley.v1.PutOfferRequest
+	(*PutOfferResponse)(nil),          // 37: parley.v1.PutOfferResponse
+	(*GetOfferRequest)(nil),           // 38: parley.v1.GetOfferRequest
+	(*GetOfferResponse)(nil),          // 39: parley.v1.GetOfferResponse
+	(*PutFrameRequest)(nil),           // 40: parley.v1.PutFrameRequest
+	(*PutFrameResponse)(nil),          // 41: parley.v1.PutFrameResponse
+	(*ReceiveFramesRequest)(nil),      // 42: parley.v1.ReceiveFramesRequest
+	(*ReceiveFramesResponse)(nil),     // 43: parley.v1.ReceiveFramesResponse
+	(*CloseMailboxRequest)(nil),       // 44: parley.v1.CloseMailboxRequest
+	(*CloseMailboxResponse)(nil),      // 45: parley.v1.CloseMailboxResponse
 }
 var file_parley_v1_parley_proto_depIdxs = []int32{
 	4,  // 0: parley.v1.RegisterRequest.prekeys:type_name -> parley.v1.PrekeyUpload
-	4,  // 1: parley.v1.UploadPrekeysRequest.prekeys:type_name -> parley.v1.PrekeyUpload
-	14, // 2: parley.v1.ClaimBundlesResponse.bundles:type_name -> parley.v1.DeviceBundle
-	17, // 3: parley.v1.ListDevicesResponse.devices:type_name -> parley.v1.DeviceInfo
-	23, // 4: parley.v1.SendRequest.envelopes:type_name -> parley.v1.OutgoingEnvelope
-	29, // 5: parley.v1.ReceiveResponse.envelope:type_name -> parley.v1.Envelope
-	30, // 6: parley.v1.ReceiveResponse.drained:type_name -> parley.v1.Drained
-	31, // 7: parley.v1.ReceiveResponse.prekeys_low:type_name -> parley.v1.PrekeysLow
-	0,  // 8: parley.v1.AuthService.Challenge:input_type -> parley.v1.ChallengeRequest
-	2,  // 9: parley.v1.AuthService.Authenticate:input_type -> parley.v1.AuthenticateRequest
-	5,  // 10: parley.v1.DirectoryService.Register:input_type -> parley.v1.RegisterRequest
-	7,  // 11: parley.v1.DirectoryService.GetDeviceList:input_type -> parley.v1.GetDeviceListRequest
-	9,  // 12: parley.v1.DirectoryService.PublishDeviceList:input_type -> parley.v1.PublishDeviceListRequest
-	11, // 13: parley.v1.DirectoryService.UploadPrekeys:input_type -> parley.v1.UploadPrekeysRequest
-	13, // 14: parley.v1.DirectoryService.ClaimBundles:input_type -> parley.v1.ClaimBundlesRequest
-	16, // 15: parley.v1.DirectoryService.ListDevices:input_type -> parley.v1.ListDevicesRequest
-	19, // 16: parley.v1.DirectoryService.DeleteAccount:input_type -> parley.v1.DeleteAccountRequest
-	21, // 17: parley.v1.DirectoryService.GetRemovalProof:input_type -> parley.v1.GetRemovalProofRequest
-	35, // 18: parley.v1.ProvisioningService.PutOffer:input_type -> parley.v1.PutOfferRequest
-	37, // 19: parley.v1.ProvisioningService.GetOffer:input_type -> parley.v1.GetOfferRequest
-	39, // 20: parley.v1.ProvisioningService.PutFrame:input_type -> parley.v1.PutFrameRequest
-	41, // 21: parley.v1.ProvisioningService.ReceiveFrames:input_type -> parley.v1.ReceiveFramesRequest
-	43, // 22: parley.v1.ProvisioningService.CloseMailbox:input_type -> parley.v1.CloseMailboxRequest
-	24, // 23: parley.v1.RelayService.Send:input_type -> parley.v1.SendRequest
-	28, // 24: parley.v1.RelayService.Receive:input_type -> parley.v1.ReceiveRequest
-	33, // 25: parley.v1.RelayService.Ack:input_type -> parley.v1.AckRequest
-	1,  // 26: parley.v1.AuthService.Challenge:output_type -> parley.v1.ChallengeResponse
-	3,  // 27: parley.v1.AuthService.Authenticate:output_type -> parley.v1.AuthenticateResponse
-	6,  // 28: parley.v1.DirectoryService.Register:output_type -> parley.v1.RegisterResponse
-	8,  // 29: parley.v1.DirectoryService.GetDeviceList:output_type -> parley.v1.GetDeviceListResponse
-	10, // 30: parley.v1.DirectoryService.PublishDeviceList:output_type -> parley.v1.PublishDeviceListResponse
-	12, // 31: parley.v1.DirectoryService.UploadPrekeys:output_type -> parley.v1.UploadPrekeysResponse
-	15, // 32: parley.v1.DirectoryService.ClaimBundles:output_type -> parley.v1.ClaimBundlesResponse
-	18, // 33: parley.v1.DirectoryService.ListDevices:output_type -> parley.v1.ListDevicesResponse
-	20, // 34: parley.v1.DirectoryService.DeleteAccount:output_type -> parley.v1.DeleteAccountResponse
-	22, // 35: parley.v1.DirectoryService.GetRemovalProof:output_type -> parley.v1.GetRemovalProofResponse
-	36, // 36: parley.v1.ProvisioningService.PutOffer:output_type -> parley.v1.PutOfferResponse
-	38, // 37: parley.v1.ProvisioningService.GetOffer:output_type -> parley.v1.GetOfferResponse
-	40, // 38: parley.v1.ProvisioningService.PutFrame:output_type -> parley.v1.PutFrameResponse
-	42, // 39: parley.v1.ProvisioningService.ReceiveFrames:output_type -> parley.v1.ReceiveFramesResponse
-	44, // 40: parley.v1.ProvisioningService.CloseMailbox:output_type -> parley.v1.CloseMailboxResponse
-	25, // 41: parley.v1.RelayService.Send:output_type -> parley.v1.SendResponse
-	32, // 42: parley.v1.RelayService.Receive:output_type -> parley.v1.ReceiveResponse
-	34, // 43: parley.v1.RelayService.Ack:output_type -> parley.v1.AckResponse
-	26, // [26:44] is the sub-list for method output_type
-	8,  // [8:26] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	10, // 1: parley.v1.PublishDeviceListRequest.new_devices:type_name -> parley.v1.NewDevicePrekeys
+	4,  // 2: parley.v1.NewDevicePrekeys.prekeys:type_name -> parley.v1.PrekeyUpload
+	4,  // 3: parley.v1.UploadPrekeysRequest.prekeys:type_name -> parley.v1.PrekeyUpload
+	15, // 4: parley.v1.ClaimBundlesResponse.bundles:type_name -> parley.v1.DeviceBundle
+	18, // 5: parley.v1.ListDevicesResponse.devices:type_name -> parley.v1.DeviceInfo
+	24, // 6: parley.v1.SendRequest.envelopes:type_name -> parley.v1.OutgoingEnvelope
+	30, // 7: parley.v1.ReceiveResponse.envelope:type_name -> parley.v1.Envelope
+	31, // 8: parley.v1.ReceiveResponse.drained:type_name -> parley.v1.Drained
+	32, // 9: parley.v1.ReceiveResponse.prekeys_low:type_name -> parley.v1.PrekeysLow
+	0,  // 10: parley.v1.AuthService.Challenge:input_type -> parley.v1.ChallengeRequest
+	2,  // 11: parley.v1.AuthService.Authenticate:input_type -> parley.v1.AuthenticateRequest
+	5,  // 12: parley.v1.DirectoryService.Register:input_type -> parley.v1.RegisterRequest
+	7,  // 13: parley.v1.DirectoryService.GetDeviceList:input_type -> parley.v1.GetDeviceListRequest
+	9,  // 14: parley.v1.DirectoryService.PublishDeviceList:input_type -> parley.v1.PublishDeviceListRequest
+	12, // 15: parley.v1.DirectoryService.UploadPrekeys:input_type -> parley.v1.UploadPrekeysRequest
+	14, // 16: parley.v1.DirectoryService.ClaimBundles:input_type -> parley.v1.ClaimBundlesRequest
+	17, // 17: parley.v1.DirectoryService.ListDevices:input_type -> parley.v1.ListDevicesRequest
+	20, // 18: parley.v1.DirectoryService.DeleteAccount:input_type -> parley.v1.DeleteAccountRequest
+	22, // 19: parley.v1.DirectoryService.GetRemovalProof:input_type -> parley.v1.GetRemovalProofRequest
+	36, // 20: parley.v1.ProvisioningService.PutOffer:input_type -> parley.v1.PutOfferRequest
+	38, // 21: parley.v1.ProvisioningService.GetOffer:input_type -> parley.v1.GetOfferRequest
+	40, // 22: parley.v1.ProvisioningService.PutFrame:input_type -> parley.v1.PutFrameRequest
+	42, // 23: parley.v1.ProvisioningService.ReceiveFrames:input_type -> parley.v1.ReceiveFramesRequest
+	44, // 24: parley.v1.ProvisioningService.CloseMailbox:input_type -> parley.v1.CloseMailboxRequest
+	25, // 25: parley.v1.RelayService.Send:input_type -> parley.v1.SendRequest
+	29, // 26: parley.v1.RelayService.Receive:input_type -> parley.v1.ReceiveRequest
+	34, // 27: parley.v1.RelayService.Ack:input_type -> parley.v1.AckRequest
+	1,  // 28: parley.v1.AuthService.Challenge:output_type -> parley.v1.ChallengeResponse
+	3,  // 29: parley.v1.AuthService.Authenticate:output_type -> parley.v1.AuthenticateResponse
+	6,  // 30: parley.v1.DirectoryService.Register:output_type -> parley.v1.RegisterResponse
+	8,  // 31: parley.v1.DirectoryService.GetDeviceList:output_type -> parley.v1.GetDeviceListResponse
+	11, // 32: parley.v1.DirectoryService.PublishDeviceList:output_type -> parley.v1.PublishDeviceListResponse
+	13, // 33: parley.v1.DirectoryService.UploadPrekeys:output_type -> parley.v1.UploadPrekeysResponse
+	16, // 34: parley.v1.DirectoryService.ClaimBundles:output_type -> parley.v1.ClaimBundlesResponse
+	19, // 35: parley.v1.DirectoryService.ListDevices:output_type -> parley.v1.ListDevicesResponse
+	21, // 36: parley.v1.DirectoryService.DeleteAccount:output_type -> parley.v1.DeleteAccountResponse
+	23, // 37: parley.v1.DirectoryService.GetRemovalProof:output_type -> parley.v1.GetRemovalProofResponse
+	37, // 38: parley.v1.ProvisioningService.PutOffer:output_type -> parley.v1.PutOfferResponse
+	39, // 39: parley.v1.ProvisioningService.GetOffer:output_type -> parley.v1.GetOfferResponse
+	41, // 40: parley.v1.ProvisioningService.PutFrame:output_type -> parley.v1.PutFrameResponse
+	43, // 41: parley.v1.ProvisioningService.ReceiveFrames:output_type -> parley.v1.ReceiveFramesResponse
+	45, // 42: parley.v1.ProvisioningService.CloseMailbox:output_type -> parley.v1.CloseMailboxResponse
+	26, // 43: parley.v1.RelayService.Send:output_type -> parley.v1.SendResponse
+	33, // 44: parley.v1.RelayService.Receive:output_type -> parley.v1.ReceiveResponse
+	35, // 45: parley.v1.RelayService.Ack:output_type -> parley.v1.AckResponse
+	28, // [28:46] is the sub-list for method output_type
+	10, // [10:28] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_parley_v1_parley_proto_init() }
@@ -2657,7 +2728,7 @@ func file_parley_v1_parley_proto_init() {
 	if File_parley_v1_parley_proto != nil {
 		return
 	}
-	file_parley_v1_parley_proto_msgTypes[32].OneofWrappers = []any{
+	file_parley_v1_parley_proto_msgTypes[33].OneofWrappers = []any{
 		(*ReceiveResponse_Envelope)(nil),
 		(*ReceiveResponse_Drained)(nil),
 		(*ReceiveResponse_PrekeysLow)(nil),
@@ -2668,7 +2739,7 @@ func file_parley_v1_parley_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_parley_v1_parley_proto_rawDesc), len(file_parley_v1_parley_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   45,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   4,
 		},
