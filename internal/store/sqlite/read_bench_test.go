@@ -2,12 +2,13 @@ package sqlite_test
 
 import (
 	"context"
-	"crypto/rand"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/parleyim/parley/internal/store"
 	"github.com/parleyim/parley/internal/store/sqlite"
+	"github.com/parleyim/parley/internal/store/storetest"
 )
 
 // BenchmarkRead measures the reads every relay call makes (docs/performance.md,
@@ -16,17 +17,16 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkRead -count 6 ./internal/store/sqlite/
 func BenchmarkRead(b *testing.B) {
-	path, ids := benchSetup(b)
-	s, err := sqlite.Open(path)
+	s, err := sqlite.Open(filepath.Join(b.TempDir(), "bench.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
+	ids := storetest.RegisterBenchDevices(b, s)
 	ctx := context.Background()
-	body := make([]byte, benchBodySize)
-	rand.Read(body)
+	body := make([]byte, storetest.BenchBodySize)
 	now := time.Now()
-	if err := s.Enqueue(ctx, store.Send{Envelopes: []store.Envelope{benchEnvelope(ids[0], body, now)}}); err != nil {
+	if err := s.Enqueue(ctx, store.Send{Envelopes: []store.Envelope{storetest.BenchEnvelope(ids[0], body, now)}}); err != nil {
 		b.Fatal(err)
 	}
 	b.Run("op=device", func(b *testing.B) {
