@@ -173,12 +173,45 @@ func messageID(n byte) []byte {
 	return id
 }
 
-// stream is an open delivery stream with its events read in the
-// background.
-type stream struct {
-	events chan *parleyv1.ReceiveResponse
+// bgStream is a server stream read in the background, so that a test can
+// wait for its next item with a timeout.
+type bgStream[T any] struct {
+	items  chan *T
 	done   chan error
 	cancel context.CancelFunc
+}
+
+func readInBackground[T any](t *testing.T, s *connect.ServerStreamForClient[T], cancel context.CancelFunc) *bgStream[T] {
+	b := &bgStream[T]{items: make(chan *T, 1024), done: make(chan error, 1), cancel: cancel}
+	go func() {
+		for s.Receive() {
+			b.items <- s.Msg()
+		}
+		b.done <- s.Err()
+		_ = s.Close()
+	}()
+	t.Cleanup(cancel)
+	return b
+}
+
+// next returns the next item, failing if the stream ends or nothing comes
+// within 10 s.
+func (b *bgStream[T]) next(t *testing.T) *T {
+	t.Helper()
+	select {
+	case it := <-b.items:
+		return it
+	case err := <-b.done:
+		t.Fatalf("stream ended: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("nothing on the stream within 10s")
+	}
+	return nil
+}
+
+// stream is an open delivery stream.
+type stream struct {
+	*bgStream[parleyv1.ReceiveResponse]
 }
 
 func (h *harness) receive(a *account) *stream {
@@ -189,30 +222,7 @@ func (h *harness) receive(a *account) *stream {
 		cancel()
 		h.t.Fatal(err)
 	}
-	st := &stream{events: make(chan *parleyv1.ReceiveResponse, 1024), done: make(chan error, 1), cancel: cancel}
-	go func() {
-		for s.Receive() {
-			st.events <- s.Msg()
-		}
-		st.done <- s.Err()
-		_ = s.Close()
-	}()
-	h.t.Cleanup(cancel)
-	return st
-}
-
-// next returns the next event, failing after a timeout.
-func (s *stream) next(t *testing.T) *parleyv1.ReceiveResponse {
-	t.Helper()
-	select {
-	case e := <-s.events:
-		return e
-	case err := <-s.done:
-		t.Fatalf("stream ended: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("no event within 10s")
-	}
-	return nil
+	return &stream{readInBackground(h.t, s, cancel)}
 }
 
 func (s *stream) nextEnvelope(t *testing.T) *parleyv1.Envelope {

@@ -121,9 +121,7 @@ func (h *provHarness) putFrame(a *account, addr []byte, index uint32, frame []by
 
 // frameStream is an open ReceiveFrames stream read in the background.
 type frameStream struct {
-	frames chan *parleyv1.ReceiveFramesResponse
-	done   chan error
-	cancel context.CancelFunc
+	*bgStream[parleyv1.ReceiveFramesResponse]
 }
 
 // receiveFrames opens a stream without a token, as N does.
@@ -135,36 +133,14 @@ func (h *provHarness) receiveFrames(addr []byte, from uint32) *frameStream {
 		cancel()
 		h.t.Fatal(err)
 	}
-	fs := &frameStream{frames: make(chan *parleyv1.ReceiveFramesResponse, 1024), done: make(chan error, 1), cancel: cancel}
-	go func() {
-		for s.Receive() {
-			fs.frames <- s.Msg()
-		}
-		fs.done <- s.Err()
-		_ = s.Close()
-	}()
-	h.t.Cleanup(cancel)
-	return fs
-}
-
-func (s *frameStream) next(t *testing.T) *parleyv1.ReceiveFramesResponse {
-	t.Helper()
-	select {
-	case f := <-s.frames:
-		return f
-	case err := <-s.done:
-		t.Fatalf("frame stream ended: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("no frame within 10s")
-	}
-	return nil
+	return &frameStream{readInBackground(h.t, s, cancel)}
 }
 
 // end waits for the stream to end and returns its error code.
 func (s *frameStream) end(t *testing.T) connect.Code {
 	t.Helper()
 	select {
-	case f := <-s.frames:
+	case f := <-s.items:
 		t.Fatalf("frame %d where the end of the stream was due", f.Index)
 	case err := <-s.done:
 		if err == nil {
@@ -181,7 +157,7 @@ func (s *frameStream) end(t *testing.T) connect.Code {
 func (s *frameStream) quiet(t *testing.T) {
 	t.Helper()
 	select {
-	case f := <-s.frames:
+	case f := <-s.items:
 		t.Fatalf("unexpected frame %d", f.Index)
 	case err := <-s.done:
 		t.Fatalf("frame stream ended: %v", err)
