@@ -133,6 +133,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&sc.MaxEnvelopeSize, "max-envelope-size", sc.MaxEnvelopeSize, "bytes per envelope")
 	fs.IntVar(&sc.MaxPrekeysPerUpload, "max-prekeys-per-upload", sc.MaxPrekeysPerUpload, "one-time prekeys of each kind per upload")
 	fs.DurationVar(&sc.TokenTTL, "token-ttl", sc.TokenTTL, "lifetime of an authentication token")
+	fs.Int64Var(&sc.MaxBackupSize, "max-backup-size", sc.MaxBackupSize, "bytes of one encrypted backup")
+	fs.IntVar(&sc.BackupGenerations, "backup-generations", sc.BackupGenerations, "backup generations kept per recovery key")
 	deviceRate := fs.Float64("device-rate", float64(sc.DeviceRate), "requests per second per device (sustained)")
 	fs.IntVar(&sc.DeviceBurst, "device-burst", sc.DeviceBurst, "requests per device in a burst")
 	ipRate := fs.Float64("ip-rate", float64(sc.IPRate), "requests per second per client IP address (sustained)")

@@ -40,6 +40,9 @@ const (
 	LabelAuthToken Label = "Parley-v1 Auth Token"
 	// LabelInvite hashes an invite token for storage (docs/server.md §3.2).
 	LabelInvite Label = "Parley-v1 Invite"
+	// LabelBackupWriteHash hashes a backup write token for storage
+	// (docs/server.md §5.7).
+	LabelBackupWriteHash Label = "Parley-v1 Backup Write Hash"
 )
 
 // Client store labels (docs/client.md §2–§3).
@@ -84,7 +87,7 @@ var AllLabels = []Label{
 	LabelPQXDH, LabelRatchetRoot, LabelMessageKey,
 	LabelPQXDHTranscript, LabelDeviceFingerprint, LabelAccountFingerprint,
 	LabelDeviceListHash, LabelSafetyNumber, LabelPQRatchetKeyID,
-	LabelAuthChallenge, LabelAuthToken, LabelInvite,
+	LabelAuthChallenge, LabelAuthToken, LabelInvite, LabelBackupWriteHash,
 	LabelClientDBSealKey, LabelClientDBIndexKey, LabelClientDBIndex, LabelClientDBSealedValue,
 	LabelSigDeviceList, LabelSigPrekey, LabelSigAuthChallenge,
 	LabelProvisioningAddress, LabelProvisioningConfirmation, LabelProvisioning,

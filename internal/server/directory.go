@@ -270,18 +270,45 @@ func NewInviteToken() string {
 }
 
 func (d *directoryService) PublishDeviceList(ctx context.Context, req *connect.Request[parleyv1.PublishDeviceListRequest]) (*connect.Response[parleyv1.PublishDeviceListResponse], error) {
-	s, dev := d.s, caller(ctx)
-	signed, err := identity.ParseSignedDeviceList(req.Msg.SignedDeviceList)
+	resp, err := d.s.publishList(ctx, caller(ctx).Username, req.Msg.SignedDeviceList, req.Msg.NewDevices)
 	if err != nil {
 		return nil, err
 	}
-	cur, err := s.store.DeviceList(ctx, dev.Username, 0)
+	return connect.NewResponse(resp), nil
+}
+
+// RecoverAccount publishes the next device list for a device that holds the
+// account key but has no token: a device restoring a backup. The account
+// key's signature over the chained next version is the whole authority,
+// exactly as in PublishDeviceList; an unauthenticated caller can do no more
+// than replay a version that is already published (a no-op) or one that is
+// no longer the next (refused).
+func (d *directoryService) RecoverAccount(ctx context.Context, req *connect.Request[parleyv1.RecoverAccountRequest]) (*connect.Response[parleyv1.RecoverAccountResponse], error) {
+	name, err := username.Normalize(req.Msg.Username)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := d.s.publishList(ctx, name, req.Msg.SignedDeviceList, req.Msg.NewDevices)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&parleyv1.RecoverAccountResponse{Version: resp.Version}), nil
+}
+
+// publishList verifies and stores the next version of an account's device
+// list with the prekeys of the devices it adds.
+func (s *Server) publishList(ctx context.Context, account string, signedList []byte, newDevices []*parleyv1.NewDevicePrekeys) (*parleyv1.PublishDeviceListResponse, error) {
+	signed, err := identity.ParseSignedDeviceList(signedList)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := s.store.DeviceList(ctx, account, 0)
 	if err != nil {
 		return nil, err
 	}
 	prev, err := identity.ParseSignedDeviceList(cur.Signed)
 	if err != nil {
-		return nil, fmt.Errorf("server: stored device list of %q is corrupt: %v", dev.Username, err)
+		return nil, fmt.Errorf("server: stored device list of %q is corrupt: %v", account, err)
 	}
 	// The same checks every client applies (docs/protocol.md §3.3): signed
 	// by the same account key, the same account, the next version, chained
@@ -297,26 +324,26 @@ func (d *directoryService) PublishDeviceList(ctx context.Context, req *connect.R
 	}
 	resp := &parleyv1.PublishDeviceListResponse{Version: list.Version}
 	if list.Version == cur.Version {
-		return connect.NewResponse(resp), nil // a retry of the current version
+		return resp, nil // a retry of the current version
 	}
 	now := s.now()
 	devices := make([]store.Device, 0, len(list.Devices))
 	for _, e := range list.Devices {
 		devices = append(devices, store.Device{
-			ID: store.DeviceID(e.Device.ID()), Username: dev.Username, Public: e.Device.Marshal(), Added: now, LastSeen: now,
+			ID: store.DeviceID(e.Device.ID()), Username: account, Public: e.Device.Marshal(), Added: now, LastSeen: now,
 		})
 	}
 	// Prekeys of devices this version adds: each verified under the new
 	// device's own signing key, from the list just verified.
 	var prekeys map[store.DeviceID]store.PrekeyUpload
-	if n := len(req.Msg.NewDevices); n > identity.MaxDevices {
+	if n := len(newDevices); n > identity.MaxDevices {
 		return nil, badRequest("prekeys for at most %d new devices", identity.MaxDevices)
 	}
 	prevList, err := prev.Verify(nil)
 	if err != nil {
-		return nil, fmt.Errorf("server: stored device list of %q does not verify: %v", dev.Username, err)
+		return nil, fmt.Errorf("server: stored device list of %q does not verify: %v", account, err)
 	}
-	for _, nd := range req.Msg.NewDevices {
+	for _, nd := range newDevices {
 		id, err := deviceID(nd.DeviceId)
 		if err != nil {
 			return nil, err
@@ -335,7 +362,7 @@ func (d *directoryService) PublishDeviceList(ctx context.Context, req *connect.R
 		prekeys[id] = up
 	}
 	removed, err := s.store.UpdateDeviceList(ctx, store.DeviceListUpdate{
-		List:    store.DeviceList{Username: dev.Username, Version: list.Version, Signed: req.Msg.SignedDeviceList},
+		List:    store.DeviceList{Username: account, Version: list.Version, Signed: signedList},
 		Devices: devices,
 		Prekeys: prekeys,
 	})
@@ -351,6 +378,6 @@ func (d *directoryService) PublishDeviceList(ctx context.Context, req *connect.R
 			release()
 		}
 	}
-	s.log.InfoContext(ctx, "device list published", "username", dev.Username, "version", list.Version, "devices", len(devices), "removed", len(removed))
-	return connect.NewResponse(resp), nil
+	s.log.InfoContext(ctx, "device list published", "username", account, "version", list.Version, "devices", len(devices), "removed", len(removed))
+	return resp, nil
 }

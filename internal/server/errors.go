@@ -87,6 +87,8 @@ func (s *Server) toConnect(ctx context.Context, procedure string, err error) err
 		ud  *store.UnknownDeviceError
 		fi  *store.FrameIndexError
 		mf  *store.MailboxFullError
+		bt  *store.BackupTooLargeError
+		bc  *store.BackupChunkCountError
 	)
 	switch {
 	case errors.Is(err, context.Canceled):
@@ -124,6 +126,19 @@ func (s *Server) toConnect(ctx context.Context, procedure string, err error) err
 	case errors.As(err, &mf):
 		return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
 			"the mailbox is full: its frames may total at most %d bytes (MaxMailboxBytes); the transfer is too large for this server", mf.Limit))
+	case errors.As(err, &bt):
+		return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
+			"the backup is too large: a backup may total at most %d bytes on this server (MaxBackupSize)", bt.Limit))
+	case errors.As(err, &bc):
+		return connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
+			"the backup upload holds %d chunks, not the %d the commit names; upload the missing chunks and commit again", bc.Stored, bc.Want))
+	case errors.Is(err, store.ErrBackupForbidden):
+		return connect.NewError(connect.CodePermissionDenied, errors.New(
+			"the backups under this locator were stored with another write token; this recovery key's backups cannot be replaced or deleted by this request"))
+	case errors.Is(err, errNoBackup):
+		return connect.NewError(connect.CodeNotFound, err)
+	case errors.Is(err, errBackupsUnavailable):
+		return connect.NewError(connect.CodeUnimplemented, err)
 	case errors.Is(err, errMailboxesUnavailable):
 		return connect.NewError(connect.CodeUnimplemented, err)
 	case errors.Is(err, store.ErrNotFound):

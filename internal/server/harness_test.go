@@ -28,6 +28,7 @@ type harness struct {
 	t     *testing.T
 	srv   *Server
 	st    *sqlite.Store
+	path  string // the SQLite file of st, when newHarness made it
 	http  *httptest.Server
 	auth  parleyv1connect.AuthServiceClient
 	dir   parleyv1connect.DirectoryServiceClient
@@ -36,7 +37,8 @@ type harness struct {
 
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
-	st, err := sqlite.Open(filepath.Join(t.TempDir(), "parleyd.db"))
+	path := filepath.Join(t.TempDir(), "parleyd.db")
+	st, err := sqlite.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +50,7 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	hs := httptest.NewUnstartedServer(srv.Handler())
 	hs.EnableHTTP2 = true
 	hs.StartTLS()
-	h := &harness{t: t, srv: srv, st: st, http: hs}
+	h := &harness{t: t, srv: srv, st: st, path: path, http: hs}
 	c := hs.Client()
 	h.auth = parleyv1connect.NewAuthServiceClient(c, hs.URL)
 	h.dir = parleyv1connect.NewDirectoryServiceClient(c, hs.URL)

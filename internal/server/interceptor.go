@@ -25,6 +25,8 @@ var public = map[string]bool{
 	parleyv1connect.ProvisioningServicePutOfferProcedure:      true,
 	parleyv1connect.ProvisioningServiceReceiveFramesProcedure: true,
 	parleyv1connect.ProvisioningServiceCloseMailboxProcedure:  true,
+	parleyv1connect.BackupServiceGetBackupProcedure:           true,
+	parleyv1connect.DirectoryServiceRecoverAccountProcedure:   true,
 }
 
 type deviceKey struct{}

@@ -98,6 +98,14 @@ type Config struct {
 	MailboxIPRate  rate.Limit
 	MailboxIPBurst int
 
+	// Backups (docs/server.md §5.7).
+	MaxBackupSize     int64         // bytes of one backup generation
+	BackupGenerations int           // generations kept per locator
+	BackupUploadTTL   time.Duration // life of an upload until it is committed
+	// Per client IP address: backup downloads, per second and burst.
+	BackupIPRate  rate.Limit
+	BackupIPBurst int
+
 	Logger *slog.Logger
 }
 
@@ -121,6 +129,11 @@ func DefaultConfig() Config {
 		MaxMailboxBytes:     1 << 30,
 		MailboxIPRate:       rate.Every(6 * time.Second),
 		MailboxIPBurst:      20,
+		MaxBackupSize:       4 << 30,
+		BackupGenerations:   3,
+		BackupUploadTTL:     24 * time.Hour,
+		BackupIPRate:        rate.Every(6 * time.Second),
+		BackupIPBurst:       20,
 		Logger:              slog.Default(),
 	}
 }
@@ -136,7 +149,9 @@ type Server struct {
 	tokenKey     []byte // MACs challenges and tokens; shared by every node through the store
 	deviceLimits *limiterSet
 	ipLimits     *limiterSet
-	prov         provisioning // mailboxes; see provisioning.go
+	prov         provisioning  // mailboxes; see provisioning.go
+	backups      store.Backups // nil when the store keeps none; see backup.go
+	backupLimits *limiterSet
 
 	// streamsCtx is cancelled by Shutdown so that delivery streams end and
 	// the HTTP server can drain.
@@ -160,6 +175,9 @@ func New(cfg Config, st store.Store, b bus.Bus) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.BackupGenerations < 1 {
+		return nil, fmt.Errorf("server: BackupGenerations is %d: at least one backup generation must be kept", cfg.BackupGenerations)
+	}
 	key, err := st.Secret(context.Background(), secretName, func() []byte {
 		k := make([]byte, primitives.KeySize)
 		primitives.Random(k)
@@ -179,12 +197,14 @@ func New(cfg Config, st store.Store, b bus.Bus) (*Server, error) {
 		deviceLimits:  newLimiterSet(cfg.DeviceRate, cfg.DeviceBurst),
 		ipLimits:      newLimiterSet(cfg.IPRate, cfg.IPBurst),
 		prov:          newProvisioning(cfg, st),
+		backupLimits:  newLimiterSet(cfg.BackupIPRate, cfg.BackupIPBurst),
 		streamsCtx:    ctx,
 		stopStreams:   cancel,
 		shuttingDown:  make(chan struct{}),
 		metrics:       newMetrics(),
 		maxAckPerCall: 1000,
 	}
+	s.backups, _ = st.(store.Backups)
 	return s, nil
 }
 
@@ -198,13 +218,14 @@ func (s *Server) Handler() http.Handler {
 		// envelope was the largest item in the relay's profile
 		// (docs/performance.md).
 		connect.WithCompression("gzip", nil, nil),
-		connect.WithReadMaxBytes(s.cfg.MaxEnvelopeSize*2*identity.MaxDevices+64<<10),
+		connect.WithReadMaxBytes(max(s.cfg.MaxEnvelopeSize*2*identity.MaxDevices, MaxBackupChunk)+64<<10),
 	)
 	mux := http.NewServeMux()
 	mux.Handle(parleyv1connect.NewAuthServiceHandler(&authService{s}, opts))
 	mux.Handle(parleyv1connect.NewDirectoryServiceHandler(&directoryService{s}, opts))
 	mux.Handle(parleyv1connect.NewRelayServiceHandler(&relayService{s}, opts))
 	mux.Handle(parleyv1connect.NewProvisioningServiceHandler(&provisioningService{s}, opts))
+	mux.Handle(parleyv1connect.NewBackupServiceHandler(&backupService{s}, opts))
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("GET /metrics", s.metrics.handler())
 	return mux
@@ -259,6 +280,7 @@ func (s *Server) RunExpiry(ctx context.Context, interval time.Duration) {
 				s.metrics.expired.Add(float64(n))
 			}
 			s.expireMailboxes(ctx)
+			s.expireBackupUploads(ctx)
 		}
 	}
 }

@@ -2438,6 +2438,642 @@ func (*CloseMailboxResponse) Descriptor() ([]byte, []int) {
 	return file_parley_v1_parley_proto_rawDescGZIP(), []int{45}
 }
 
+type RecoverAccountRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	// The next version of the account's signed device list.
+	SignedDeviceList []byte `protobuf:"bytes,2,opt,name=signed_device_list,json=signedDeviceList,proto3" json:"signed_device_list,omitempty"`
+	// Prekeys of the devices this version adds (the restoring device).
+	NewDevices    []*NewDevicePrekeys `protobuf:"bytes,3,rep,name=new_devices,json=newDevices,proto3" json:"new_devices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecoverAccountRequest) Reset() {
+	*x = RecoverAccountRequest{}
+	mi := &file_parley_v1_parley_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecoverAccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecoverAccountRequest) ProtoMessage() {}
+
+func (x *RecoverAccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecoverAccountRequest.ProtoReflect.Descriptor instead.
+func (*RecoverAccountRequest) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *RecoverAccountRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *RecoverAccountRequest) GetSignedDeviceList() []byte {
+	if x != nil {
+		return x.SignedDeviceList
+	}
+	return nil
+}
+
+func (x *RecoverAccountRequest) GetNewDevices() []*NewDevicePrekeys {
+	if x != nil {
+		return x.NewDevices
+	}
+	return nil
+}
+
+type RecoverAccountResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecoverAccountResponse) Reset() {
+	*x = RecoverAccountResponse{}
+	mi := &file_parley_v1_parley_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecoverAccountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecoverAccountResponse) ProtoMessage() {}
+
+func (x *RecoverAccountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecoverAccountResponse.ProtoReflect.Descriptor instead.
+func (*RecoverAccountResponse) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *RecoverAccountResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type BeginBackupRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 32 bytes derived from the recovery key.
+	Locator []byte `protobuf:"bytes,1,opt,name=locator,proto3" json:"locator,omitempty"`
+	// 32 bytes derived from the recovery key; the server keeps only its hash.
+	WriteToken []byte `protobuf:"bytes,2,opt,name=write_token,json=writeToken,proto3" json:"write_token,omitempty"`
+	// The size the upload will have, in bytes, checked against the limit
+	// before any chunk is sent.
+	Size          int64 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginBackupRequest) Reset() {
+	*x = BeginBackupRequest{}
+	mi := &file_parley_v1_parley_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginBackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginBackupRequest) ProtoMessage() {}
+
+func (x *BeginBackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginBackupRequest.ProtoReflect.Descriptor instead.
+func (*BeginBackupRequest) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *BeginBackupRequest) GetLocator() []byte {
+	if x != nil {
+		return x.Locator
+	}
+	return nil
+}
+
+func (x *BeginBackupRequest) GetWriteToken() []byte {
+	if x != nil {
+		return x.WriteToken
+	}
+	return nil
+}
+
+func (x *BeginBackupRequest) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+type BeginBackupResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	UploadId []byte                 `protobuf:"bytes,1,opt,name=upload_id,json=uploadId,proto3" json:"upload_id,omitempty"`
+	// The largest chunk the server accepts, in bytes.
+	MaxChunk      uint32 `protobuf:"varint,2,opt,name=max_chunk,json=maxChunk,proto3" json:"max_chunk,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginBackupResponse) Reset() {
+	*x = BeginBackupResponse{}
+	mi := &file_parley_v1_parley_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginBackupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginBackupResponse) ProtoMessage() {}
+
+func (x *BeginBackupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginBackupResponse.ProtoReflect.Descriptor instead.
+func (*BeginBackupResponse) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *BeginBackupResponse) GetUploadId() []byte {
+	if x != nil {
+		return x.UploadId
+	}
+	return nil
+}
+
+func (x *BeginBackupResponse) GetMaxChunk() uint32 {
+	if x != nil {
+		return x.MaxChunk
+	}
+	return 0
+}
+
+type PutBackupChunkRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	UploadId []byte                 `protobuf:"bytes,1,opt,name=upload_id,json=uploadId,proto3" json:"upload_id,omitempty"`
+	// 0 for the first chunk; a chunk is accepted only at the next free index,
+	// and a retry of the last one is a no-op.
+	Index         uint32 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	Chunk         []byte `protobuf:"bytes,3,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutBackupChunkRequest) Reset() {
+	*x = PutBackupChunkRequest{}
+	mi := &file_parley_v1_parley_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutBackupChunkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutBackupChunkRequest) ProtoMessage() {}
+
+func (x *PutBackupChunkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutBackupChunkRequest.ProtoReflect.Descriptor instead.
+func (*PutBackupChunkRequest) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *PutBackupChunkRequest) GetUploadId() []byte {
+	if x != nil {
+		return x.UploadId
+	}
+	return nil
+}
+
+func (x *PutBackupChunkRequest) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *PutBackupChunkRequest) GetChunk() []byte {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
+type PutBackupChunkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutBackupChunkResponse) Reset() {
+	*x = PutBackupChunkResponse{}
+	mi := &file_parley_v1_parley_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutBackupChunkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutBackupChunkResponse) ProtoMessage() {}
+
+func (x *PutBackupChunkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutBackupChunkResponse.ProtoReflect.Descriptor instead.
+func (*PutBackupChunkResponse) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{51}
+}
+
+type CommitBackupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UploadId      []byte                 `protobuf:"bytes,1,opt,name=upload_id,json=uploadId,proto3" json:"upload_id,omitempty"`
+	Chunks        uint32                 `protobuf:"varint,2,opt,name=chunks,proto3" json:"chunks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitBackupRequest) Reset() {
+	*x = CommitBackupRequest{}
+	mi := &file_parley_v1_parley_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitBackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitBackupRequest) ProtoMessage() {}
+
+func (x *CommitBackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitBackupRequest.ProtoReflect.Descriptor instead.
+func (*CommitBackupRequest) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *CommitBackupRequest) GetUploadId() []byte {
+	if x != nil {
+		return x.UploadId
+	}
+	return nil
+}
+
+func (x *CommitBackupRequest) GetChunks() uint32 {
+	if x != nil {
+		return x.Chunks
+	}
+	return 0
+}
+
+type CommitBackupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Generation    uint64                 `protobuf:"varint,1,opt,name=generation,proto3" json:"generation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitBackupResponse) Reset() {
+	*x = CommitBackupResponse{}
+	mi := &file_parley_v1_parley_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitBackupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitBackupResponse) ProtoMessage() {}
+
+func (x *CommitBackupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitBackupResponse.ProtoReflect.Descriptor instead.
+func (*CommitBackupResponse) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *CommitBackupResponse) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+type GetBackupRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Locator []byte                 `protobuf:"bytes,1,opt,name=locator,proto3" json:"locator,omitempty"`
+	// 0 for the newest generation.
+	Generation    uint64 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBackupRequest) Reset() {
+	*x = GetBackupRequest{}
+	mi := &file_parley_v1_parley_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBackupRequest) ProtoMessage() {}
+
+func (x *GetBackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBackupRequest.ProtoReflect.Descriptor instead.
+func (*GetBackupRequest) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *GetBackupRequest) GetLocator() []byte {
+	if x != nil {
+		return x.Locator
+	}
+	return nil
+}
+
+func (x *GetBackupRequest) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+type GetBackupResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Set on the first message only: which generation follows, its size in
+	// bytes and its number of chunks.
+	Generation    uint64 `protobuf:"varint,1,opt,name=generation,proto3" json:"generation,omitempty"`
+	Size          int64  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	Chunks        uint32 `protobuf:"varint,3,opt,name=chunks,proto3" json:"chunks,omitempty"`
+	Chunk         []byte `protobuf:"bytes,4,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBackupResponse) Reset() {
+	*x = GetBackupResponse{}
+	mi := &file_parley_v1_parley_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBackupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBackupResponse) ProtoMessage() {}
+
+func (x *GetBackupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBackupResponse.ProtoReflect.Descriptor instead.
+func (*GetBackupResponse) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *GetBackupResponse) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *GetBackupResponse) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *GetBackupResponse) GetChunks() uint32 {
+	if x != nil {
+		return x.Chunks
+	}
+	return 0
+}
+
+func (x *GetBackupResponse) GetChunk() []byte {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
+type DeleteBackupsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Locator       []byte                 `protobuf:"bytes,1,opt,name=locator,proto3" json:"locator,omitempty"`
+	WriteToken    []byte                 `protobuf:"bytes,2,opt,name=write_token,json=writeToken,proto3" json:"write_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteBackupsRequest) Reset() {
+	*x = DeleteBackupsRequest{}
+	mi := &file_parley_v1_parley_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteBackupsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteBackupsRequest) ProtoMessage() {}
+
+func (x *DeleteBackupsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteBackupsRequest.ProtoReflect.Descriptor instead.
+func (*DeleteBackupsRequest) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *DeleteBackupsRequest) GetLocator() []byte {
+	if x != nil {
+		return x.Locator
+	}
+	return nil
+}
+
+func (x *DeleteBackupsRequest) GetWriteToken() []byte {
+	if x != nil {
+		return x.WriteToken
+	}
+	return nil
+}
+
+type DeleteBackupsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deleted       uint32                 `protobuf:"varint,1,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteBackupsResponse) Reset() {
+	*x = DeleteBackupsResponse{}
+	mi := &file_parley_v1_parley_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteBackupsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteBackupsResponse) ProtoMessage() {}
+
+func (x *DeleteBackupsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteBackupsResponse.ProtoReflect.Descriptor instead.
+func (*DeleteBackupsResponse) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *DeleteBackupsResponse) GetDeleted() uint32 {
+	if x != nil {
+		return x.Deleted
+	}
+	return 0
+}
+
 var File_parley_v1_parley_proto protoreflect.FileDescriptor
 
 const file_parley_v1_parley_proto_rawDesc = "" +
@@ -2584,10 +3220,55 @@ const file_parley_v1_parley_proto_rawDesc = "" +
 	"\x05frame\x18\x02 \x01(\fR\x05frame\"/\n" +
 	"\x13CloseMailboxRequest\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\fR\aaddress\"\x16\n" +
-	"\x14CloseMailboxResponse2\xa6\x01\n" +
+	"\x14CloseMailboxResponse\"\x9f\x01\n" +
+	"\x15RecoverAccountRequest\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\x12,\n" +
+	"\x12signed_device_list\x18\x02 \x01(\fR\x10signedDeviceList\x12<\n" +
+	"\vnew_devices\x18\x03 \x03(\v2\x1b.parley.v1.NewDevicePrekeysR\n" +
+	"newDevices\"2\n" +
+	"\x16RecoverAccountResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\"c\n" +
+	"\x12BeginBackupRequest\x12\x18\n" +
+	"\alocator\x18\x01 \x01(\fR\alocator\x12\x1f\n" +
+	"\vwrite_token\x18\x02 \x01(\fR\n" +
+	"writeToken\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x03R\x04size\"O\n" +
+	"\x13BeginBackupResponse\x12\x1b\n" +
+	"\tupload_id\x18\x01 \x01(\fR\buploadId\x12\x1b\n" +
+	"\tmax_chunk\x18\x02 \x01(\rR\bmaxChunk\"`\n" +
+	"\x15PutBackupChunkRequest\x12\x1b\n" +
+	"\tupload_id\x18\x01 \x01(\fR\buploadId\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\rR\x05index\x12\x14\n" +
+	"\x05chunk\x18\x03 \x01(\fR\x05chunk\"\x18\n" +
+	"\x16PutBackupChunkResponse\"J\n" +
+	"\x13CommitBackupRequest\x12\x1b\n" +
+	"\tupload_id\x18\x01 \x01(\fR\buploadId\x12\x16\n" +
+	"\x06chunks\x18\x02 \x01(\rR\x06chunks\"6\n" +
+	"\x14CommitBackupResponse\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x01 \x01(\x04R\n" +
+	"generation\"L\n" +
+	"\x10GetBackupRequest\x12\x18\n" +
+	"\alocator\x18\x01 \x01(\fR\alocator\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x02 \x01(\x04R\n" +
+	"generation\"u\n" +
+	"\x11GetBackupResponse\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x01 \x01(\x04R\n" +
+	"generation\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x16\n" +
+	"\x06chunks\x18\x03 \x01(\rR\x06chunks\x12\x14\n" +
+	"\x05chunk\x18\x04 \x01(\fR\x05chunk\"Q\n" +
+	"\x14DeleteBackupsRequest\x12\x18\n" +
+	"\alocator\x18\x01 \x01(\fR\alocator\x12\x1f\n" +
+	"\vwrite_token\x18\x02 \x01(\fR\n" +
+	"writeToken\"1\n" +
+	"\x15DeleteBackupsResponse\x12\x18\n" +
+	"\adeleted\x18\x01 \x01(\rR\adeleted2\xa6\x01\n" +
 	"\vAuthService\x12F\n" +
 	"\tChallenge\x12\x1b.parley.v1.ChallengeRequest\x1a\x1c.parley.v1.ChallengeResponse\x12O\n" +
-	"\fAuthenticate\x12\x1e.parley.v1.AuthenticateRequest\x1a\x1f.parley.v1.AuthenticateResponse2\xac\x05\n" +
+	"\fAuthenticate\x12\x1e.parley.v1.AuthenticateRequest\x1a\x1f.parley.v1.AuthenticateResponse2\x83\x06\n" +
 	"\x10DirectoryService\x12C\n" +
 	"\bRegister\x12\x1a.parley.v1.RegisterRequest\x1a\x1b.parley.v1.RegisterResponse\x12R\n" +
 	"\rGetDeviceList\x12\x1f.parley.v1.GetDeviceListRequest\x1a .parley.v1.GetDeviceListResponse\x12^\n" +
@@ -2596,13 +3277,20 @@ const file_parley_v1_parley_proto_rawDesc = "" +
 	"\fClaimBundles\x12\x1e.parley.v1.ClaimBundlesRequest\x1a\x1f.parley.v1.ClaimBundlesResponse\x12L\n" +
 	"\vListDevices\x12\x1d.parley.v1.ListDevicesRequest\x1a\x1e.parley.v1.ListDevicesResponse\x12R\n" +
 	"\rDeleteAccount\x12\x1f.parley.v1.DeleteAccountRequest\x1a .parley.v1.DeleteAccountResponse\x12X\n" +
-	"\x0fGetRemovalProof\x12!.parley.v1.GetRemovalProofRequest\x1a\".parley.v1.GetRemovalProofResponse2\x8b\x03\n" +
+	"\x0fGetRemovalProof\x12!.parley.v1.GetRemovalProofRequest\x1a\".parley.v1.GetRemovalProofResponse\x12U\n" +
+	"\x0eRecoverAccount\x12 .parley.v1.RecoverAccountRequest\x1a!.parley.v1.RecoverAccountResponse2\x8b\x03\n" +
 	"\x13ProvisioningService\x12C\n" +
 	"\bPutOffer\x12\x1a.parley.v1.PutOfferRequest\x1a\x1b.parley.v1.PutOfferResponse\x12C\n" +
 	"\bGetOffer\x12\x1a.parley.v1.GetOfferRequest\x1a\x1b.parley.v1.GetOfferResponse\x12C\n" +
 	"\bPutFrame\x12\x1a.parley.v1.PutFrameRequest\x1a\x1b.parley.v1.PutFrameResponse\x12T\n" +
 	"\rReceiveFrames\x12\x1f.parley.v1.ReceiveFramesRequest\x1a .parley.v1.ReceiveFramesResponse0\x01\x12O\n" +
-	"\fCloseMailbox\x12\x1e.parley.v1.CloseMailboxRequest\x1a\x1f.parley.v1.CloseMailboxResponse2\xc1\x01\n" +
+	"\fCloseMailbox\x12\x1e.parley.v1.CloseMailboxRequest\x1a\x1f.parley.v1.CloseMailboxResponse2\xa3\x03\n" +
+	"\rBackupService\x12L\n" +
+	"\vBeginBackup\x12\x1d.parley.v1.BeginBackupRequest\x1a\x1e.parley.v1.BeginBackupResponse\x12U\n" +
+	"\x0ePutBackupChunk\x12 .parley.v1.PutBackupChunkRequest\x1a!.parley.v1.PutBackupChunkResponse\x12O\n" +
+	"\fCommitBackup\x12\x1e.parley.v1.CommitBackupRequest\x1a\x1f.parley.v1.CommitBackupResponse\x12H\n" +
+	"\tGetBackup\x12\x1b.parley.v1.GetBackupRequest\x1a\x1c.parley.v1.GetBackupResponse0\x01\x12R\n" +
+	"\rDeleteBackups\x12\x1f.parley.v1.DeleteBackupsRequest\x1a .parley.v1.DeleteBackupsResponse2\xc1\x01\n" +
 	"\fRelayService\x127\n" +
 	"\x04Send\x12\x16.parley.v1.SendRequest\x1a\x17.parley.v1.SendResponse\x12B\n" +
 	"\aReceive\x12\x19.parley.v1.ReceiveRequest\x1a\x1a.parley.v1.ReceiveResponse0\x01\x124\n" +
@@ -2620,7 +3308,7 @@ func file_parley_v1_parley_proto_rawDescGZIP() []byte {
 	return file_parley_v1_parley_proto_rawDescData
 }
 
-var file_parley_v1_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_parley_v1_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
 var file_parley_v1_parley_proto_goTypes = []any{
 	(*ChallengeRequest)(nil),          // 0: parley.v1.ChallengeRequest
 	(*ChallengeResponse)(nil),         // 1: parley.v1.ChallengeResponse
@@ -2668,6 +3356,18 @@ var file_parley_v1_parley_proto_goTypes = []any{
 	(*ReceiveFramesResponse)(nil),     // 43: parley.v1.ReceiveFramesResponse
 	(*CloseMailboxRequest)(nil),       // 44: parley.v1.CloseMailboxRequest
 	(*CloseMailboxResponse)(nil),      // 45: parley.v1.CloseMailboxResponse
+	(*RecoverAccountRequest)(nil),     // 46: parley.v1.RecoverAccountRequest
+	(*RecoverAccountResponse)(nil),    // 47: parley.v1.RecoverAccountResponse
+	(*BeginBackupRequest)(nil),        // 48: parley.v1.BeginBackupRequest
+	(*BeginBackupResponse)(nil),       // 49: parley.v1.BeginBackupResponse
+	(*PutBackupChunkRequest)(nil),     // 50: parley.v1.PutBackupChunkRequest
+	(*PutBackupChunkResponse)(nil),    // 51: parley.v1.PutBackupChunkResponse
+	(*CommitBackupRequest)(nil),       // 52: parley.v1.CommitBackupRequest
+	(*CommitBackupResponse)(nil),      // 53: parley.v1.CommitBackupResponse
+	(*GetBackupRequest)(nil),          // 54: parley.v1.GetBackupRequest
+	(*GetBackupResponse)(nil),         // 55: parley.v1.GetBackupResponse
+	(*DeleteBackupsRequest)(nil),      // 56: parley.v1.DeleteBackupsRequest
+	(*DeleteBackupsResponse)(nil),     // 57: parley.v1.DeleteBackupsResponse
 }
 var file_parley_v1_parley_proto_depIdxs = []int32{
 	4,  // 0: parley.v1.RegisterRequest.prekeys:type_name -> parley.v1.PrekeyUpload
@@ -2680,47 +3380,60 @@ var file_parley_v1_parley_proto_depIdxs = []int32{
 	30, // 7: parley.v1.ReceiveResponse.envelope:type_name -> parley.v1.Envelope
 	31, // 8: parley.v1.ReceiveResponse.drained:type_name -> parley.v1.Drained
 	32, // 9: parley.v1.ReceiveResponse.prekeys_low:type_name -> parley.v1.PrekeysLow
-	0,  // 10: parley.v1.AuthService.Challenge:input_type -> parley.v1.ChallengeRequest
-	2,  // 11: parley.v1.AuthService.Authenticate:input_type -> parley.v1.AuthenticateRequest
-	5,  // 12: parley.v1.DirectoryService.Register:input_type -> parley.v1.RegisterRequest
-	7,  // 13: parley.v1.DirectoryService.GetDeviceList:input_type -> parley.v1.GetDeviceListRequest
-	9,  // 14: parley.v1.DirectoryService.PublishDeviceList:input_type -> parley.v1.PublishDeviceListRequest
-	12, // 15: parley.v1.DirectoryService.UploadPrekeys:input_type -> parley.v1.UploadPrekeysRequest
-	14, // 16: parley.v1.DirectoryService.ClaimBundles:input_type -> parley.v1.ClaimBundlesRequest
-	17, // 17: parley.v1.DirectoryService.ListDevices:input_type -> parley.v1.ListDevicesRequest
-	20, // 18: parley.v1.DirectoryService.DeleteAccount:input_type -> parley.v1.DeleteAccountRequest
-	22, // 19: parley.v1.DirectoryService.GetRemovalProof:input_type -> parley.v1.GetRemovalProofRequest
-	36, // 20: parley.v1.ProvisioningService.PutOffer:input_type -> parley.v1.PutOfferRequest
-	38, // 21: parley.v1.ProvisioningService.GetOffer:input_type -> parley.v1.GetOfferRequest
-	40, // 22: parley.v1.ProvisioningService.PutFrame:input_type -> parley.v1.PutFrameRequest
-	42, // 23: parley.v1.ProvisioningService.ReceiveFrames:input_type -> parley.v1.ReceiveFramesRequest
-	44, // 24: parley.v1.ProvisioningService.CloseMailbox:input_type -> parley.v1.CloseMailboxRequest
-	25, // 25: parley.v1.RelayService.Send:input_type -> parley.v1.SendRequest
-	29, // 26: parley.v1.RelayService.Receive:input_type -> parley.v1.ReceiveRequest
-	34, // 27: parley.v1.RelayService.Ack:input_type -> parley.v1.AckRequest
-	1,  // 28: parley.v1.AuthService.Challenge:output_type -> parley.v1.ChallengeResponse
-	3,  // 29: parley.v1.AuthService.Authenticate:output_type -> parley.v1.AuthenticateResponse
-	6,  // 30: parley.v1.DirectoryService.Register:output_type -> parley.v1.RegisterResponse
-	8,  // 31: parley.v1.DirectoryService.GetDeviceList:output_type -> parley.v1.GetDeviceListResponse
-	11, // 32: parley.v1.DirectoryService.PublishDeviceList:output_type -> parley.v1.PublishDeviceListResponse
-	13, // 33: parley.v1.DirectoryService.UploadPrekeys:output_type -> parley.v1.UploadPrekeysResponse
-	16, // 34: parley.v1.DirectoryService.ClaimBundles:output_type -> parley.v1.ClaimBundlesResponse
-	19, // 35: parley.v1.DirectoryService.ListDevices:output_type -> parley.v1.ListDevicesResponse
-	21, // 36: parley.v1.DirectoryService.DeleteAccount:output_type -> parley.v1.DeleteAccountResponse
-	23, // 37: parley.v1.DirectoryService.GetRemovalProof:output_type -> parley.v1.GetRemovalProofResponse
-	37, // 38: parley.v1.ProvisioningService.PutOffer:output_type -> parley.v1.PutOfferResponse
-	39, // 39: parley.v1.ProvisioningService.GetOffer:output_type -> parley.v1.GetOfferResponse
-	41, // 40: parley.v1.ProvisioningService.PutFrame:output_type -> parley.v1.PutFrameResponse
-	43, // 41: parley.v1.ProvisioningService.ReceiveFrames:output_type -> parley.v1.ReceiveFramesResponse
-	45, // 42: parley.v1.ProvisioningService.CloseMailbox:output_type -> parley.v1.CloseMailboxResponse
-	26, // 43: parley.v1.RelayService.Send:output_type -> parley.v1.SendResponse
-	33, // 44: parley.v1.RelayService.Receive:output_type -> parley.v1.ReceiveResponse
-	35, // 45: parley.v1.RelayService.Ack:output_type -> parley.v1.AckResponse
-	28, // [28:46] is the sub-list for method output_type
-	10, // [10:28] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	10, // 10: parley.v1.RecoverAccountRequest.new_devices:type_name -> parley.v1.NewDevicePrekeys
+	0,  // 11: parley.v1.AuthService.Challenge:input_type -> parley.v1.ChallengeRequest
+	2,  // 12: parley.v1.AuthService.Authenticate:input_type -> parley.v1.AuthenticateRequest
+	5,  // 13: parley.v1.DirectoryService.Register:input_type -> parley.v1.RegisterRequest
+	7,  // 14: parley.v1.DirectoryService.GetDeviceList:input_type -> parley.v1.GetDeviceListRequest
+	9,  // 15: parley.v1.DirectoryService.PublishDeviceList:input_type -> parley.v1.PublishDeviceListRequest
+	12, // 16: parley.v1.DirectoryService.UploadPrekeys:input_type -> parley.v1.UploadPrekeysRequest
+	14, // 17: parley.v1.DirectoryService.ClaimBundles:input_type -> parley.v1.ClaimBundlesRequest
+	17, // 18: parley.v1.DirectoryService.ListDevices:input_type -> parley.v1.ListDevicesRequest
+	20, // 19: parley.v1.DirectoryService.DeleteAccount:input_type -> parley.v1.DeleteAccountRequest
+	22, // 20: parley.v1.DirectoryService.GetRemovalProof:input_type -> parley.v1.GetRemovalProofRequest
+	46, // 21: parley.v1.DirectoryService.RecoverAccount:input_type -> parley.v1.RecoverAccountRequest
+	36, // 22: parley.v1.ProvisioningService.PutOffer:input_type -> parley.v1.PutOfferRequest
+	38, // 23: parley.v1.ProvisioningService.GetOffer:input_type -> parley.v1.GetOfferRequest
+	40, // 24: parley.v1.ProvisioningService.PutFrame:input_type -> parley.v1.PutFrameRequest
+	42, // 25: parley.v1.ProvisioningService.ReceiveFrames:input_type -> parley.v1.ReceiveFramesRequest
+	44, // 26: parley.v1.ProvisioningService.CloseMailbox:input_type -> parley.v1.CloseMailboxRequest
+	48, // 27: parley.v1.BackupService.BeginBackup:input_type -> parley.v1.BeginBackupRequest
+	50, // 28: parley.v1.BackupService.PutBackupChunk:input_type -> parley.v1.PutBackupChunkRequest
+	52, // 29: parley.v1.BackupService.CommitBackup:input_type -> parley.v1.CommitBackupRequest
+	54, // 30: parley.v1.BackupService.GetBackup:input_type -> parley.v1.GetBackupRequest
+	56, // 31: parley.v1.BackupService.DeleteBackups:input_type -> parley.v1.DeleteBackupsRequest
+	25, // 32: parley.v1.RelayService.Send:input_type -> parley.v1.SendRequest
+	29, // 33: parley.v1.RelayService.Receive:input_type -> parley.v1.ReceiveRequest
+	34, // 34: parley.v1.RelayService.Ack:input_type -> parley.v1.AckRequest
+	1,  // 35: parley.v1.AuthService.Challenge:output_type -> parley.v1.ChallengeResponse
+	3,  // 36: parley.v1.AuthService.Authenticate:output_type -> parley.v1.AuthenticateResponse
+	6,  // 37: parley.v1.DirectoryService.Register:output_type -> parley.v1.RegisterResponse
+	8,  // 38: parley.v1.DirectoryService.GetDeviceList:output_type -> parley.v1.GetDeviceListResponse
+	11, // 39: parley.v1.DirectoryService.PublishDeviceList:output_type -> parley.v1.PublishDeviceListResponse
+	13, // 40: parley.v1.DirectoryService.UploadPrekeys:output_type -> parley.v1.UploadPrekeysResponse
+	16, // 41: parley.v1.DirectoryService.ClaimBundles:output_type -> parley.v1.ClaimBundlesResponse
+	19, // 42: parley.v1.DirectoryService.ListDevices:output_type -> parley.v1.ListDevicesResponse
+	21, // 43: parley.v1.DirectoryService.DeleteAccount:output_type -> parley.v1.DeleteAccountResponse
+	23, // 44: parley.v1.DirectoryService.GetRemovalProof:output_type -> parley.v1.GetRemovalProofResponse
+	47, // 45: parley.v1.DirectoryService.RecoverAccount:output_type -> parley.v1.RecoverAccountResponse
+	37, // 46: parley.v1.ProvisioningService.PutOffer:output_type -> parley.v1.PutOfferResponse
+	39, // 47: parley.v1.ProvisioningService.GetOffer:output_type -> parley.v1.GetOfferResponse
+	41, // 48: parley.v1.ProvisioningService.PutFrame:output_type -> parley.v1.PutFrameResponse
+	43, // 49: parley.v1.ProvisioningService.ReceiveFrames:output_type -> parley.v1.ReceiveFramesResponse
+	45, // 50: parley.v1.ProvisioningService.CloseMailbox:output_type -> parley.v1.CloseMailboxResponse
+	49, // 51: parley.v1.BackupService.BeginBackup:output_type -> parley.v1.BeginBackupResponse
+	51, // 52: parley.v1.BackupService.PutBackupChunk:output_type -> parley.v1.PutBackupChunkResponse
+	53, // 53: parley.v1.BackupService.CommitBackup:output_type -> parley.v1.CommitBackupResponse
+	55, // 54: parley.v1.BackupService.GetBackup:output_type -> parley.v1.GetBackupResponse
+	57, // 55: parley.v1.BackupService.DeleteBackups:output_type -> parley.v1.DeleteBackupsResponse
+	26, // 56: parley.v1.RelayService.Send:output_type -> parley.v1.SendResponse
+	33, // 57: parley.v1.RelayService.Receive:output_type -> parley.v1.ReceiveResponse
+	35, // 58: parley.v1.RelayService.Ack:output_type -> parley.v1.AckResponse
+	35, // [35:59] is the sub-list for method output_type
+	11, // [11:35] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_parley_v1_parley_proto_init() }
@@ -2739,9 +3452,9 @@ func file_parley_v1_parley_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_parley_v1_parley_proto_rawDesc), len(file_parley_v1_parley_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   46,
+			NumMessages:   58,
 			NumExtensions: 0,
-			NumServices:   4,
+			NumServices:   5,
 		},
 		GoTypes:           file_parley_v1_parley_proto_goTypes,
 		DependencyIndexes: file_parley_v1_parley_proto_depIdxs,

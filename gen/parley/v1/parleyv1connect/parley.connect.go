@@ -34,6 +34,8 @@ const (
 	DirectoryServiceName = "parley.v1.DirectoryService"
 	// ProvisioningServiceName is the fully-qualified name of the ProvisioningService service.
 	ProvisioningServiceName = "parley.v1.ProvisioningService"
+	// BackupServiceName is the fully-qualified name of the BackupService service.
+	BackupServiceName = "parley.v1.BackupService"
 	// RelayServiceName is the fully-qualified name of the RelayService service.
 	RelayServiceName = "parley.v1.RelayService"
 )
@@ -75,6 +77,9 @@ const (
 	// DirectoryServiceGetRemovalProofProcedure is the fully-qualified name of the DirectoryService's
 	// GetRemovalProof RPC.
 	DirectoryServiceGetRemovalProofProcedure = "/parley.v1.DirectoryService/GetRemovalProof"
+	// DirectoryServiceRecoverAccountProcedure is the fully-qualified name of the DirectoryService's
+	// RecoverAccount RPC.
+	DirectoryServiceRecoverAccountProcedure = "/parley.v1.DirectoryService/RecoverAccount"
 	// ProvisioningServicePutOfferProcedure is the fully-qualified name of the ProvisioningService's
 	// PutOffer RPC.
 	ProvisioningServicePutOfferProcedure = "/parley.v1.ProvisioningService/PutOffer"
@@ -90,6 +95,20 @@ const (
 	// ProvisioningServiceCloseMailboxProcedure is the fully-qualified name of the ProvisioningService's
 	// CloseMailbox RPC.
 	ProvisioningServiceCloseMailboxProcedure = "/parley.v1.ProvisioningService/CloseMailbox"
+	// BackupServiceBeginBackupProcedure is the fully-qualified name of the BackupService's BeginBackup
+	// RPC.
+	BackupServiceBeginBackupProcedure = "/parley.v1.BackupService/BeginBackup"
+	// BackupServicePutBackupChunkProcedure is the fully-qualified name of the BackupService's
+	// PutBackupChunk RPC.
+	BackupServicePutBackupChunkProcedure = "/parley.v1.BackupService/PutBackupChunk"
+	// BackupServiceCommitBackupProcedure is the fully-qualified name of the BackupService's
+	// CommitBackup RPC.
+	BackupServiceCommitBackupProcedure = "/parley.v1.BackupService/CommitBackup"
+	// BackupServiceGetBackupProcedure is the fully-qualified name of the BackupService's GetBackup RPC.
+	BackupServiceGetBackupProcedure = "/parley.v1.BackupService/GetBackup"
+	// BackupServiceDeleteBackupsProcedure is the fully-qualified name of the BackupService's
+	// DeleteBackups RPC.
+	BackupServiceDeleteBackupsProcedure = "/parley.v1.BackupService/DeleteBackups"
 	// RelayServiceSendProcedure is the fully-qualified name of the RelayService's Send RPC.
 	RelayServiceSendProcedure = "/parley.v1.RelayService/Send"
 	// RelayServiceReceiveProcedure is the fully-qualified name of the RelayService's Receive RPC.
@@ -231,6 +250,12 @@ type DirectoryServiceClient interface {
 	// device signs a challenge instead, checked against its key in the
 	// version it names.
 	GetRemovalProof(context.Context, *connect.Request[v1.GetRemovalProofRequest]) (*connect.Response[v1.GetRemovalProofResponse], error)
+	// RecoverAccount publishes the next version of an account's device list
+	// for a device that holds the account key but no token yet: a device
+	// restoring a backup (docs/backup.md). Unauthenticated, rate-limited per
+	// IP; the account key's signature on the chained next version is the
+	// authority, checked exactly as PublishDeviceList checks it.
+	RecoverAccount(context.Context, *connect.Request[v1.RecoverAccountRequest]) (*connect.Response[v1.RecoverAccountResponse], error)
 }
 
 // NewDirectoryServiceClient constructs a client for the parley.v1.DirectoryService service. By
@@ -292,6 +317,12 @@ func NewDirectoryServiceClient(httpClient connect.HTTPClient, baseURL string, op
 			connect.WithSchema(directoryServiceMethods.ByName("GetRemovalProof")),
 			connect.WithClientOptions(opts...),
 		),
+		recoverAccount: connect.NewClient[v1.RecoverAccountRequest, v1.RecoverAccountResponse](
+			httpClient,
+			baseURL+DirectoryServiceRecoverAccountProcedure,
+			connect.WithSchema(directoryServiceMethods.ByName("RecoverAccount")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -305,6 +336,7 @@ type directoryServiceClient struct {
 	listDevices       *connect.Client[v1.ListDevicesRequest, v1.ListDevicesResponse]
 	deleteAccount     *connect.Client[v1.DeleteAccountRequest, v1.DeleteAccountResponse]
 	getRemovalProof   *connect.Client[v1.GetRemovalProofRequest, v1.GetRemovalProofResponse]
+	recoverAccount    *connect.Client[v1.RecoverAccountRequest, v1.RecoverAccountResponse]
 }
 
 // Register calls parley.v1.DirectoryService.Register.
@@ -347,6 +379,11 @@ func (c *directoryServiceClient) GetRemovalProof(ctx context.Context, req *conne
 	return c.getRemovalProof.CallUnary(ctx, req)
 }
 
+// RecoverAccount calls parley.v1.DirectoryService.RecoverAccount.
+func (c *directoryServiceClient) RecoverAccount(ctx context.Context, req *connect.Request[v1.RecoverAccountRequest]) (*connect.Response[v1.RecoverAccountResponse], error) {
+	return c.recoverAccount.CallUnary(ctx, req)
+}
+
 // DirectoryServiceHandler is an implementation of the parley.v1.DirectoryService service.
 type DirectoryServiceHandler interface {
 	// Register creates an account with its first device. Unauthenticated;
@@ -380,6 +417,12 @@ type DirectoryServiceHandler interface {
 	// device signs a challenge instead, checked against its key in the
 	// version it names.
 	GetRemovalProof(context.Context, *connect.Request[v1.GetRemovalProofRequest]) (*connect.Response[v1.GetRemovalProofResponse], error)
+	// RecoverAccount publishes the next version of an account's device list
+	// for a device that holds the account key but no token yet: a device
+	// restoring a backup (docs/backup.md). Unauthenticated, rate-limited per
+	// IP; the account key's signature on the chained next version is the
+	// authority, checked exactly as PublishDeviceList checks it.
+	RecoverAccount(context.Context, *connect.Request[v1.RecoverAccountRequest]) (*connect.Response[v1.RecoverAccountResponse], error)
 }
 
 // NewDirectoryServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -437,6 +480,12 @@ func NewDirectoryServiceHandler(svc DirectoryServiceHandler, opts ...connect.Han
 		connect.WithSchema(directoryServiceMethods.ByName("GetRemovalProof")),
 		connect.WithHandlerOptions(opts...),
 	)
+	directoryServiceRecoverAccountHandler := connect.NewUnaryHandler(
+		DirectoryServiceRecoverAccountProcedure,
+		svc.RecoverAccount,
+		connect.WithSchema(directoryServiceMethods.ByName("RecoverAccount")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/parley.v1.DirectoryService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case DirectoryServiceRegisterProcedure:
@@ -455,6 +504,8 @@ func NewDirectoryServiceHandler(svc DirectoryServiceHandler, opts ...connect.Han
 			directoryServiceDeleteAccountHandler.ServeHTTP(w, r)
 		case DirectoryServiceGetRemovalProofProcedure:
 			directoryServiceGetRemovalProofHandler.ServeHTTP(w, r)
+		case DirectoryServiceRecoverAccountProcedure:
+			directoryServiceRecoverAccountHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -494,6 +545,10 @@ func (UnimplementedDirectoryServiceHandler) DeleteAccount(context.Context, *conn
 
 func (UnimplementedDirectoryServiceHandler) GetRemovalProof(context.Context, *connect.Request[v1.GetRemovalProofRequest]) (*connect.Response[v1.GetRemovalProofResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("parley.v1.DirectoryService.GetRemovalProof is not implemented"))
+}
+
+func (UnimplementedDirectoryServiceHandler) RecoverAccount(context.Context, *connect.Request[v1.RecoverAccountRequest]) (*connect.Response[v1.RecoverAccountResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("parley.v1.DirectoryService.RecoverAccount is not implemented"))
 }
 
 // ProvisioningServiceClient is a client for the parley.v1.ProvisioningService service.
@@ -682,6 +737,196 @@ func (UnimplementedProvisioningServiceHandler) ReceiveFrames(context.Context, *c
 
 func (UnimplementedProvisioningServiceHandler) CloseMailbox(context.Context, *connect.Request[v1.CloseMailboxRequest]) (*connect.Response[v1.CloseMailboxResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("parley.v1.ProvisioningService.CloseMailbox is not implemented"))
+}
+
+// BackupServiceClient is a client for the parley.v1.BackupService service.
+type BackupServiceClient interface {
+	// BeginBackup starts an upload under a locator. Authenticated (only
+	// registered devices may store backups) and rate-limited per device.
+	BeginBackup(context.Context, *connect.Request[v1.BeginBackupRequest]) (*connect.Response[v1.BeginBackupResponse], error)
+	// PutBackupChunk appends the next chunk of an upload.
+	PutBackupChunk(context.Context, *connect.Request[v1.PutBackupChunkRequest]) (*connect.Response[v1.PutBackupChunkResponse], error)
+	// CommitBackup makes an upload the newest generation and prunes old ones.
+	CommitBackup(context.Context, *connect.Request[v1.CommitBackupRequest]) (*connect.Response[v1.CommitBackupResponse], error)
+	// GetBackup streams the newest (or a named) generation under a locator.
+	// Unauthenticated: a restoring device has no account yet. Rate-limited
+	// per IP; knowing the locator is the capability.
+	GetBackup(context.Context, *connect.Request[v1.GetBackupRequest]) (*connect.ServerStreamForClient[v1.GetBackupResponse], error)
+	// DeleteBackups deletes every generation under a locator.
+	DeleteBackups(context.Context, *connect.Request[v1.DeleteBackupsRequest]) (*connect.Response[v1.DeleteBackupsResponse], error)
+}
+
+// NewBackupServiceClient constructs a client for the parley.v1.BackupService service. By default,
+// it uses the Connect protocol with the binary Protobuf Codec, asks for gzipped responses, and
+// sends uncompressed requests. To use the gRPC or gRPC-Web protocols, supply the connect.WithGRPC()
+// or connect.WithGRPCWeb() options.
+//
+// The URL supplied here should be the base URL for the Connect or gRPC server (for example,
+// http://api.acme.com or https://acme.com/grpc).
+func NewBackupServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...connect.ClientOption) BackupServiceClient {
+	baseURL = strings.TrimRight(baseURL, "/")
+	backupServiceMethods := v1.File_parley_v1_parley_proto.Services().ByName("BackupService").Methods()
+	return &backupServiceClient{
+		beginBackup: connect.NewClient[v1.BeginBackupRequest, v1.BeginBackupResponse](
+			httpClient,
+			baseURL+BackupServiceBeginBackupProcedure,
+			connect.WithSchema(backupServiceMethods.ByName("BeginBackup")),
+			connect.WithClientOptions(opts...),
+		),
+		putBackupChunk: connect.NewClient[v1.PutBackupChunkRequest, v1.PutBackupChunkResponse](
+			httpClient,
+			baseURL+BackupServicePutBackupChunkProcedure,
+			connect.WithSchema(backupServiceMethods.ByName("PutBackupChunk")),
+			connect.WithClientOptions(opts...),
+		),
+		commitBackup: connect.NewClient[v1.CommitBackupRequest, v1.CommitBackupResponse](
+			httpClient,
+			baseURL+BackupServiceCommitBackupProcedure,
+			connect.WithSchema(backupServiceMethods.ByName("CommitBackup")),
+			connect.WithClientOptions(opts...),
+		),
+		getBackup: connect.NewClient[v1.GetBackupRequest, v1.GetBackupResponse](
+			httpClient,
+			baseURL+BackupServiceGetBackupProcedure,
+			connect.WithSchema(backupServiceMethods.ByName("GetBackup")),
+			connect.WithClientOptions(opts...),
+		),
+		deleteBackups: connect.NewClient[v1.DeleteBackupsRequest, v1.DeleteBackupsResponse](
+			httpClient,
+			baseURL+BackupServiceDeleteBackupsProcedure,
+			connect.WithSchema(backupServiceMethods.ByName("DeleteBackups")),
+			connect.WithClientOptions(opts...),
+		),
+	}
+}
+
+// backupServiceClient implements BackupServiceClient.
+type backupServiceClient struct {
+	beginBackup    *connect.Client[v1.BeginBackupRequest, v1.BeginBackupResponse]
+	putBackupChunk *connect.Client[v1.PutBackupChunkRequest, v1.PutBackupChunkResponse]
+	commitBackup   *connect.Client[v1.CommitBackupRequest, v1.CommitBackupResponse]
+	getBackup      *connect.Client[v1.GetBackupRequest, v1.GetBackupResponse]
+	deleteBackups  *connect.Client[v1.DeleteBackupsRequest, v1.DeleteBackupsResponse]
+}
+
+// BeginBackup calls parley.v1.BackupService.BeginBackup.
+func (c *backupServiceClient) BeginBackup(ctx context.Context, req *connect.Request[v1.BeginBackupRequest]) (*connect.Response[v1.BeginBackupResponse], error) {
+	return c.beginBackup.CallUnary(ctx, req)
+}
+
+// PutBackupChunk calls parley.v1.BackupService.PutBackupChunk.
+func (c *backupServiceClient) PutBackupChunk(ctx context.Context, req *connect.Request[v1.PutBackupChunkRequest]) (*connect.Response[v1.PutBackupChunkResponse], error) {
+	return c.putBackupChunk.CallUnary(ctx, req)
+}
+
+// CommitBackup calls parley.v1.BackupService.CommitBackup.
+func (c *backupServiceClient) CommitBackup(ctx context.Context, req *connect.Request[v1.CommitBackupRequest]) (*connect.Response[v1.CommitBackupResponse], error) {
+	return c.commitBackup.CallUnary(ctx, req)
+}
+
+// GetBackup calls parley.v1.BackupService.GetBackup.
+func (c *backupServiceClient) GetBackup(ctx context.Context, req *connect.Request[v1.GetBackupRequest]) (*connect.ServerStreamForClient[v1.GetBackupResponse], error) {
+	return c.getBackup.CallServerStream(ctx, req)
+}
+
+// DeleteBackups calls parley.v1.BackupService.DeleteBackups.
+func (c *backupServiceClient) DeleteBackups(ctx context.Context, req *connect.Request[v1.DeleteBackupsRequest]) (*connect.Response[v1.DeleteBackupsResponse], error) {
+	return c.deleteBackups.CallUnary(ctx, req)
+}
+
+// BackupServiceHandler is an implementation of the parley.v1.BackupService service.
+type BackupServiceHandler interface {
+	// BeginBackup starts an upload under a locator. Authenticated (only
+	// registered devices may store backups) and rate-limited per device.
+	BeginBackup(context.Context, *connect.Request[v1.BeginBackupRequest]) (*connect.Response[v1.BeginBackupResponse], error)
+	// PutBackupChunk appends the next chunk of an upload.
+	PutBackupChunk(context.Context, *connect.Request[v1.PutBackupChunkRequest]) (*connect.Response[v1.PutBackupChunkResponse], error)
+	// CommitBackup makes an upload the newest generation and prunes old ones.
+	CommitBackup(context.Context, *connect.Request[v1.CommitBackupRequest]) (*connect.Response[v1.CommitBackupResponse], error)
+	// GetBackup streams the newest (or a named) generation under a locator.
+	// Unauthenticated: a restoring device has no account yet. Rate-limited
+	// per IP; knowing the locator is the capability.
+	GetBackup(context.Context, *connect.Request[v1.GetBackupRequest], *connect.ServerStream[v1.GetBackupResponse]) error
+	// DeleteBackups deletes every generation under a locator.
+	DeleteBackups(context.Context, *connect.Request[v1.DeleteBackupsRequest]) (*connect.Response[v1.DeleteBackupsResponse], error)
+}
+
+// NewBackupServiceHandler builds an HTTP handler from the service implementation. It returns the
+// path on which to mount the handler and the handler itself.
+//
+// By default, handlers support the Connect, gRPC, and gRPC-Web protocols with the binary Protobuf
+// and JSON codecs. They also support gzip compression.
+func NewBackupServiceHandler(svc BackupServiceHandler, opts ...connect.HandlerOption) (string, http.Handler) {
+	backupServiceMethods := v1.File_parley_v1_parley_proto.Services().ByName("BackupService").Methods()
+	backupServiceBeginBackupHandler := connect.NewUnaryHandler(
+		BackupServiceBeginBackupProcedure,
+		svc.BeginBackup,
+		connect.WithSchema(backupServiceMethods.ByName("BeginBackup")),
+		connect.WithHandlerOptions(opts...),
+	)
+	backupServicePutBackupChunkHandler := connect.NewUnaryHandler(
+		BackupServicePutBackupChunkProcedure,
+		svc.PutBackupChunk,
+		connect.WithSchema(backupServiceMethods.ByName("PutBackupChunk")),
+		connect.WithHandlerOptions(opts...),
+	)
+	backupServiceCommitBackupHandler := connect.NewUnaryHandler(
+		BackupServiceCommitBackupProcedure,
+		svc.CommitBackup,
+		connect.WithSchema(backupServiceMethods.ByName("CommitBackup")),
+		connect.WithHandlerOptions(opts...),
+	)
+	backupServiceGetBackupHandler := connect.NewServerStreamHandler(
+		BackupServiceGetBackupProcedure,
+		svc.GetBackup,
+		connect.WithSchema(backupServiceMethods.ByName("GetBackup")),
+		connect.WithHandlerOptions(opts...),
+	)
+	backupServiceDeleteBackupsHandler := connect.NewUnaryHandler(
+		BackupServiceDeleteBackupsProcedure,
+		svc.DeleteBackups,
+		connect.WithSchema(backupServiceMethods.ByName("DeleteBackups")),
+		connect.WithHandlerOptions(opts...),
+	)
+	return "/parley.v1.BackupService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case BackupServiceBeginBackupProcedure:
+			backupServiceBeginBackupHandler.ServeHTTP(w, r)
+		case BackupServicePutBackupChunkProcedure:
+			backupServicePutBackupChunkHandler.ServeHTTP(w, r)
+		case BackupServiceCommitBackupProcedure:
+			backupServiceCommitBackupHandler.ServeHTTP(w, r)
+		case BackupServiceGetBackupProcedure:
+			backupServiceGetBackupHandler.ServeHTTP(w, r)
+		case BackupServiceDeleteBackupsProcedure:
+			backupServiceDeleteBackupsHandler.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+}
+
+// UnimplementedBackupServiceHandler returns CodeUnimplemented from all methods.
+type UnimplementedBackupServiceHandler struct{}
+
+func (UnimplementedBackupServiceHandler) BeginBackup(context.Context, *connect.Request[v1.BeginBackupRequest]) (*connect.Response[v1.BeginBackupResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("parley.v1.BackupService.BeginBackup is not implemented"))
+}
+
+func (UnimplementedBackupServiceHandler) PutBackupChunk(context.Context, *connect.Request[v1.PutBackupChunkRequest]) (*connect.Response[v1.PutBackupChunkResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("parley.v1.BackupService.PutBackupChunk is not implemented"))
+}
+
+func (UnimplementedBackupServiceHandler) CommitBackup(context.Context, *connect.Request[v1.CommitBackupRequest]) (*connect.Response[v1.CommitBackupResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("parley.v1.BackupService.CommitBackup is not implemented"))
+}
+
+func (UnimplementedBackupServiceHandler) GetBackup(context.Context, *connect.Request[v1.GetBackupRequest], *connect.ServerStream[v1.GetBackupResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("parley.v1.BackupService.GetBackup is not implemented"))
+}
+
+func (UnimplementedBackupServiceHandler) DeleteBackups(context.Context, *connect.Request[v1.DeleteBackupsRequest]) (*connect.Response[v1.DeleteBackupsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("parley.v1.BackupService.DeleteBackups is not implemented"))
 }
 
 // RelayServiceClient is a client for the parley.v1.RelayService service.
