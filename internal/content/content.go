@@ -26,6 +26,16 @@ const (
 	// TypeSessionReset tells the peer device that the sender could not
 	// decrypt its messages and started a new session; it carries no text.
 	TypeSessionReset Type = 3
+	// TypeRecoveryShare hands the recipient one share of the sender's
+	// recovery key (docs/backup.md, trusted contacts): Data is a
+	// backup.Share encoding. The recipient keeps the newest share per
+	// sender and gives it back only to a new device of the sender, after
+	// the person confirmed it out of band.
+	TypeRecoveryShare Type = 4
+	// TypeRecoveryRevoke tells the recipient to delete the sender's
+	// recovery share: Data is the 8-byte key ID of the generation revoked,
+	// or empty for every share of the sender.
+	TypeRecoveryRevoke Type = 5
 )
 
 func (t Type) String() string {
@@ -36,6 +46,10 @@ func (t Type) String() string {
 		return "sent copy"
 	case TypeSessionReset:
 		return "session reset"
+	case TypeRecoveryShare:
+		return "recovery share"
+	case TypeRecoveryRevoke:
+		return "recovery revoke"
 	default:
 		return fmt.Sprintf("Type(%d)", byte(t))
 	}
@@ -48,6 +62,10 @@ const (
 	MaxTextSize = 64 << 10
 	// MaxNameSize bounds the conversation name of a sent copy.
 	MaxNameSize = 64
+	// MaxDataSize bounds the binary body of a recovery share or revoke.
+	MaxDataSize = 1024
+	// revokeKeyIDSize is the size of a revoke's key ID, when it names one.
+	revokeKeyIDSize = 8
 )
 
 // Content is one message's meaning.
@@ -60,14 +78,20 @@ type Content struct {
 	Sent time.Time
 	// Conversation is, for TypeSentCopy, the account the message went to.
 	Conversation string
-	// Text is the message text, valid UTF-8.
+	// Text is the message text, valid UTF-8, for the text types.
 	Text string
+	// Data is the binary body of TypeRecoveryShare and TypeRecoveryRevoke
+	// (it takes the place of Text in the encoding).
+	Data []byte
 }
+
+// binary reports whether t carries Data rather than Text.
+func (t Type) binary() bool { return t == TypeRecoveryShare || t == TypeRecoveryRevoke }
 
 // Marshal encodes c:
 //
 //	version (1) || type (1) || id (16) || sent, unix ms (u64)
-//	|| u8 length || conversation || u24 length || text
+//	|| u8 length || conversation || u24 length || text (or data)
 func (c *Content) Marshal() ([]byte, error) {
 	if err := c.check(); err != nil {
 		return nil, err
@@ -78,14 +102,18 @@ func (c *Content) Marshal() ([]byte, error) {
 	b.AddBytes(c.ID[:])
 	b.AddUint64(uint64(c.Sent.UnixMilli()))
 	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(c.Conversation)) })
-	b.AddUint24LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(c.Text)) })
+	body := []byte(c.Text)
+	if c.Type.binary() {
+		body = c.Data
+	}
+	b.AddUint24LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(body) })
 	return b.Bytes()
 }
 
 func (c *Content) check() error {
 	const typ = "content"
 	switch c.Type {
-	case TypeText, TypeSessionReset:
+	case TypeText, TypeSessionReset, TypeRecoveryShare, TypeRecoveryRevoke:
 		if c.Conversation != "" {
 			return wire.Malformed(typ, "conversation set on a "+c.Type.String())
 		}
@@ -96,8 +124,17 @@ func (c *Content) check() error {
 	default:
 		return wire.Malformed(typ, fmt.Sprintf("unknown type %d", byte(c.Type)))
 	}
-	if c.Type == TypeSessionReset && c.Text != "" {
-		return wire.Malformed(typ, "session reset with text")
+	if (c.Type == TypeSessionReset || c.Type.binary()) && c.Text != "" {
+		return wire.Malformed(typ, c.Type.String()+" with text")
+	}
+	if !c.Type.binary() && c.Data != nil {
+		return wire.Malformed(typ, c.Type.String()+" with data")
+	}
+	switch {
+	case c.Type == TypeRecoveryShare && (len(c.Data) == 0 || len(c.Data) > MaxDataSize):
+		return wire.Malformed(typ, fmt.Sprintf("recovery share of %d bytes (1..%d)", len(c.Data), MaxDataSize))
+	case c.Type == TypeRecoveryRevoke && len(c.Data) != 0 && len(c.Data) != revokeKeyIDSize:
+		return wire.Malformed(typ, fmt.Sprintf("recovery revoke of %d bytes (0 or %d)", len(c.Data), revokeKeyIDSize))
 	}
 	if len(c.Text) > MaxTextSize {
 		return fmt.Errorf("content: text of %d bytes exceeds %d bytes (MaxTextSize); send a shorter message", len(c.Text), MaxTextSize)
@@ -139,7 +176,14 @@ func Unmarshal(data []byte) (*Content, error) {
 		return nil, wire.Malformed(typ, "sent time out of range")
 	}
 	c.Type, c.Sent = Type(t), time.UnixMilli(int64(ms)).UTC()
-	c.Conversation, c.Text = string(conv), string(text)
+	c.Conversation = string(conv)
+	if c.Type.binary() {
+		if len(text) > 0 {
+			c.Data = append([]byte(nil), text...)
+		}
+	} else {
+		c.Text = string(text)
+	}
 	if err := c.check(); err != nil {
 		return nil, err
 	}

@@ -19,7 +19,15 @@ func samples() []*Content {
 		{Type: TypeText, ID: [16]byte{2}, Sent: sent, Text: ""},
 		{Type: TypeSentCopy, ID: [16]byte{3}, Sent: sent, Conversation: "bob", Text: "héllo"},
 		{Type: TypeSessionReset, ID: [16]byte{4}, Sent: sent},
+		{Type: TypeRecoveryShare, ID: [16]byte{5}, Sent: sent, Data: []byte{0, 1, 2, 0xff}},
+		{Type: TypeRecoveryRevoke, ID: [16]byte{6}, Sent: sent, Data: []byte{1, 2, 3, 4, 5, 6, 7, 8}},
+		{Type: TypeRecoveryRevoke, ID: [16]byte{7}, Sent: sent},
 	}
+}
+
+func same(a, b *Content) bool {
+	return a.Type == b.Type && a.ID == b.ID && a.Sent.Equal(b.Sent) && a.Conversation == b.Conversation &&
+		a.Text == b.Text && bytes.Equal(a.Data, b.Data) && (a.Data == nil) == (b.Data == nil)
 }
 
 func TestRoundTripAndStrictPrefixes(t *testing.T) {
@@ -32,7 +40,7 @@ func TestRoundTripAndStrictPrefixes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if *got != *c {
+		if !same(got, c) {
 			t.Fatalf("round trip: %+v, want %+v", got, c)
 		}
 		again, _ := got.Marshal()
@@ -56,6 +64,12 @@ func TestInvalidContentRefused(t *testing.T) {
 		{Type: TypeText, Sent: sent, Conversation: "bob"},
 		{Type: TypeSentCopy, Sent: sent},
 		{Type: TypeSessionReset, Sent: sent, Text: "x"},
+		{Type: TypeText, Sent: sent, Data: []byte{1}},
+		{Type: TypeRecoveryShare, Sent: sent},
+		{Type: TypeRecoveryShare, Sent: sent, Data: make([]byte, MaxDataSize+1)},
+		{Type: TypeRecoveryShare, Sent: sent, Data: []byte{1}, Text: "x"},
+		{Type: TypeRecoveryShare, Sent: sent, Data: []byte{1}, Conversation: "bob"},
+		{Type: TypeRecoveryRevoke, Sent: sent, Data: []byte{1, 2, 3}},
 		{Type: TypeText, Sent: sent, Text: "\xff"},
 		{Type: TypeSentCopy, Sent: sent, Conversation: strings.Repeat("x", MaxNameSize+1)},
 	}
@@ -85,6 +99,7 @@ type contentVector struct {
 	SentUnixMs   int64  `json:"sent_unix_ms"`
 	Conversation string `json:"conversation"`
 	Text         string `json:"text"`
+	Data         string `json:"data,omitempty"`
 	Encoding     string `json:"encoding"`
 }
 
@@ -101,7 +116,7 @@ func TestVectors(t *testing.T) {
 			t.Fatal(err)
 		}
 		if byte(c.Type) != v.Type || !bytes.Equal(c.ID[:], vectortest.Hex(t, v.ID)) || c.Sent.UnixMilli() != v.SentUnixMs ||
-			c.Conversation != v.Conversation || c.Text != v.Text {
+			c.Conversation != v.Conversation || c.Text != v.Text || !bytes.Equal(c.Data, vectortest.Hex(t, v.Data)) {
 			t.Fatalf("vector decodes to %+v", c)
 		}
 		again, _ := c.Marshal()

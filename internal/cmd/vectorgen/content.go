@@ -13,6 +13,7 @@ type contentVector struct {
 	SentUnixMs   int64  `json:"sent_unix_ms"`
 	Conversation string `json:"conversation"`
 	Text         string `json:"text"`
+	Data         string `json:"data,omitempty"`
 	Encoding     string `json:"encoding"`
 }
 
@@ -24,6 +25,9 @@ func init() {
 			{Type: content.TypeSentCopy, ID: [16]byte{0x03}, Sent: sent, Conversation: "bob", Text: "hello, bob"},
 			{Type: content.TypeSessionReset, ID: [16]byte{0x04}, Sent: sent},
 			{Type: content.TypeText, ID: [16]byte{0x05}, Sent: sent, Text: "ünïcödé ✓"},
+			{Type: content.TypeRecoveryShare, ID: [16]byte{0x06}, Sent: sent, Data: []byte("a backup.Share encoding")},
+			{Type: content.TypeRecoveryRevoke, ID: [16]byte{0x07}, Sent: sent, Data: []byte{1, 2, 3, 4, 5, 6, 7, 8}},
+			{Type: content.TypeRecoveryRevoke, ID: [16]byte{0x08}, Sent: sent},
 		}
 		var out []contentVector
 		var seeds [][]byte
@@ -35,7 +39,7 @@ func init() {
 			seeds = append(seeds, enc)
 			out = append(out, contentVector{
 				Type: byte(c.Type), ID: hex.EncodeToString(c.ID[:]), SentUnixMs: c.Sent.UnixMilli(),
-				Conversation: c.Conversation, Text: c.Text, Encoding: hex.EncodeToString(enc),
+				Conversation: c.Conversation, Text: c.Text, Data: hex.EncodeToString(c.Data), Encoding: hex.EncodeToString(enc),
 			})
 		}
 		addCorpus("internal/content", "FuzzUnmarshal", seeds...)
