@@ -68,6 +68,10 @@ const (
 	// LabelProvisioning is the HPKE info of the transfer, with the mailbox
 	// address as context.
 	LabelProvisioning Label = "Parley-v1 Provisioning"
+	// LabelRecoveryShare is the HPKE info of a recovery share sealed to a
+	// recovering device's offer, with the address and the account
+	// (docs/backup.md).
+	LabelRecoveryShare Label = "Parley-v1 Recovery Share"
 )
 
 // Signature contexts.
@@ -90,5 +94,5 @@ var AllLabels = []Label{
 	LabelAuthChallenge, LabelAuthToken, LabelInvite, LabelBackupWriteHash,
 	LabelClientDBSealKey, LabelClientDBIndexKey, LabelClientDBIndex, LabelClientDBSealedValue,
 	LabelSigDeviceList, LabelSigPrekey, LabelSigAuthChallenge,
-	LabelProvisioningAddress, LabelProvisioningConfirmation, LabelProvisioning,
+	LabelProvisioningAddress, LabelProvisioningConfirmation, LabelProvisioning, LabelRecoveryShare,
 }

@@ -46,6 +46,10 @@ type vectorFile struct {
 	QR              string        `json:"qr"`
 	Confirmation    string        `json:"confirmation"`
 	Frames          []vectorFrame `json:"frames"`
+	// Share is a recovery share sealed to the same offer for Username
+	// (share.go), and ShareFrame the frame.
+	Share      string `json:"share"`
+	ShareFrame string `json:"share_frame"`
 }
 
 type vectorFrame struct {
@@ -121,6 +125,13 @@ func generateVectors(t *testing.T) (*vectorFile, map[string][][]byte) {
 		}
 	}
 	fuzz["FuzzReceiverOpen"] = append(fuzz["FuzzReceiverOpen"], []byte{0}, append([]byte{0}, frames[0][:40]...))
+	share := []byte("a backup.Share encoding, for the vectors")
+	sf, err := SealShare(f.offer, f.username, share)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Share, v.ShareFrame = hex.EncodeToString(share), hex.EncodeToString(sf)
+	fuzz["FuzzOpenShare"] = [][]byte{sf, sf[:len(sf)-1], append([]byte{9}, sf[1:]...), {}}
 	return v, fuzz
 }
 
