@@ -363,3 +363,29 @@ func TestClosed(t *testing.T) {
 		t.Errorf("ChangePassphrase after Close: %v", err)
 	}
 }
+
+func TestDeleteSetting(t *testing.T) {
+	ctx := context.Background()
+	db, err := Create(filepath.Join(t.TempDir(), "p.db"), nil, Options{Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, n := range []string{"a", "b"} {
+		if err := db.SetSetting(ctx, n, []byte(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.DeleteSetting(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Setting(ctx, "a"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("deleted setting: %v, want ErrNotFound", err)
+	}
+	if v, err := db.Setting(ctx, "b"); err != nil || string(v) != "b" {
+		t.Errorf("the other setting: %q, %v", v, err)
+	}
+	if err := db.DeleteSetting(ctx, "never set"); err != nil {
+		t.Errorf("deleting an unset setting: %v", err)
+	}
+}

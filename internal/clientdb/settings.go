@@ -32,3 +32,10 @@ func setSetting(ctx context.Context, q querier, k *keys, name string, value []by
 	}
 	return nil
 }
+
+func deleteSetting(ctx context.Context, q querier, k *keys, name string) error {
+	if _, err := q.ExecContext(ctx, "DELETE FROM settings WHERE name_hash = ?", k.setting(name)); err != nil {
+		return sqlError("delete setting", err)
+	}
+	return nil
+}

@@ -149,6 +149,11 @@ func (db *DB) SetSetting(ctx context.Context, name string, value []byte) error {
 	return db.Update(ctx, func(tx *Tx) error { return tx.SetSetting(name, value) })
 }
 
+// DeleteSetting deletes a setting; deleting one that is not set succeeds.
+func (db *DB) DeleteSetting(ctx context.Context, name string) error {
+	return db.Update(ctx, func(tx *Tx) error { return tx.DeleteSetting(name) })
+}
+
 // Identity is DB.Identity inside the transaction.
 func (tx *Tx) Identity() (*Identity, error) { return getIdentity(tx.ctx, tx.tx, tx.k) }
 
@@ -239,6 +244,11 @@ func (tx *Tx) Setting(name string) ([]byte, error) { return getSetting(tx.ctx, t
 // SetSetting stores the value of a setting.
 func (tx *Tx) SetSetting(name string, value []byte) error {
 	return setSetting(tx.ctx, tx.tx, tx.k, name, value)
+}
+
+// DeleteSetting deletes a setting; deleting one that is not set succeeds.
+func (tx *Tx) DeleteSetting(name string) error {
+	return deleteSetting(tx.ctx, tx.tx, tx.k, name)
 }
 
 // notFound turns sql.ErrNoRows into ErrNotFound.
