@@ -74,6 +74,24 @@ const (
 	LabelRecoveryShare Label = "Parley-v1 Recovery Share"
 )
 
+// Backup labels (docs/backup.md §2: what a recovery key derives).
+const (
+	// LabelBackupAgeIdentity derives, from a recovery key, the 32-byte seed
+	// of the age MLKEM768-X25519 identity that backups are encrypted to.
+	LabelBackupAgeIdentity Label = "Parley-v1 Backup Age Identity"
+	// LabelBackupLocator derives, from a recovery key, the identifier the
+	// server stores the backup under.
+	LabelBackupLocator Label = "Parley-v1 Backup Locator"
+	// LabelBackupWriteToken derives, from a recovery key, the token that
+	// lets a device replace or delete the backups under its locator; the
+	// server keeps only its hash (LabelBackupWriteHash).
+	LabelBackupWriteToken Label = "Parley-v1 Backup Write Token"
+	// LabelBackupKeyID hashes the age recipient of a recovery key into the
+	// public key ID that names the key's generation (archive header,
+	// recovery shares).
+	LabelBackupKeyID Label = "Parley-v1 Backup Key ID"
+)
+
 // Signature contexts.
 const (
 	// LabelSigDeviceList is the context of the account key's signature over a device list (§3.3).
@@ -95,4 +113,5 @@ var AllLabels = []Label{
 	LabelClientDBSealKey, LabelClientDBIndexKey, LabelClientDBIndex, LabelClientDBSealedValue,
 	LabelSigDeviceList, LabelSigPrekey, LabelSigAuthChallenge,
 	LabelProvisioningAddress, LabelProvisioningConfirmation, LabelProvisioning, LabelRecoveryShare,
+	LabelBackupAgeIdentity, LabelBackupLocator, LabelBackupWriteToken, LabelBackupKeyID,
 }

@@ -1,0 +1,475 @@
+package backup
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+
+	"filippo.io/age"
+
+	"github.com/parleyim/parley/internal/identity"
+	"github.com/parleyim/parley/internal/primitives"
+)
+
+const (
+	// readSize is how much plaintext the Reader asks age for at once: one
+	// payload chunk.
+	readSize = 64 << 10
+	// slabSize is the size of the blocks that record byte slices are
+	// carved from, so that reading a message does not allocate its body on
+	// its own.
+	slabSize = 64 << 10
+	// maxInterned bounds the distinct names the Reader shares between
+	// records (a conversation's name is in every message of it).
+	maxInterned = 4096
+)
+
+// Reader reads an archive: NewReader decrypts and checks the header, Next
+// returns the records one by one. A Reader is not safe for concurrent use.
+//
+// Records are returned as they are read, before the trailer is checked:
+// a caller must treat everything as provisional until Next returns io.EOF,
+// and discard it all on any error (docs/backup.md §4.4).
+type Reader struct {
+	src  io.Reader // plaintext
+	ct   *ciphertextReader
+	buf  []byte // buf[r:w] is plaintext read but not parsed
+	r, w int
+	off  int64 // plaintext offset of buf[r]
+	eof  bool  // src returned io.EOF
+
+	header Header
+	counts trailer
+	done   bool  // the trailer was read and the stream ended
+	err    error // sticky
+
+	slab  []byte
+	names map[string]string
+	last  [2]string // the last conversation and sender, checked first
+}
+
+// NewReader decrypts src with k's age identity and reads the archive's
+// header. It fails with ErrWrongRecoveryKey if k does not open src,
+// ErrTruncated or ErrTampered if src is damaged, and
+// ErrUnsupportedVersion for another format version.
+func NewReader(src io.Reader, k RecoveryKey) (*Reader, error) {
+	ct := &ciphertextReader{r: src}
+	pt, err := age.Decrypt(ct, k.AgeIdentity())
+	if err != nil {
+		return nil, ct.classify(err, true)
+	}
+	id := k.KeyID()
+	return newPlainReader(pt, ct, &id)
+}
+
+// newPlainReader reads an archive plaintext. ct, if not nil, classifies
+// decryption errors; keyID, if not nil, must match the header's. The fuzz
+// target and the vector tests enter here, without age.
+func newPlainReader(src io.Reader, ct *ciphertextReader, keyID *[KeyIDSize]byte) (*Reader, error) {
+	r := &Reader{src: src, ct: ct, buf: make([]byte, 0, 2*readSize), names: make(map[string]string)}
+	if err := r.fill(prefixSize); err != nil {
+		return nil, r.fail(err, true)
+	}
+	p := r.buf[r.r : r.r+prefixSize]
+	if string(p[:len(magic)]) != magic {
+		return nil, r.fail(&FormatError{Offset: 0, Reason: "not a Parley backup"}, false)
+	}
+	if v := int(p[len(magic)])<<8 | int(p[len(magic)+1]); v != FormatVersion {
+		return nil, r.fail(fmt.Errorf("%w: the archive is version %d, this client reads %d", ErrUnsupportedVersion, v, FormatVersion), false)
+	}
+	r.consume(prefixSize)
+	kind, body, off, err := r.record()
+	if err != nil {
+		return nil, r.fail(err, true)
+	}
+	if kind != recordHeader {
+		return nil, r.fail(formatErr(off, kind, "the archive does not start with its header"), false)
+	}
+	if err := r.parseHeader(body, off, keyID); err != nil {
+		return nil, r.fail(err, false)
+	}
+	return r, nil
+}
+
+// Header returns the archive's header.
+func (r *Reader) Header() Header { return r.header }
+
+// Next returns the next record. After the last record it checks the
+// trailer's counts and that the archive ends there (which completes age's
+// authentication of the final chunk), and returns io.EOF. It never returns
+// io.EOF for an archive without a valid trailer: that is ErrTruncated.
+func (r *Reader) Next() (Record, error) {
+	if r.err != nil {
+		return Record{}, r.err
+	}
+	if r.done {
+		return Record{}, io.EOF
+	}
+	kind, body, off, err := r.record()
+	if err != nil {
+		return Record{}, r.fail(err, true)
+	}
+	var rec Record
+	switch kind {
+	case KindContact:
+		if r.counts.contacts >= MaxContacts {
+			return Record{}, r.fail(&LimitError{What: "number of contacts", Limit: MaxContacts}, false)
+		}
+		r.counts.contacts++
+		err = r.parseContact(body, off, &rec)
+	case KindSetting:
+		if r.counts.settings >= MaxSettings {
+			return Record{}, r.fail(&LimitError{What: "number of settings", Limit: MaxSettings}, false)
+		}
+		r.counts.settings++
+		err = r.parseSetting(body, off, &rec)
+	case KindMessage:
+		if r.counts.messages >= MaxMessages {
+			return Record{}, r.fail(&LimitError{What: "number of messages", Limit: MaxMessages}, false)
+		}
+		r.counts.messages++
+		err = r.parseMessage(body, off, &rec)
+	case recordTrailer:
+		if err := r.finish(body, off); err != nil {
+			return Record{}, r.fail(err, true)
+		}
+		r.done = true
+		return Record{}, io.EOF
+	case recordHeader:
+		err = formatErr(off, kind, "a second header")
+	default:
+		err = formatErr(off, kind, "unknown record type")
+	}
+	if err != nil {
+		return Record{}, r.fail(err, false)
+	}
+	rec.Kind = kind
+	return rec, nil
+}
+
+// fail records err as the Reader's sticky error. Errors from reading go
+// through the ciphertext classification when classify is set.
+func (r *Reader) fail(err error, classify bool) error {
+	if classify && r.ct != nil {
+		err = r.ct.classify(err, false)
+	} else if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = fmt.Errorf("%w: the plaintext ends inside a record", ErrTruncated)
+	}
+	r.err = err
+	return err
+}
+
+// --- buffering ---
+
+// fill makes buf[r:w] hold at least n bytes, or returns io.ErrUnexpectedEOF
+// (or a read error) if the plaintext ends first.
+func (r *Reader) fill(n int) error {
+	if r.w-r.r >= n {
+		return nil
+	}
+	if r.r > 0 {
+		// Move the unparsed tail to the front; it is less than one record.
+		r.w = copy(r.buf[:cap(r.buf)], r.buf[r.r:r.w])
+		r.r = 0
+	}
+	if n > cap(r.buf) {
+		nb := make([]byte, r.w, n+readSize)
+		copy(nb, r.buf[:r.w])
+		r.buf = nb
+	}
+	r.buf = r.buf[:cap(r.buf)]
+	for r.w < n {
+		if r.eof {
+			r.buf = r.buf[:r.w]
+			return io.ErrUnexpectedEOF
+		}
+		m, err := r.src.Read(r.buf[r.w:])
+		r.w += m
+		if err == io.EOF {
+			r.eof = true
+		} else if err != nil {
+			r.buf = r.buf[:r.w]
+			return err
+		}
+	}
+	r.buf = r.buf[:r.w]
+	return nil
+}
+
+func (r *Reader) consume(n int) {
+	r.r += n
+	r.off += int64(n)
+}
+
+// record reads the next record's type and body. The body aliases the
+// read buffer until the next call. At a clean end of the plaintext it
+// returns ErrTruncated: only the trailer may end an archive.
+func (r *Reader) record() (RecordKind, []byte, int64, error) {
+	if err := r.fill(recordHeaderSize); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) && r.w == r.r {
+			return 0, nil, r.off, fmt.Errorf("%w: the records end without a trailer", ErrTruncated)
+		}
+		return 0, nil, r.off, err
+	}
+	h := r.buf[r.r : r.r+recordHeaderSize]
+	kind := RecordKind(h[0])
+	n := int(h[1])<<16 | int(h[2])<<8 | int(h[3])
+	if n > MaxRecordSize {
+		return 0, nil, r.off, &LimitError{What: "record size", Limit: MaxRecordSize}
+	}
+	if err := r.fill(recordHeaderSize + n); err != nil {
+		return 0, nil, r.off, err
+	}
+	off := r.off
+	body := r.buf[r.r+recordHeaderSize : r.r+recordHeaderSize+n : r.r+recordHeaderSize+n]
+	r.consume(recordHeaderSize + n)
+	return kind, body, off, nil
+}
+
+// --- copies that outlive the read buffer ---
+
+// clone copies b into the current slab. Slices handed out never overlap and
+// have their capacity capped, so appending to one cannot clobber another.
+func (r *Reader) clone(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	if len(b) > slabSize/8 {
+		return bytes.Clone(b)
+	}
+	if len(r.slab) < len(b) {
+		r.slab = make([]byte, slabSize)
+	}
+	out := r.slab[:len(b):len(b)]
+	copy(out, b)
+	r.slab = r.slab[len(b):]
+	return out
+}
+
+// name returns b as a string, valid UTF-8 of 1..MaxNameSize bytes, shared
+// with earlier records of the same name.
+func (r *Reader) name(b []byte, slot int) (string, bool) {
+	if string(b) == r.last[slot] && len(b) > 0 {
+		return r.last[slot], true
+	}
+	s, ok := r.names[string(b)]
+	if !ok {
+		if len(b) == 0 || len(b) > MaxNameSize || !utf8.Valid(b) {
+			return "", false
+		}
+		s = string(b)
+		if len(r.names) < maxInterned {
+			r.names[s] = s
+		}
+	}
+	r.last[slot] = s
+	return s, true
+}
+
+// --- record bodies ---
+
+func (r *Reader) parseHeader(body []byte, off int64, keyID *[KeyIDSize]byte) error {
+	c := cursor{b: body, ok: true}
+	user := c.bytes(int(c.u8()))
+	server := c.bytes(c.u16())
+	seed := c.bytes(primitives.SigningSeedSize)
+	pub := c.bytes(identity.AccountKeySize)
+	created := c.time()
+	id := c.bytes(KeyIDSize)
+	if !c.ok {
+		return formatErr(off, recordHeader, "truncated")
+	}
+	if len(c.b) != 0 {
+		return formatErr(off, recordHeader, "trailing bytes")
+	}
+	h := Header{Version: FormatVersion, Username: string(user), Server: string(server), Created: created, KeyID: [KeyIDSize]byte(id)}
+	key, err := identity.NewAccountKey(seed)
+	if err != nil {
+		return formatErr(off, recordHeader, "invalid account key seed")
+	}
+	stored, err := identity.ParseAccountPublicKey(pub)
+	if err != nil || !stored.Equal(key.Public()) {
+		return formatErr(off, recordHeader, "the account public key does not match the account key")
+	}
+	h.AccountKey = key
+	if reason := h.check(); reason != "" {
+		return formatErr(off, recordHeader, reason)
+	}
+	if keyID != nil && h.KeyID != *keyID {
+		return formatErr(off, recordHeader, "the header names another recovery key")
+	}
+	r.header = h
+	return nil
+}
+
+func (r *Reader) parseContact(body []byte, off int64, rec *Record) error {
+	c := cursor{b: body, ok: true}
+	user := c.bytes(int(c.u8()))
+	verified := c.bool()
+	added := c.time()
+	list := c.bytes(c.u24())
+	if !c.ok || len(c.b) != 0 {
+		return formatErr(off, KindContact, "truncated, trailing bytes, or a bad flag or time")
+	}
+	if len(list) > MaxDeviceListSize {
+		return &LimitError{What: "contact device list size", Limit: MaxDeviceListSize}
+	}
+	ct := Contact{Username: string(user), Verified: verified, Added: added, DeviceList: bytes.Clone(list)}
+	if reason := ct.check(); reason != "" {
+		return formatErr(off, KindContact, reason)
+	}
+	rec.Contact = ct
+	return nil
+}
+
+func (r *Reader) parseSetting(body []byte, off int64, rec *Record) error {
+	c := cursor{b: body, ok: true}
+	name := c.bytes(int(c.u8()))
+	value := c.bytes(c.u24())
+	if !c.ok || len(c.b) != 0 {
+		return formatErr(off, KindSetting, "truncated or trailing bytes")
+	}
+	if len(value) > MaxSettingValueSize {
+		return &LimitError{What: "setting value size", Limit: MaxSettingValueSize}
+	}
+	s := Setting{Name: string(name), Value: bytes.Clone(value)}
+	if reason := s.check(); reason != "" {
+		return formatErr(off, KindSetting, reason)
+	}
+	rec.Setting = s
+	return nil
+}
+
+// parseMessage is the hot path of a restore: no allocation but the shared
+// slab and, for a new name, its string.
+func (r *Reader) parseMessage(body []byte, off int64, rec *Record) error {
+	m := &rec.Message
+	if len(body) < messageFixed {
+		return formatErr(off, KindMessage, "truncated")
+	}
+	copy(m.ID[:], body[0:16])
+	copy(m.SenderDevice[:], body[16:32])
+	c := cursor{b: body[32:], ok: true}
+	m.Outgoing = c.bool()
+	m.State = c.u8()
+	m.Sent = c.time()
+	m.Received = c.time()
+	conv := c.bytes(int(c.u8()))
+	sender := c.bytes(int(c.u8()))
+	b := c.bytes(c.u24())
+	if !c.ok || len(c.b) != 0 {
+		return formatErr(off, KindMessage, "truncated, trailing bytes, or a bad flag or time")
+	}
+	if len(b) > MaxBodySize {
+		return &LimitError{What: "message body size", Limit: MaxBodySize}
+	}
+	var ok1, ok2 bool
+	m.Conversation, ok1 = r.name(conv, 0)
+	m.Sender, ok2 = r.name(sender, 1)
+	if !ok1 || !ok2 {
+		return formatErr(off, KindMessage, "conversation or sender is not a name")
+	}
+	m.Body = r.clone(b)
+	return nil
+}
+
+// finish checks the trailer against what was read and that the plaintext
+// ends right after it.
+func (r *Reader) finish(body []byte, off int64) error {
+	c := cursor{b: body, ok: true}
+	t := trailer{contacts: c.u32(), settings: c.u32(), messages: c.u32()}
+	if !c.ok || len(c.b) != 0 {
+		return formatErr(off, recordTrailer, "wrong size")
+	}
+	if t != r.counts {
+		return formatErr(off, recordTrailer, fmt.Sprintf("it counts %d contacts, %d settings, %d messages; the archive holds %d, %d, %d",
+			t.contacts, t.settings, t.messages, r.counts.contacts, r.counts.settings, r.counts.messages))
+	}
+	// Reading on to the end makes age check the final chunk's tag and
+	// that nothing follows it.
+	if r.w > r.r {
+		return &FormatError{Offset: r.off, Reason: "data after the trailer"}
+	}
+	for !r.eof {
+		var one [1]byte
+		n, err := r.src.Read(one[:])
+		if n > 0 {
+			return &FormatError{Offset: r.off, Reason: "data after the trailer"}
+		}
+		if err == io.EOF {
+			r.eof = true
+		} else if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// --- classifying what age reports ---
+
+// ciphertextReader passes the archive to age and remembers whether the
+// input ended and how, so that age's errors can be classified: age reports
+// a chunk cut short and a chunk modified with the same error.
+type ciphertextReader struct {
+	r    io.Reader
+	n    int64
+	head []byte // the first len(ageIntro) bytes
+	eof  bool   // the input returned io.EOF
+	err  error  // the input's own error, if any
+}
+
+// ageIntro is the first line of every age file.
+const ageIntro = "age-encryption.org/v1\n"
+
+func (c *ciphertextReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if len(c.head) < len(ageIntro) {
+		c.head = append(c.head, p[:min(n, len(ageIntro)-len(c.head))]...)
+	}
+	c.n += int64(n)
+	switch {
+	case err == io.EOF:
+		c.eof = true
+	case err != nil:
+		c.err = err
+	}
+	return n, err
+}
+
+// classify maps an error from age (or from reading the plaintext) to the
+// package's errors. inHeader is set for errors of age.Decrypt itself.
+func (c *ciphertextReader) classify(err error, inHeader bool) error {
+	var noMatch *age.NoIdentityMatchError
+	var limit *LimitError
+	var format *FormatError
+	switch {
+	case errors.As(err, &noMatch):
+		return ErrWrongRecoveryKey
+	case errors.As(err, &limit), errors.As(err, &format), errors.Is(err, ErrTruncated), errors.Is(err, ErrTampered),
+		errors.Is(err, ErrUnsupportedVersion):
+		return err // already ours
+	case c.err != nil && errors.Is(err, c.err):
+		return fmt.Errorf("backup: reading the archive: %w", err)
+	case errors.Is(err, io.ErrUnexpectedEOF) && !inHeader:
+		// age: the payload ends without a final chunk.
+		return fmt.Errorf("%w: %v", ErrTruncated, err)
+	case inHeader && c.n == 0 && c.eof:
+		return fmt.Errorf("%w: the archive is empty", ErrTruncated)
+	case inHeader && !strings.HasPrefix(ageIntro, string(c.head)) && !strings.HasPrefix(string(c.head), ageIntro):
+		return fmt.Errorf("%w: not an age file", ErrTampered)
+	case inHeader && (errors.Is(err, io.EOF) || strings.Contains(err.Error(), "EOF")):
+		// age's header parser reports a header or nonce cut short with
+		// an "unexpected EOF" message that does not always wrap io.EOF
+		// (TestTruncatedArchive cuts at every header byte).
+		return fmt.Errorf("%w (%v)", ErrTruncated, err)
+	case c.eof && !inHeader:
+		// The input ended and a payload chunk failed authentication:
+		// either the archive was cut inside that chunk or its end was
+		// modified.
+		return &damagedError{cause: err}
+	}
+	return fmt.Errorf("%w: %v", ErrTampered, err)
+}

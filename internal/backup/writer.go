@@ -1,0 +1,158 @@
+package backup
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"filippo.io/age"
+)
+
+// flushSize is how much plaintext the Writer gathers before handing it to
+// age: one age payload chunk (64 KiB), so that age seals whole chunks
+// straight from its buffer.
+const flushSize = 64 << 10
+
+// errClosed reports a Writer used after Close or after an error.
+var errClosed = errors.New("backup: the archive writer is closed")
+
+// Writer writes an archive: the header (by NewWriter), then any number of
+// contacts, settings and messages, then the trailer (by Close). It
+// encrypts as it goes, so memory use does not grow with the archive. A
+// Writer is not safe for concurrent use. After any error the Writer is
+// unusable and what it wrote must be discarded.
+type Writer struct {
+	enc    io.WriteCloser // age's encrypting writer
+	buf    []byte         // plaintext not yet handed to enc
+	counts trailer
+	err    error // sticky: the first error, or errClosed
+}
+
+// NewWriter starts an archive for h encrypted to k's age recipient (and to
+// nothing else). h.KeyID is set to k.KeyID(); a zero h.Created becomes the
+// current time. Nothing is written to dst until the first 64 KiB of
+// plaintext or Close.
+func NewWriter(dst io.Writer, k RecoveryKey, h Header) (*Writer, error) {
+	return NewRecipientWriter(dst, k.Recipient(), h)
+}
+
+// NewRecipientWriter is NewWriter for a device that keeps only the age
+// recipient of the recovery key (so that automatic backups need not hold
+// the key itself). h.KeyID is set to RecipientKeyID(r).
+func NewRecipientWriter(dst io.Writer, r *age.HybridRecipient, h Header) (*Writer, error) {
+	if r == nil {
+		return nil, errors.New("backup: no recipient")
+	}
+	id := RecipientKeyID(r)
+	if h.KeyID != ([KeyIDSize]byte{}) && h.KeyID != id {
+		return nil, errors.New("backup: header key ID is not the recipient's")
+	}
+	h.KeyID = id
+	if h.Created.IsZero() {
+		h.Created = time.Now()
+	}
+	if reason := h.check(); reason != "" {
+		return nil, errors.New("backup: cannot write header: " + reason)
+	}
+	enc, err := age.Encrypt(dst, r)
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	w := &Writer{enc: enc, buf: make([]byte, 0, 2*flushSize)}
+	w.buf = appendPrefix(w.buf, FormatVersion)
+	w.buf = appendHeader(w.buf, &h)
+	return w, nil
+}
+
+// AddContact appends a contact record.
+func (w *Writer) AddContact(c Contact) error {
+	if w.err != nil {
+		return w.err
+	}
+	if reason := c.check(); reason != "" {
+		return errors.New("backup: cannot add contact: " + reason)
+	}
+	if len(c.DeviceList) > MaxDeviceListSize {
+		return &LimitError{What: "contact device list size", Limit: MaxDeviceListSize}
+	}
+	if w.counts.contacts >= MaxContacts {
+		return &LimitError{What: "number of contacts", Limit: MaxContacts}
+	}
+	w.counts.contacts++
+	w.buf = appendContact(w.buf, &c)
+	return w.flushIfFull()
+}
+
+// AddSetting appends a setting record.
+func (w *Writer) AddSetting(s Setting) error {
+	if w.err != nil {
+		return w.err
+	}
+	if reason := s.check(); reason != "" {
+		return errors.New("backup: cannot add setting: " + reason)
+	}
+	if len(s.Value) > MaxSettingValueSize {
+		return &LimitError{What: "setting value size", Limit: MaxSettingValueSize}
+	}
+	if w.counts.settings >= MaxSettings {
+		return &LimitError{What: "number of settings", Limit: MaxSettings}
+	}
+	w.counts.settings++
+	w.buf = appendSetting(w.buf, &s)
+	return w.flushIfFull()
+}
+
+// AddMessage appends a message record.
+func (w *Writer) AddMessage(m Message) error {
+	if w.err != nil {
+		return w.err
+	}
+	if reason := m.check(); reason != "" {
+		return errors.New("backup: cannot add message: " + reason)
+	}
+	if len(m.Body) > MaxBodySize {
+		return &LimitError{What: "message body size", Limit: MaxBodySize}
+	}
+	if w.counts.messages >= MaxMessages {
+		return &LimitError{What: "number of messages", Limit: MaxMessages}
+	}
+	w.counts.messages++
+	w.buf = appendMessage(w.buf, &m)
+	return w.flushIfFull()
+}
+
+func (w *Writer) flushIfFull() error {
+	if len(w.buf) < flushSize {
+		return nil
+	}
+	if _, err := w.enc.Write(w.buf); err != nil {
+		w.err = fmt.Errorf("backup: writing archive: %w", err)
+		return w.err
+	}
+	// The buffer held plaintext; clear it before reuse (best effort).
+	clear(w.buf)
+	w.buf = w.buf[:0]
+	return nil
+}
+
+// Close writes the trailer and finishes the age stream. It does not close
+// dst. The archive is complete only if Close returns nil.
+func (w *Writer) Close() error {
+	if w.err != nil {
+		return w.err
+	}
+	w.buf = appendTrailer(w.buf, w.counts)
+	_, err := w.enc.Write(w.buf)
+	clear(w.buf)
+	w.buf = nil
+	if err == nil {
+		err = w.enc.Close()
+	}
+	if err != nil {
+		w.err = fmt.Errorf("backup: writing archive: %w", err)
+		return w.err
+	}
+	w.err = errClosed
+	return nil
+}
