@@ -102,10 +102,11 @@ type Client struct {
 	wipeOnce sync.Once
 	wipeErr  error
 
-	auth  parleyv1connect.AuthServiceClient
-	dir   parleyv1connect.DirectoryServiceClient
-	relay parleyv1connect.RelayServiceClient
-	prov  parleyv1connect.ProvisioningServiceClient
+	auth   parleyv1connect.AuthServiceClient
+	dir    parleyv1connect.DirectoryServiceClient
+	relay  parleyv1connect.RelayServiceClient
+	prov   parleyv1connect.ProvisioningServiceClient
+	backup parleyv1connect.BackupServiceClient
 
 	tokenMu  sync.Mutex
 	token    string
@@ -148,6 +149,7 @@ func (c *Client) connect(server string, hc *http.Client) {
 	c.dir = parleyv1connect.NewDirectoryServiceClient(hc, server)
 	c.relay = parleyv1connect.NewRelayServiceClient(hc, server)
 	c.prov = parleyv1connect.NewProvisioningServiceClient(hc, server)
+	c.backup = parleyv1connect.NewBackupServiceClient(hc, server)
 }
 
 // Register creates an account with this device as its first device, in a

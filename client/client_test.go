@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"database/sql"
+	"io"
 	"io/fs"
+	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -14,6 +17,7 @@ import (
 	"github.com/parleyim/parley/internal/bus/mem"
 	"github.com/parleyim/parley/internal/server"
 	"github.com/parleyim/parley/internal/store/sqlite"
+	_ "modernc.org/sqlite" // rawDB
 )
 
 // testServer runs parleyd's handler on a real SQLite file behind a
@@ -28,6 +32,13 @@ type testServer struct {
 
 func newTestServer(t testing.TB) *testServer {
 	t.Helper()
+	return newTestServerLogging(t, io.Discard)
+}
+
+// newTestServerLogging is newTestServer with the server's log (debug
+// level and up) written to w.
+func newTestServerLogging(t testing.TB, w io.Writer) *testServer {
+	t.Helper()
 	dir := t.TempDir()
 	st, err := sqlite.Open(filepath.Join(dir, "parleyd.db"))
 	if err != nil {
@@ -35,7 +46,7 @@ func newTestServer(t testing.TB) *testServer {
 	}
 	b := mem.New()
 	cfg := server.DefaultConfig()
-	cfg.Logger = discard()
+	cfg.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv, err := server.New(cfg, st, b)
 	if err != nil {
 		t.Fatal(err)
@@ -271,4 +282,15 @@ func TestOpenWithPassphrase(t *testing.T) {
 	if c.Username() != "carol" || c.Insecure() {
 		t.Fatalf("reopened as %q insecure=%v", c.Username(), c.Insecure())
 	}
+}
+
+// rawDB opens the server's database file as another process would.
+func (ts *testServer) rawDB(t *testing.T) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(ts.dataDir, "parleyd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }

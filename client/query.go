@@ -7,6 +7,7 @@ import (
 	"time"
 
 	parleyv1 "github.com/parleyim/parley/gen/parley/v1"
+	"github.com/parleyim/parley/internal/clientdb"
 	"github.com/parleyim/parley/internal/identity"
 	"github.com/parleyim/parley/internal/username"
 )
@@ -145,4 +146,30 @@ func (c *Client) SafetyNumber(ctx context.Context, with string) (number string, 
 	}
 	own := c.account.Public()
 	return identity.SafetyNumber(c.username, own, name, l.Key), identity.SafetyQR(c.username, own, name, l.Key), nil
+}
+
+// MarkVerified records that the person compared their safety number with
+// name's (SafetyNumber, in person or by QR) and it matched. The mark
+// belongs to the account key of the device list stored for name.
+func (c *Client) MarkVerified(ctx context.Context, with string) error {
+	name, err := username.Normalize(with)
+	if err != nil {
+		return err
+	}
+	if name == c.username {
+		return errors.New("client: verify compares two different accounts")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, err := c.devices(ctx, name, false); err != nil {
+		return err
+	}
+	return c.db.Update(ctx, func(tx *clientdb.Tx) error {
+		ct, err := tx.Contact(name)
+		if err != nil {
+			return err
+		}
+		ct.Verified = true
+		return tx.PutContact(ct)
+	})
 }

@@ -10,10 +10,12 @@ import (
 	"connectrpc.com/connect"
 
 	parleyv1 "github.com/parleyim/parley/gen/parley/v1"
+	"github.com/parleyim/parley/internal/backup"
 	"github.com/parleyim/parley/internal/clientdb"
 	"github.com/parleyim/parley/internal/content"
 	"github.com/parleyim/parley/internal/identity"
 	"github.com/parleyim/parley/internal/prekey"
+	"github.com/parleyim/parley/internal/primitives"
 	"github.com/parleyim/parley/internal/ratchet"
 	"github.com/parleyim/parley/internal/session"
 	"github.com/parleyim/parley/internal/username"
@@ -47,6 +49,12 @@ const (
 	// account and FromDevice this device, this device was removed: its
 	// local store is wiped and Receive returns ErrDeviceRemoved.
 	EventDeviceRemoved
+	// EventRecoveryShare means Event.From made this account one of its
+	// trusted contacts: this device now holds a share of its recovery key
+	// (parley recovery help gives it back to a new device of theirs).
+	EventRecoveryShare
+	// EventRecoveryRevoked means Event.From took back its recovery share.
+	EventRecoveryRevoked
 )
 
 func (k EventKind) String() string {
@@ -63,6 +71,10 @@ func (k EventKind) String() string {
 		return "device-added"
 	case EventDeviceRemoved:
 		return "device-removed"
+	case EventRecoveryShare:
+		return "recovery-share"
+	case EventRecoveryRevoked:
+		return "recovery-revoked"
 	default:
 		return "EventKind(" + strconv.Itoa(int(k)) + ")"
 	}
@@ -304,6 +316,9 @@ func (c *Client) decryptEnvelope(ctx context.Context, e *parleyv1.Envelope) ([]E
 
 	var stored *clientdb.Message
 	var events []Event
+	// heldShare, when set, stores (value) or deletes (no value) the
+	// recovery share held for a contact, with the session.
+	var heldShare *setting
 	ct, cerr := content.Unmarshal(pt)
 	if cerr == nil {
 		switch {
@@ -323,6 +338,25 @@ func (c *Client) decryptEnvelope(ctx context.Context, e *parleyv1.Envelope) ([]E
 			// switch to the one this notice came on (docs/protocol.md §6.4).
 			rec.PromoteLast(c.device, dev)
 			events = append(events, Event{Kind: EventSessionReset, From: sender, FromDevice: devID})
+		case (ct.Type == content.TypeRecoveryShare || ct.Type == content.TypeRecoveryRevoke) && sender == c.username:
+			// This account's own copy of a share or revoke it sent to a
+			// trusted contact (recovery.go): nothing to do.
+		case ct.Type == content.TypeRecoveryShare:
+			if _, err := backup.ParseShare(ct.Data); err != nil {
+				cerr = err
+				break
+			}
+			heldShare = &setting{name: heldSharePrefix + sender, value: ct.Data}
+			events = append(events, Event{Kind: EventRecoveryShare, From: sender, FromDevice: devID})
+		case ct.Type == content.TypeRecoveryRevoke:
+			held, err := c.db.Setting(ctx, heldSharePrefix+sender)
+			if err != nil {
+				break // nothing held: nothing to revoke
+			}
+			if sh, err := backup.ParseShare(held); len(ct.Data) == 0 || err != nil || primitives.Equal(sh.KeyID[:], ct.Data) {
+				heldShare = &setting{name: heldSharePrefix + sender}
+				events = append(events, Event{Kind: EventRecoveryRevoked, From: sender, FromDevice: devID})
+			}
 		default:
 			cerr = fmt.Errorf("client: a %s from %q is not allowed", ct.Type, sender)
 		}
@@ -335,6 +369,11 @@ func (c *Client) decryptEnvelope(ctx context.Context, e *parleyv1.Envelope) ([]E
 		}
 		if set != c.prekeys {
 			if err := tx.PutPrekeys(set.Marshal()); err != nil {
+				return err
+			}
+		}
+		if heldShare != nil {
+			if err := heldShare.apply(tx); err != nil {
 				return err
 			}
 		}
@@ -361,4 +400,18 @@ func (c *Client) decryptEnvelope(ctx context.Context, e *parleyv1.Envelope) ([]E
 		}
 	}
 	return events, nil
+}
+
+// setting is a setting to store with a received message's session, or to
+// delete when value is nil.
+type setting struct {
+	name  string
+	value []byte
+}
+
+func (s *setting) apply(tx *clientdb.Tx) error {
+	if s.value == nil {
+		return tx.DeleteSetting(s.name)
+	}
+	return tx.SetSetting(s.name, s.value)
 }

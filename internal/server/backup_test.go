@@ -326,3 +326,26 @@ func TestRecoverAccountNeedsAccountKey(t *testing.T) {
 		t.Fatalf("bundles after recovery: %v, %v; want both devices", resp, err)
 	}
 }
+
+// TestAnonymousDeviceListLookupLimited: a restoring device reads its
+// account's device list without a token, at the tight backup rate.
+func TestAnonymousDeviceListLookupLimited(t *testing.T) {
+	cfg := testConfig()
+	cfg.BackupIPRate, cfg.BackupIPBurst = rate.Every(1<<40), 2
+	h := newHarness(t, cfg)
+	a := h.register("alice", 1)
+	ctx := context.Background()
+	for i := range 3 {
+		resp, err := h.dir.GetDeviceList(ctx, connect.NewRequest(&parleyv1.GetDeviceListRequest{Username: "alice"}))
+		if i < 2 && (err != nil || !bytes.Equal(resp.Msg.SignedDeviceList, a.list.Marshal())) {
+			t.Fatalf("anonymous lookup %d: %v", i, err)
+		}
+		if i == 2 && code(err) != connect.CodeResourceExhausted {
+			t.Fatalf("anonymous lookup over the limit: %v, want ResourceExhausted", err)
+		}
+	}
+	// With a token the lookup is an ordinary call, not charged to it.
+	if _, err := h.dir.GetDeviceList(ctx, req(a, &parleyv1.GetDeviceListRequest{Username: "alice"})); err != nil {
+		t.Fatalf("authenticated lookup after the anonymous limit: %v", err)
+	}
+}

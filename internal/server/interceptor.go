@@ -13,6 +13,14 @@ import (
 	"github.com/parleyim/parley/internal/store"
 )
 
+// anonymous procedures may be called without a token, charged to the
+// per-IP backup limit (BackupIPRate): a restoring device reads its
+// account's device list before it is in it (docs/server.md §5.7). With a
+// token they are ordinary authenticated calls.
+var anonymous = map[string]bool{
+	parleyv1connect.DirectoryServiceGetDeviceListProcedure: true,
+}
+
 // public procedures need no token.
 var public = map[string]bool{
 	parleyv1connect.AuthServiceChallengeProcedure:     true,
@@ -56,6 +64,15 @@ func (i *interceptor) admit(ctx context.Context, procedure, peer string, header 
 		return ctx, &rateLimited{limit: "ip", after: d}
 	}
 	if public[procedure] {
+		return ctx, nil
+	}
+	if anonymous[procedure] && header("Authorization") == "" {
+		// A device restoring a backup looks up its own account before it
+		// has a token: allowed at the tight per-IP backup rate.
+		if d := s.backupLimits.wait(peer, s.now()); d > 0 {
+			s.metrics.limited.WithLabelValues(ipLimitBackup).Inc()
+			return ctx, &rateLimited{limit: ipLimitBackup, after: d}
+		}
 		return ctx, nil
 	}
 	dev, err := s.authenticate(ctx, header("Authorization"))
