@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/parleyim/parley/client"
+	"github.com/parleyim/parley/internal/backup"
 	"github.com/parleyim/parley/internal/identity"
 	"github.com/parleyim/parley/internal/provision"
 )
@@ -209,6 +210,28 @@ func describe(err error, a *app) (msg string, hints []string, code int) {
 	case errors.Is(err, client.ErrWrongPassphrase):
 		msg = "wrong passphrase for " + home
 		hints = []string{fmt.Sprintf("check %s, or type the passphrase this home was registered with", envPassphrase)}
+	case errors.Is(err, client.ErrRecoveryKeyTypo):
+		hints = []string{"check the recovery key as you wrote it down: the group named above does not match its check characters"}
+	case errors.Is(err, client.ErrWrongRecoveryKey):
+		hints = []string{"this recovery key does not open the backup; use the newest key you were shown (parley backup rotate replaces it)"}
+	case errors.Is(err, client.ErrNoBackup):
+		hints = []string{"check the recovery key and the server; a rotated-out key, or one from before backups were turned off, opens nothing"}
+	case errors.Is(err, client.ErrBackupOtherAccount):
+		hints = []string{"this recovery key belongs to another account: give the username whose key it is", "nothing was restored"}
+	case errors.Is(err, backup.ErrTampered), errors.Is(err, backup.ErrTruncated):
+		hints = []string{"the backup on the server is damaged or was altered; nothing was restored", "restore from another copy (parley backup create --output FILE keeps one), or from a device that still has the account"}
+	case errors.Is(err, client.ErrBackupsOff):
+		hints = []string{"turn backups on with: parley backup create"}
+	case errors.Is(err, client.ErrNoShare):
+		hints = []string{"only contacts the account owner chose (parley recovery contacts set) hold a share; ask them to check 'parley backup status' on another device"}
+	case errors.Is(err, client.ErrRecoveryEnded):
+		hints = []string{"run 'parley recovery start' again for a new code, and give it to your contacts within 10 minutes"}
+	case errors.Is(err, errNoRecoveryKey):
+		hints = []string{fmt.Sprintf("set %s, or run parley in a terminal to be asked", envRecoveryKey)}
+	case errors.Is(err, errKeyNotWritten):
+		hints = []string{"run 'parley backup create' again and write the key down before answering yes (--yes in scripts)"}
+	case errors.Is(err, errShareNotSent):
+		hints = []string{"in scripts, give --confirm STRING (the confirmation the recovering device shows) or --yes"}
 	case errors.Is(err, client.ErrNoSuchUser):
 		hints = []string{"check the spelling; usernames are the same on every device of the server"}
 	case errors.Is(err, client.ErrInvalidUsername):

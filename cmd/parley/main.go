@@ -127,6 +127,8 @@ keeps its keys and history in an encrypted home directory.`,
 		a.contactsCommand(),
 		a.safetyNumberCommand(),
 		a.chatCommand(),
+		a.backupCommand(),
+		a.recoveryCommand(),
 	)
 	return root
 }

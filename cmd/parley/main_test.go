@@ -54,16 +54,50 @@ func TestScripts(t *testing.T) {
 		// A glob that silently matches nothing would pass every time.
 		t.Fatalf("no scripts found: %v", err)
 	}
+	ageDir := buildAge(t)
 	testscript.Run(t, testscript.Params{
-		Dir:   "testdata/script",
-		Setup: startServer,
+		Dir: "testdata/script",
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("PATH", ageDir+string(os.PathListSeparator)+env.Getenv("PATH"))
+			return startServer(env)
+		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exitcode": cmdExitcode,
 			"until":    cmdUntil,
 			"await":    cmdAwait,
 			"parleyd":  cmdParleyd,
+			"sleep":    cmdSleep,
 		},
 	})
+}
+
+// buildAge builds the standard age command (filippo.io/age/cmd/age, a
+// tool dependency in go.mod, from the module proxy), so that scripts can
+// check a Parley backup with a tool no one here wrote. It returns the
+// directory holding the binary.
+func buildAge(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "age"), "filippo.io/age/cmd/age").CombinedOutput()
+	if err != nil {
+		t.Fatalf("building the age tool: %v\n%s", err, out)
+	}
+	return dir
+}
+
+// cmdSleep waits for a duration, for what only time makes happen (a
+// schedule coming due):
+//
+//	sleep 1100ms
+func cmdSleep(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: sleep DURATION")
+	}
+	d, err := time.ParseDuration(args[0])
+	if err != nil {
+		ts.Fatalf("sleep: %v", err)
+	}
+	time.Sleep(d)
 }
 
 // cmdExitcode runs a command and checks its exit status:

@@ -79,7 +79,7 @@ exits with status 3 after the rest of the queue.`,
 				return err
 			}
 			defer c.Close()
-			return c.Receive(cmd.Context(), client.ReceiveOptions{Follow: follow}, func(e client.Event) error {
+			err = c.Receive(cmd.Context(), client.ReceiveOptions{Follow: follow}, func(e client.Event) error {
 				switch e.Kind {
 				case client.EventMessage:
 					if a.json {
@@ -94,9 +94,15 @@ exits with status 3 after the rest of the queue.`,
 						return nil // this device removed: Receive's error says so
 					}
 					return a.deviceEvent(e)
+				case client.EventRecoveryShare, client.EventRecoveryRevoked:
+					return a.recoveryEvent(e)
 				}
 				return nil
 			})
+			if err == nil {
+				a.maybeBackup(cmd, c)
+			}
+			return err
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep receiving until interrupted")
@@ -121,6 +127,22 @@ func (a *app) deviceEvent(e client.Event) error {
 	line := fmt.Sprintf("%s -- %s %s a device", time.Now().Format(timeLayout), e.From, verb)
 	if e.DeviceName != "" {
 		line += fmt.Sprintf(" (%q)", e.DeviceName)
+	}
+	_, err := fmt.Fprintln(a.stdout, sanitize(line))
+	return err
+}
+
+// recoveryEvent reports a trusted-contact share received or revoked.
+func (a *app) recoveryEvent(e client.Event) error {
+	if a.json {
+		return writeJSON(a.stdout, struct {
+			Event   string `json:"event"`
+			Account string `json:"account"`
+		}{e.Kind.String(), e.From})
+	}
+	line := fmt.Sprintf("%s -- %s made you a trusted contact: you hold a share of their recovery key (parley recovery help %s CODE gives it back)", time.Now().Format(timeLayout), e.From, e.From)
+	if e.Kind == client.EventRecoveryRevoked {
+		line = fmt.Sprintf("%s -- %s took back their recovery share", time.Now().Format(timeLayout), e.From)
 	}
 	_, err := fmt.Fprintln(a.stdout, sanitize(line))
 	return err

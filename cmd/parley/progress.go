@@ -12,7 +12,8 @@ import (
 	"github.com/parleyim/parley/client"
 )
 
-// progressBar draws the progress of a device link on standard error, one
+// progressBar draws the progress of long work (a device link, a backup) on
+// standard error, one
 // line per phase, redrawn in place:
 //
 //	history   [##############                ]  4671/10000
@@ -61,6 +62,12 @@ func (p *progressBar) update(pr client.Progress) {
 	filled := 0
 	if pr.Total > 0 {
 		filled = min(p.width*pr.Done/pr.Total, p.width)
+	}
+	if pr.Total <= 0 {
+		// Nothing to measure against (a count whose end is not known
+		// beforehand): just the count.
+		fmt.Fprintf(p.w, "\r%-9s %d", pr.Phase, pr.Done)
+		return
 	}
 	fmt.Fprintf(p.w, "\r%-9s [%s%s] %*d/%d", pr.Phase,
 		strings.Repeat("#", filled), strings.Repeat(" ", p.width-filled),
