@@ -13,8 +13,7 @@ import (
 )
 
 // progressBar draws the progress of long work (a device link, a backup) on
-// standard error, one
-// line per phase, redrawn in place:
+// standard error, one line per phase, redrawn in place:
 //
 //	history   [##############                ]  4671/10000
 //
