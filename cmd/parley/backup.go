@@ -440,6 +440,9 @@ It is as secret as the recovery key.`,
 // maybeBackup makes a due automatic backup; a failure is reported on
 // stderr, not as the command's error.
 func (a *app) maybeBackup(cmd *cobra.Command, c *client.Client) {
+	if cmd.Context().Err() != nil {
+		return // interrupted: not the moment for a backup
+	}
 	info, err := c.MaybeBackup(cmd.Context(), nil)
 	switch {
 	case err != nil:

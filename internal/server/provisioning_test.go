@@ -543,8 +543,8 @@ func TestUnauthenticatedCallsReachNothingElse(t *testing.T) {
 	wantCode(t, "PutFrame with a forged token", err, connect.CodeUnauthenticated)
 	_, err = h.relay.Ack(ctx, connect.NewRequest(&parleyv1.AckRequest{Seqs: []uint64{1}}))
 	wantCode(t, "Ack without a token", err, connect.CodeUnauthenticated)
-	_, err = h.dir.GetDeviceList(ctx, connect.NewRequest(&parleyv1.GetDeviceListRequest{Username: e.name}))
-	wantCode(t, "GetDeviceList without a token", err, connect.CodeUnauthenticated)
+	_, err = h.dir.ClaimBundles(ctx, connect.NewRequest(&parleyv1.ClaimBundlesRequest{Username: e.name}))
+	wantCode(t, "ClaimBundles without a token", err, connect.CodeUnauthenticated)
 	// Nothing was written by the refused calls.
 	if m, err := h.st.Mailbox(ctx, store.MailboxAddress(n.addr())); err != nil || m.Frames != 0 {
 		t.Errorf("mailbox after refused writes = %+v, %v; want no frames", m, err)
