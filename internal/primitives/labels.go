@@ -42,6 +42,16 @@ const (
 	LabelInvite Label = "Parley-v1 Invite"
 )
 
+// Key transparency labels (docs/transparency.md).
+const (
+	// LabelKTCommitment is the MAC label of a key-transparency commitment
+	// to one (label, version, value) under a random opening.
+	LabelKTCommitment Label = "Parley-v1 KT Commitment"
+	// LabelSigKTCheckpoint is the context of the log's hybrid signature
+	// over a checkpoint's note text.
+	LabelSigKTCheckpoint Label = "Parley-v1 Sig KT Checkpoint"
+)
+
 // Client store labels (docs/client.md §2–§3).
 const (
 	// LabelClientDBSealKey derives the key that seals stored values.
@@ -88,4 +98,5 @@ var AllLabels = []Label{
 	LabelClientDBSealKey, LabelClientDBIndexKey, LabelClientDBIndex, LabelClientDBSealedValue,
 	LabelSigDeviceList, LabelSigPrekey, LabelSigAuthChallenge,
 	LabelProvisioningAddress, LabelProvisioningConfirmation, LabelProvisioning,
+	LabelKTCommitment, LabelSigKTCheckpoint,
 }
