@@ -42,3 +42,26 @@ func TestVerifyEd25519RFC8032(t *testing.T) {
 		t.Fatal("crypto/ed25519 signature does not verify")
 	}
 }
+
+func TestEd25519KeyRFC8032(t *testing.T) {
+	// RFC 8032 §7.1 test 2: seed, public key, signature of 0x72.
+	k, err := NewEd25519Key(unhex(t, "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !Equal(k.Public(), unhex(t, "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c")) {
+		t.Fatalf("public key %x", k.Public())
+	}
+	sig := k.Sign([]byte{0x72})
+	if !Equal(sig, unhex(t, "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da"+
+		"085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00")) {
+		t.Fatalf("signature %x", sig)
+	}
+	if _, err := NewEd25519Key(make([]byte, 31)); err != ErrInvalidKey {
+		t.Fatal("short seed accepted")
+	}
+	g := GenerateEd25519()
+	if !VerifyEd25519(g.Public(), []byte("x"), g.Sign([]byte("x"))) || len(g.Seed()) != Ed25519SeedSize {
+		t.Fatal("generated key does not round trip")
+	}
+}
