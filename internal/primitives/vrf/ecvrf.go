@@ -35,16 +35,14 @@ var identity = edwards25519.NewIdentityPoint()
 // stringToPoint is string_to_point (§5.5): RFC 8032 §5.1.3 decoding, which
 // fails on non-canonical encodings. edwards25519's SetBytes accepts the two
 // kinds of non-canonical encoding, so they are rejected here first:
-// y >= p, and x = 0 (y = ±1) with the sign bit set.
-func stringToPoint(b []byte) (*edwards25519.Point, bool) {
+// y >= p, and x = 0 (y = ±1) with the sign bit set. It sets dst and
+// reports success; on failure dst is unchanged.
+func stringToPoint(dst *edwards25519.Point, b []byte) bool {
 	if len(b) != ptLen || !canonicalY(b) {
-		return nil, false
+		return false
 	}
-	p, err := new(edwards25519.Point).SetBytes(b)
-	if err != nil {
-		return nil, false
-	}
-	return p, true
+	_, err := dst.SetBytes(b)
+	return err == nil
 }
 
 // fieldP is p = 2^255 - 19, little-endian.
@@ -89,8 +87,8 @@ func canonicalY(b []byte) bool {
 // cofactor*Y must not be the identity. Keys with a torsion component that
 // are not of small order pass, as in the RFC.
 func validateKey(pk []byte) (*edwards25519.Point, error) {
-	y, ok := stringToPoint(pk)
-	if !ok {
+	y := new(edwards25519.Point)
+	if !stringToPoint(y, pk) {
 		return nil, fmt.Errorf("%w: not a canonical point encoding", ErrInvalidPublicKey)
 	}
 	if new(edwards25519.Point).MultByCofactor(y).Equal(identity) == 1 {
@@ -105,18 +103,19 @@ func validateKey(pk []byte) (*edwards25519.Point, error) {
 // fail (probability about 2^-256). Its running time depends on alpha, which
 // is why the RFC says to avoid this suite where alpha is secret (§5.4.1.1).
 func encodeToCurve(salt, alpha []byte) (h *edwards25519.Point, ctr int, ok bool) {
-	d := sha512.New()
-	var sum [sha512.Size]byte
+	// suite_string || 0x01 || salt || alpha_string || ctr_string || 0x00,
+	// built once; each try rewrites ctr_string.
+	var stack [128]byte
+	msg := append(stack[:0], suiteString, encodeToCurveFront)
+	msg = append(msg, salt...)
+	msg = append(msg, alpha...)
+	msg = append(msg, 0, separatorBack)
+	p := new(edwards25519.Point)
 	for ctr = 0; ctr < maxTries; ctr++ {
-		d.Reset()
-		d.Write([]byte{suiteString, encodeToCurveFront})
-		d.Write(salt)
-		d.Write(alpha)
-		d.Write([]byte{byte(ctr), separatorBack})
-		d.Sum(sum[:0])
+		msg[len(msg)-2] = byte(ctr)
+		sum := sha512.Sum512(msg)
 		// interpret_hash_value_as_a_point(s) = string_to_point(s[0]...s[31]).
-		p, ok := stringToPoint(sum[:ptLen])
-		if !ok {
+		if !stringToPoint(p, sum[:ptLen]) {
 			continue
 		}
 		p.MultByCofactor(p)
@@ -133,26 +132,26 @@ func encodeToCurve(salt, alpha []byte) (h *edwards25519.Point, ctr int, ok bool)
 // truncated_hashed_sk_string. Step 4 (k = string_to_int(k_string) mod q) is
 // SetUniformBytes.
 func nonceString(prefix *[32]byte, hString []byte) [sha512.Size]byte {
-	d := sha512.New()
-	d.Write(prefix[:])
-	d.Write(hString)
-	var k [sha512.Size]byte
-	d.Sum(k[:0])
+	var msg [32 + ptLen]byte
+	copy(msg[:], prefix[:])
+	copy(msg[32:], hString)
+	k := sha512.Sum512(msg[:])
+	clear(msg[:32])
 	return k
 }
 
 // challengeGeneration is ECVRF_challenge_generation (§5.4.3) over the
-// encoded points P1..P5 = Y, H, Gamma, U, V: the first cLen octets of
+// encoded points P1..P5 = Y, H, Gamma, U, V (ptLen octets each): the first
+// cLen octets of
 // Hash(suite_string || 0x02 || P1 || ... || P5 || 0x00).
-func challengeGeneration(points ...[]byte) [cLen]byte {
-	d := sha512.New()
-	d.Write([]byte{suiteString, challengeFront})
-	for _, p := range points {
-		d.Write(p)
+func challengeGeneration(y, h, gamma, u, v []byte) [cLen]byte {
+	var msg [2 + 5*ptLen + 1]byte
+	msg[0], msg[1] = suiteString, challengeFront
+	for i, p := range [5][]byte{y, h, gamma, u, v} {
+		copy(msg[2+i*ptLen:2+(i+1)*ptLen], p)
 	}
-	d.Write([]byte{separatorBack})
-	var sum [sha512.Size]byte
-	d.Sum(sum[:0])
+	msg[len(msg)-1] = separatorBack
+	sum := sha512.Sum512(msg[:])
 	return [cLen]byte(sum[:cLen])
 }
 
@@ -171,8 +170,8 @@ func challengeScalar(c *[cLen]byte) *edwards25519.Scalar {
 // decodeProof is ECVRF_decode_proof (§5.4.4): Gamma must be a canonical
 // point encoding and s must be below q. pi has ProofSize octets.
 func decodeProof(pi []byte) (gamma *edwards25519.Point, c [cLen]byte, s *edwards25519.Scalar, err error) {
-	gamma, ok := stringToPoint(pi[:ptLen])
-	if !ok {
+	gamma = new(edwards25519.Point)
+	if !stringToPoint(gamma, pi[:ptLen]) {
 		return nil, c, nil, fmt.Errorf("%w: Gamma is not a canonical point encoding", ErrInvalidProof)
 	}
 	c = [cLen]byte(pi[ptLen : ptLen+cLen])
@@ -187,13 +186,11 @@ func decodeProof(pi []byte) (gamma *edwards25519.Point, c [cLen]byte, s *edwards
 // decoded Gamma: beta = Hash(suite_string || 0x03 ||
 // point_to_string(cofactor * Gamma) || 0x00).
 func proofToHash(gamma *edwards25519.Point) [OutputSize]byte {
-	d := sha512.New()
-	d.Write([]byte{suiteString, proofToHashFront})
-	d.Write(new(edwards25519.Point).MultByCofactor(gamma).Bytes())
-	d.Write([]byte{separatorBack})
-	var beta [OutputSize]byte
-	d.Sum(beta[:0])
-	return beta
+	var msg [2 + ptLen + 1]byte
+	msg[0], msg[1] = suiteString, proofToHashFront
+	copy(msg[2:], new(edwards25519.Point).MultByCofactor(gamma).Bytes())
+	msg[len(msg)-1] = separatorBack
+	return sha512.Sum512(msg[:])
 }
 
 // proofTrace receives the intermediate values of a proof, for the RFC
