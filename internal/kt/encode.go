@@ -195,15 +195,6 @@ func (r *reader) hashes(n int, what string) [][HashSize]byte {
 	return out
 }
 
-// vec8 reads a u8-length-prefixed byte string.
-func (r *reader) vec8(what string) []byte {
-	var v cryptobyte.String
-	if r.err == nil && !r.s.ReadUint8LengthPrefixed(&v) {
-		r.fail("truncated " + what)
-	}
-	return v
-}
-
 // vec32 reads a u32-length-prefixed byte string of at most max bytes.
 func (r *reader) vec32(max int, what string) []byte {
 	n := r.u32(what + " length")
