@@ -110,22 +110,22 @@ func benchSearchVerify(b *testing.B, accounts int, n uint32) {
 
 // floor holds the inputs of the primitive floor of one verification.
 type floor struct {
-	vrf      *vrf.PublicKey
-	alphas   [][]byte
-	proofs   [][kt.VRFProofSize]byte
-	hashes   int // prefix-tree nodes the verifier recomputes
-	logPath  int
-	opening  [kt.OpeningSize]byte
-	value    []byte
-	edPub    []byte
-	edMsg    []byte
-	edSig    []byte
-	hybrid   *primitives.SigningPublicKey
-	hybMsg   []byte
-	hybSig   []byte
-	wMsg     []byte
-	wPub     []byte
-	wSig     []byte
+	vrf     *vrf.PublicKey
+	alphas  [][]byte
+	proofs  [][kt.VRFProofSize]byte
+	hashes  int // prefix-tree nodes the verifier recomputes
+	logPath int
+	opening [kt.OpeningSize]byte
+	value   []byte
+	edPub   []byte
+	edMsg   []byte
+	edSig   []byte
+	hybrid  *primitives.SigningPublicKey
+	hybMsg  []byte
+	hybSig  []byte
+	wMsg    []byte
+	wPub    []byte
+	wSig    []byte
 }
 
 // newFloor counts the prefix-tree nodes the proof makes the verifier

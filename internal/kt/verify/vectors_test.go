@@ -17,14 +17,14 @@ import (
 // fuzz targets use it as their oracle.
 
 type fixture struct {
-	Origin             string   `json:"origin"`
-	Ed25519VKey        string   `json:"ed25519_vkey"`
-	HybridVKey         string   `json:"hybrid_vkey"`
-	VRFPublicKey       string   `json:"vrf_public_key"`
-	WitnessVKeys       []string `json:"witness_vkeys"`
-	WitnessThreshold   int      `json:"witness_threshold"`
-	NowMillis          int64    `json:"now_millis"`
-	Labels             []struct {
+	Origin           string   `json:"origin"`
+	Ed25519VKey      string   `json:"ed25519_vkey"`
+	HybridVKey       string   `json:"hybrid_vkey"`
+	VRFPublicKey     string   `json:"vrf_public_key"`
+	WitnessVKeys     []string `json:"witness_vkeys"`
+	WitnessThreshold int      `json:"witness_threshold"`
+	NowMillis        int64    `json:"now_millis"`
+	Labels           []struct {
 		Label  string   `json:"label"`
 		Values []string `json:"values"`
 	} `json:"labels"`
