@@ -383,10 +383,7 @@ func addKTCorpora(prefix [][]byte, s ktSeeds) {
 	cps := mutations(s.checkpoint)
 	body := s.checkpoint[:bytes.Index(s.checkpoint, []byte("\n\n"))+1]
 	addCorpus(ktDir, "FuzzParseCheckpoint", append(mutations(body), []byte("a\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"))...)
-	var tr [][]byte
-	for _, x := range mutations((&verify.Trusted{Note: s.checkpoint, Entry: *must(kt.UnmarshalLogEntry(s.entries[len(s.entries)-1]))}).Marshal()) {
-		tr = append(tr, x)
-	}
+	tr := mutations((&verify.Trusted{Note: s.checkpoint, Entry: *must(kt.UnmarshalLogEntry(s.entries[len(s.entries)-1]))}).Marshal())
 	addCorpus(verifyDir, "FuzzUnmarshalTrusted", tr...)
 	addCorpus(verifyDir, "FuzzVerifyCheckpoint", cps...)
 	addCorpus(verifyDir, "FuzzVerifyHead", hp...)
