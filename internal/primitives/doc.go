@@ -10,7 +10,11 @@
 //   - HKDF-SHA256 (crypto/hkdf, RFC 5869) with the labels in labels.go;
 //   - AES-256-GCM as the one AEAD;
 //   - hybrid signatures Ed25519 + ML-DSA-65 (FIPS 204, circl), both must verify;
-//   - SHA-256 for transcript and fingerprint hashes;
+//   - plain Ed25519 (Ed25519Key, VerifyEd25519) only for the third-party
+//     formats of key transparency: the log's standard checkpoint note line
+//     and witness cosignatures (docs/transparency.md §7);
+//   - SHA-256 for transcript and fingerprint hashes, and plain (SHA256) for
+//     the key-transparency prefix tree and note key IDs;
 //   - ECVRF-EDWARDS25519-SHA512-TAI (RFC 9381) for key transparency, in the
 //     subpackage vrf, on filippo.io/edwards25519.
 //
