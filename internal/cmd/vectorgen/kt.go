@@ -400,5 +400,22 @@ func addKTCorpora(prefix [][]byte, s ktSeeds) {
 		}
 	}
 	addCorpus(verifyDir, "FuzzVerifySearch", vs...)
+	// FuzzAuditorApply audits one more epoch after the fixture's: a valid
+	// next epoch, one re-inserting an existing index, and mutations.
+	next := kt.Epoch{Number: uint64(len(s.epochs)), Timestamp: 1_900_000_000_000}
+	for range 3 {
+		var l kt.Leaf
+		copy(l.Index[:], random(32))
+		copy(l.Commitment[:], random(32))
+		next.Leaves = append(next.Leaves, l)
+	}
+	old := must(kt.UnmarshalEpoch(s.epochs[0]))
+	again := next
+	again.Leaves = append(slices.Clone(next.Leaves), old.Leaves[0])
+	var ap [][]byte
+	for _, e := range []kt.Epoch{next, again, {Number: next.Number, Timestamp: next.Timestamp}} {
+		ap = append(ap, mutations(must(e.Marshal()))...)
+	}
+	addCorpus(verifyDir, "FuzzAuditorApply", ap...)
 	addCorpus(verifyDir, "FuzzVerifyMonitor", vm...)
 }

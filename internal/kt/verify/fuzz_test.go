@@ -17,7 +17,7 @@ import (
 // so an accepted answer that differs from the log would be a forgery.
 
 func TestFuzzCorporaNonEmpty(t *testing.T) {
-	for _, target := range []string{"FuzzVerifySearch", "FuzzVerifyMonitor", "FuzzVerifyHead", "FuzzVerifyCheckpoint", "FuzzUnmarshalTrusted"} {
+	for _, target := range []string{"FuzzVerifySearch", "FuzzVerifyMonitor", "FuzzVerifyHead", "FuzzVerifyCheckpoint", "FuzzUnmarshalTrusted", "FuzzAuditorApply"} {
 		if n := vectortest.Corpus(t, target); n < 5 {
 			t.Errorf("%s has only %d seeds", target, n)
 		}
@@ -152,6 +152,55 @@ func FuzzUnmarshalTrusted(f *testing.F) {
 		}
 		if !bytes.Equal(tr.Marshal(), data) {
 			t.Fatal("re-encoding differs")
+		}
+	})
+}
+
+// FuzzAuditorApply audits one more epoch after the fixture's log: never a
+// panic, every refusal a typed error, and an accepted epoch is exactly the
+// previous tree plus its leaves (each now found with its commitment) at
+// the next position of the log.
+func FuzzAuditorApply(f *testing.F) {
+	l := loadFixture(f)
+	var epochs []kt.Epoch
+	var entries []kt.LogEntry
+	for i := range l.f.Epochs {
+		e, err := kt.UnmarshalEpoch(vectortest.Hex(f, l.f.Epochs[i]))
+		if err != nil {
+			f.Fatal(err)
+		}
+		epochs = append(epochs, *e)
+		en, _ := kt.UnmarshalLogEntry(vectortest.Hex(f, l.f.Entries[i]))
+		entries = append(entries, *en)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		e, err := kt.UnmarshalEpoch(data)
+		if err != nil {
+			return
+		}
+		st, err := kt.RebuildState(epochs, entries)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := ResumeAuditor(st)
+		before := st.Tree()
+		if err := a.Apply(e, nil); err != nil {
+			var se *Error
+			if !errors.As(err, &se) {
+				t.Fatalf("untyped audit error %v", err)
+			}
+			if st.Tree() != before || a.Size() != uint64(len(epochs)) {
+				t.Fatal("a refused epoch changed the audited state")
+			}
+			return
+		}
+		if a.Size() != uint64(len(epochs))+1 || st.Tree().Len() != before.Len()+len(e.Leaves) {
+			t.Fatal("accepted epoch did not grow the log and tree by itself")
+		}
+		for _, leaf := range e.Leaves {
+			if c, ok := st.Tree().Lookup(leaf.Index); !ok || c != leaf.Commitment {
+				t.Fatal("an accepted leaf is not in the tree")
+			}
 		}
 	})
 }
