@@ -45,6 +45,16 @@ const (
 	LabelBackupWriteHash Label = "Parley-v1 Backup Write Hash"
 )
 
+// Key transparency labels (docs/transparency.md).
+const (
+	// LabelKTCommitment is the MAC label of a key-transparency commitment
+	// to one (label, version, value) under a random opening.
+	LabelKTCommitment Label = "Parley-v1 KT Commitment"
+	// LabelSigKTCheckpoint is the context of the log's hybrid signature
+	// over a checkpoint's note text.
+	LabelSigKTCheckpoint Label = "Parley-v1 Sig KT Checkpoint"
+)
+
 // Client store labels (docs/client.md §2–§3).
 const (
 	// LabelClientDBSealKey derives the key that seals stored values.
@@ -114,4 +124,5 @@ var AllLabels = []Label{
 	LabelSigDeviceList, LabelSigPrekey, LabelSigAuthChallenge,
 	LabelProvisioningAddress, LabelProvisioningConfirmation, LabelProvisioning, LabelRecoveryShare,
 	LabelBackupAgeIdentity, LabelBackupLocator, LabelBackupWriteToken, LabelBackupKeyID,
+	LabelKTCommitment, LabelSigKTCheckpoint,
 }

@@ -214,8 +214,15 @@ func deterministicEntropyUses(root string) ([]string, error) {
 	return uses, err
 }
 
+// restrictedModules are the third-party cryptography libraries that, like
+// crypto/..., only internal/primitives and its subpackages may import.
+var restrictedModules = []string{
+	"github.com/cloudflare/circl",
+	"filippo.io/edwards25519", // group arithmetic for internal/primitives/vrf
+}
+
 // cryptoImports lists the files of the module at root outside
-// internal/primitives that import crypto/... or circl.
+// internal/primitives that import crypto/..., circl or edwards25519.
 func cryptoImports(root string) ([]string, error) {
 	var bad []string
 	fset := token.NewFileSet()
@@ -238,8 +245,11 @@ func cryptoImports(root string) ([]string, error) {
 			if p == "crypto/tls" && strings.HasPrefix(rel, "cmd/") {
 				continue
 			}
-			if p == "crypto" || strings.HasPrefix(p, "crypto/") ||
-				p == "github.com/cloudflare/circl" || strings.HasPrefix(p, "github.com/cloudflare/circl/") {
+			restricted := p == "crypto" || strings.HasPrefix(p, "crypto/")
+			for _, m := range restrictedModules {
+				restricted = restricted || p == m || strings.HasPrefix(p, m+"/")
+			}
+			if restricted {
 				bad = append(bad, fmt.Sprintf("%s imports %q", rel, p))
 			}
 		}
@@ -263,9 +273,10 @@ func TestOnlyVectorGeneratorUsesDeterministicEntropy(t *testing.T) {
 	}
 }
 
-// TestOnlyPrimitivesImportsCrypto: internal/primitives is the one cipher
-// suite (docs/protocol.md §2); every other package must go through it, so
-// that no package picks its own algorithm or its own randomness.
+// TestOnlyPrimitivesImportsCrypto: internal/primitives (with its
+// subpackages) is the one cipher suite (docs/protocol.md §2); every other
+// package must go through it, so that no package picks its own algorithm,
+// its own group arithmetic or its own randomness.
 func TestOnlyPrimitivesImportsCrypto(t *testing.T) {
 	bad, err := cryptoImports(moduleRoot)
 	if err != nil {
@@ -291,6 +302,10 @@ func TestHygieneChecksCatchViolations(t *testing.T) {
 		"internal/store/reflect.go":      "package store\n\nvar name = \"UnsafeDeterministicEntropy\"\n",
 		"internal/store/testdata/x.go":   "package x\n\nimport \"crypto/md5\"\n",
 		"internal/cryptoish/name.go":     "package cryptoish\n\nimport \"golang.org/x/crypto/cryptobyte\"\n",
+		"internal/kt/index.go":           "package kt\n\nimport (\n\t\"filippo.io/edwards25519\"\n\t\"filippo.io/edwards25519/field\"\n)\n",
+		"internal/kt/ok_test.go":         "package kt\n\nimport \"filippo.io/edwards25519\"\n",
+		"internal/kt/near.go":            "package kt\n\nimport \"filippo.io/edwards25519x\"\n",
+		"internal/primitives/vrf/vrf.go": "package vrf\n\nimport (\n\t\"crypto/sha512\"\n\t\"filippo.io/edwards25519\"\n)\n",
 		"tools/nested/go.mod":            "module example.com/tools\n",
 		"tools/nested/gen.go":            "package gen\n\nimport \"crypto/rand\"\n",
 	}
@@ -315,6 +330,8 @@ func TestHygieneChecksCatchViolations(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
+		`internal/kt/index.go imports "filippo.io/edwards25519"`,
+		`internal/kt/index.go imports "filippo.io/edwards25519/field"`,
 		`internal/store/keys.go imports "crypto/sha256"`,
 		`internal/store/keys.go imports "github.com/cloudflare/circl/sign/mldsa/mldsa65"`,
 	}
