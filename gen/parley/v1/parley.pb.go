@@ -440,7 +440,10 @@ type GetDeviceListRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
 	// 0 for the current version.
-	Version       uint64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	Version uint64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// The size of the newest key-transparency checkpoint the client trusts
+	// (0 for none): the answer's head proves consistency from it.
+	KtFromSize    uint64 `protobuf:"varint,3,opt,name=kt_from_size,json=ktFromSize,proto3" json:"kt_from_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -489,11 +492,29 @@ func (x *GetDeviceListRequest) GetVersion() uint64 {
 	return 0
 }
 
+func (x *GetDeviceListRequest) GetKtFromSize() uint64 {
+	if x != nil {
+		return x.KtFromSize
+	}
+	return 0
+}
+
 type GetDeviceListResponse struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	SignedDeviceList []byte                 `protobuf:"bytes,1,opt,name=signed_device_list,json=signedDeviceList,proto3" json:"signed_device_list,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Key transparency (docs/transparency.md §8): the log's head (a kt.Head
+	// encoding: the signed, cosigned checkpoint, the newest log entry, its
+	// inclusion proof, and consistency from kt_from_size) and a search proof
+	// (kt.SearchProof) for the account's greatest version sequenced into the
+	// log, whose value is kt_value. signed_device_list is kt_value or a
+	// successor published since the newest epoch, chained to it and signed by
+	// the same account key. Empty when the account has no sequenced version
+	// yet (kt_search is then an absence proof).
+	KtHead        []byte `protobuf:"bytes,3,opt,name=kt_head,json=ktHead,proto3" json:"kt_head,omitempty"`
+	KtSearch      []byte `protobuf:"bytes,4,opt,name=kt_search,json=ktSearch,proto3" json:"kt_search,omitempty"`
+	KtValue       []byte `protobuf:"bytes,5,opt,name=kt_value,json=ktValue,proto3" json:"kt_value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetDeviceListResponse) Reset() {
@@ -529,6 +550,27 @@ func (*GetDeviceListResponse) Descriptor() ([]byte, []int) {
 func (x *GetDeviceListResponse) GetSignedDeviceList() []byte {
 	if x != nil {
 		return x.SignedDeviceList
+	}
+	return nil
+}
+
+func (x *GetDeviceListResponse) GetKtHead() []byte {
+	if x != nil {
+		return x.KtHead
+	}
+	return nil
+}
+
+func (x *GetDeviceListResponse) GetKtSearch() []byte {
+	if x != nil {
+		return x.KtSearch
+	}
+	return nil
+}
+
+func (x *GetDeviceListResponse) GetKtValue() []byte {
+	if x != nil {
+		return x.KtValue
 	}
 	return nil
 }
@@ -3074,6 +3116,570 @@ func (x *DeleteBackupsResponse) GetDeleted() uint32 {
 	return 0
 }
 
+type GetTransparencyConfigRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTransparencyConfigRequest) Reset() {
+	*x = GetTransparencyConfigRequest{}
+	mi := &file_parley_v1_parley_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTransparencyConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTransparencyConfigRequest) ProtoMessage() {}
+
+func (x *GetTransparencyConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTransparencyConfigRequest.ProtoReflect.Descriptor instead.
+func (*GetTransparencyConfigRequest) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{58}
+}
+
+type GetTransparencyConfigResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The checkpoint origin line, e.g. "parley.example/kt".
+	Origin string `protobuf:"bytes,1,opt,name=origin,proto3" json:"origin,omitempty"`
+	// The log's note verifier keys: the standard Ed25519 one and Parley's
+	// hybrid Ed25519 + ML-DSA-65 one (docs/transparency.md §7).
+	Ed25519Vkey string `protobuf:"bytes,2,opt,name=ed25519_vkey,json=ed25519Vkey,proto3" json:"ed25519_vkey,omitempty"`
+	HybridVkey  string `protobuf:"bytes,3,opt,name=hybrid_vkey,json=hybridVkey,proto3" json:"hybrid_vkey,omitempty"`
+	// The VRF public key (32 bytes).
+	VrfPublicKey []byte `protobuf:"bytes,4,opt,name=vrf_public_key,json=vrfPublicKey,proto3" json:"vrf_public_key,omitempty"`
+	// The witnesses the server submits checkpoints to (note verifier keys
+	// of cosignature/v1 type), and how many of them it expects to cosign.
+	WitnessVkeys     []string `protobuf:"bytes,5,rep,name=witness_vkeys,json=witnessVkeys,proto3" json:"witness_vkeys,omitempty"`
+	WitnessThreshold uint32   `protobuf:"varint,6,opt,name=witness_threshold,json=witnessThreshold,proto3" json:"witness_threshold,omitempty"`
+	// The epoch interval, in milliseconds.
+	EpochIntervalMs uint64 `protobuf:"varint,7,opt,name=epoch_interval_ms,json=epochIntervalMs,proto3" json:"epoch_interval_ms,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *GetTransparencyConfigResponse) Reset() {
+	*x = GetTransparencyConfigResponse{}
+	mi := &file_parley_v1_parley_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTransparencyConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTransparencyConfigResponse) ProtoMessage() {}
+
+func (x *GetTransparencyConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTransparencyConfigResponse.ProtoReflect.Descriptor instead.
+func (*GetTransparencyConfigResponse) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *GetTransparencyConfigResponse) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *GetTransparencyConfigResponse) GetEd25519Vkey() string {
+	if x != nil {
+		return x.Ed25519Vkey
+	}
+	return ""
+}
+
+func (x *GetTransparencyConfigResponse) GetHybridVkey() string {
+	if x != nil {
+		return x.HybridVkey
+	}
+	return ""
+}
+
+func (x *GetTransparencyConfigResponse) GetVrfPublicKey() []byte {
+	if x != nil {
+		return x.VrfPublicKey
+	}
+	return nil
+}
+
+func (x *GetTransparencyConfigResponse) GetWitnessVkeys() []string {
+	if x != nil {
+		return x.WitnessVkeys
+	}
+	return nil
+}
+
+func (x *GetTransparencyConfigResponse) GetWitnessThreshold() uint32 {
+	if x != nil {
+		return x.WitnessThreshold
+	}
+	return 0
+}
+
+func (x *GetTransparencyConfigResponse) GetEpochIntervalMs() uint64 {
+	if x != nil {
+		return x.EpochIntervalMs
+	}
+	return 0
+}
+
+type GetHeadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	FromSize      uint64                 `protobuf:"varint,1,opt,name=from_size,json=fromSize,proto3" json:"from_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetHeadRequest) Reset() {
+	*x = GetHeadRequest{}
+	mi := &file_parley_v1_parley_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetHeadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetHeadRequest) ProtoMessage() {}
+
+func (x *GetHeadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetHeadRequest.ProtoReflect.Descriptor instead.
+func (*GetHeadRequest) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *GetHeadRequest) GetFromSize() uint64 {
+	if x != nil {
+		return x.FromSize
+	}
+	return 0
+}
+
+type GetHeadResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Head          []byte                 `protobuf:"bytes,1,opt,name=head,proto3" json:"head,omitempty"` // kt.Head
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetHeadResponse) Reset() {
+	*x = GetHeadResponse{}
+	mi := &file_parley_v1_parley_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetHeadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetHeadResponse) ProtoMessage() {}
+
+func (x *GetHeadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetHeadResponse.ProtoReflect.Descriptor instead.
+func (*GetHeadResponse) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *GetHeadResponse) GetHead() []byte {
+	if x != nil {
+		return x.Head
+	}
+	return nil
+}
+
+type SearchRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	FromSize uint64                 `protobuf:"varint,2,opt,name=from_size,json=fromSize,proto3" json:"from_size,omitempty"`
+	// 0: the greatest version; otherwise the KT version to prove, plus one.
+	FixedVersionPlusOne uint32 `protobuf:"varint,3,opt,name=fixed_version_plus_one,json=fixedVersionPlusOne,proto3" json:"fixed_version_plus_one,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *SearchRequest) Reset() {
+	*x = SearchRequest{}
+	mi := &file_parley_v1_parley_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchRequest) ProtoMessage() {}
+
+func (x *SearchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchRequest.ProtoReflect.Descriptor instead.
+func (*SearchRequest) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *SearchRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *SearchRequest) GetFromSize() uint64 {
+	if x != nil {
+		return x.FromSize
+	}
+	return 0
+}
+
+func (x *SearchRequest) GetFixedVersionPlusOne() uint32 {
+	if x != nil {
+		return x.FixedVersionPlusOne
+	}
+	return 0
+}
+
+type SearchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Head          []byte                 `protobuf:"bytes,1,opt,name=head,proto3" json:"head,omitempty"`   // kt.Head
+	Proof         []byte                 `protobuf:"bytes,2,opt,name=proof,proto3" json:"proof,omitempty"` // kt.SearchProof
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchResponse) Reset() {
+	*x = SearchResponse{}
+	mi := &file_parley_v1_parley_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchResponse) ProtoMessage() {}
+
+func (x *SearchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchResponse.ProtoReflect.Descriptor instead.
+func (*SearchResponse) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *SearchResponse) GetHead() []byte {
+	if x != nil {
+		return x.Head
+	}
+	return nil
+}
+
+func (x *SearchResponse) GetProof() []byte {
+	if x != nil {
+		return x.Proof
+	}
+	return nil
+}
+
+type MonitorRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	FromSize uint64                 `protobuf:"varint,2,opt,name=from_size,json=fromSize,proto3" json:"from_size,omitempty"`
+	// The first KT version the owner wants proven.
+	FromVersion   uint32 `protobuf:"varint,3,opt,name=from_version,json=fromVersion,proto3" json:"from_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MonitorRequest) Reset() {
+	*x = MonitorRequest{}
+	mi := &file_parley_v1_parley_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MonitorRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MonitorRequest) ProtoMessage() {}
+
+func (x *MonitorRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MonitorRequest.ProtoReflect.Descriptor instead.
+func (*MonitorRequest) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *MonitorRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *MonitorRequest) GetFromSize() uint64 {
+	if x != nil {
+		return x.FromSize
+	}
+	return 0
+}
+
+func (x *MonitorRequest) GetFromVersion() uint32 {
+	if x != nil {
+		return x.FromVersion
+	}
+	return 0
+}
+
+type MonitorResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Head          []byte                 `protobuf:"bytes,1,opt,name=head,proto3" json:"head,omitempty"`   // kt.Head
+	Proof         []byte                 `protobuf:"bytes,2,opt,name=proof,proto3" json:"proof,omitempty"` // kt.MonitorProof
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MonitorResponse) Reset() {
+	*x = MonitorResponse{}
+	mi := &file_parley_v1_parley_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MonitorResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MonitorResponse) ProtoMessage() {}
+
+func (x *MonitorResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MonitorResponse.ProtoReflect.Descriptor instead.
+func (*MonitorResponse) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *MonitorResponse) GetHead() []byte {
+	if x != nil {
+		return x.Head
+	}
+	return nil
+}
+
+func (x *MonitorResponse) GetProof() []byte {
+	if x != nil {
+		return x.Proof
+	}
+	return nil
+}
+
+type GetEpochsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The first epoch number.
+	From uint64 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	// At most this many (the server caps it).
+	Limit         uint32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetEpochsRequest) Reset() {
+	*x = GetEpochsRequest{}
+	mi := &file_parley_v1_parley_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetEpochsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetEpochsRequest) ProtoMessage() {}
+
+func (x *GetEpochsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetEpochsRequest.ProtoReflect.Descriptor instead.
+func (*GetEpochsRequest) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *GetEpochsRequest) GetFrom() uint64 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *GetEpochsRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type GetEpochsResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Epochs  [][]byte               `protobuf:"bytes,1,rep,name=epochs,proto3" json:"epochs,omitempty"`   // kt.Epoch encodings, in order
+	Entries [][]byte               `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"` // kt.LogEntry encodings, one per epoch
+	// The newest signed, cosigned checkpoint, covering at least these epochs.
+	Checkpoint    []byte `protobuf:"bytes,3,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetEpochsResponse) Reset() {
+	*x = GetEpochsResponse{}
+	mi := &file_parley_v1_parley_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetEpochsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetEpochsResponse) ProtoMessage() {}
+
+func (x *GetEpochsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_parley_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetEpochsResponse.ProtoReflect.Descriptor instead.
+func (*GetEpochsResponse) Descriptor() ([]byte, []int) {
+	return file_parley_v1_parley_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *GetEpochsResponse) GetEpochs() [][]byte {
+	if x != nil {
+		return x.Epochs
+	}
+	return nil
+}
+
+func (x *GetEpochsResponse) GetEntries() [][]byte {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *GetEpochsResponse) GetCheckpoint() []byte {
+	if x != nil {
+		return x.Checkpoint
+	}
+	return nil
+}
+
 var File_parley_v1_parley_proto protoreflect.FileDescriptor
 
 const file_parley_v1_parley_proto_rawDesc = "" +
@@ -3104,12 +3710,17 @@ const file_parley_v1_parley_proto_rawDesc = "" +
 	"\aprekeys\x18\x05 \x01(\v2\x17.parley.v1.PrekeyUploadR\aprekeys\"K\n" +
 	"\x10RegisterResponse\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\fR\bdeviceId\x12\x1a\n" +
-	"\busername\x18\x02 \x01(\tR\busername\"L\n" +
+	"\busername\x18\x02 \x01(\tR\busername\"n\n" +
 	"\x14GetDeviceListRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x04R\aversion\"K\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\x12 \n" +
+	"\fkt_from_size\x18\x03 \x01(\x04R\n" +
+	"ktFromSize\"\xa2\x01\n" +
 	"\x15GetDeviceListResponse\x12,\n" +
-	"\x12signed_device_list\x18\x01 \x01(\fR\x10signedDeviceListJ\x04\b\x02\x10\n" +
+	"\x12signed_device_list\x18\x01 \x01(\fR\x10signedDeviceList\x12\x17\n" +
+	"\akt_head\x18\x03 \x01(\fR\x06ktHead\x12\x1b\n" +
+	"\tkt_search\x18\x04 \x01(\fR\bktSearch\x12\x19\n" +
+	"\bkt_value\x18\x05 \x01(\fR\aktValueJ\x04\b\x02\x10\x03J\x04\b\x06\x10\n" +
 	"\"\x86\x01\n" +
 	"\x18PublishDeviceListRequest\x12,\n" +
 	"\x12signed_device_list\x18\x01 \x01(\fR\x10signedDeviceList\x12<\n" +
@@ -3265,7 +3876,44 @@ const file_parley_v1_parley_proto_rawDesc = "" +
 	"\vwrite_token\x18\x02 \x01(\fR\n" +
 	"writeToken\"1\n" +
 	"\x15DeleteBackupsResponse\x12\x18\n" +
-	"\adeleted\x18\x01 \x01(\rR\adeleted2\xa6\x01\n" +
+	"\adeleted\x18\x01 \x01(\rR\adeleted\"\x1e\n" +
+	"\x1cGetTransparencyConfigRequest\"\x9f\x02\n" +
+	"\x1dGetTransparencyConfigResponse\x12\x16\n" +
+	"\x06origin\x18\x01 \x01(\tR\x06origin\x12!\n" +
+	"\fed25519_vkey\x18\x02 \x01(\tR\ved25519Vkey\x12\x1f\n" +
+	"\vhybrid_vkey\x18\x03 \x01(\tR\n" +
+	"hybridVkey\x12$\n" +
+	"\x0evrf_public_key\x18\x04 \x01(\fR\fvrfPublicKey\x12#\n" +
+	"\rwitness_vkeys\x18\x05 \x03(\tR\fwitnessVkeys\x12+\n" +
+	"\x11witness_threshold\x18\x06 \x01(\rR\x10witnessThreshold\x12*\n" +
+	"\x11epoch_interval_ms\x18\a \x01(\x04R\x0fepochIntervalMs\"-\n" +
+	"\x0eGetHeadRequest\x12\x1b\n" +
+	"\tfrom_size\x18\x01 \x01(\x04R\bfromSize\"%\n" +
+	"\x0fGetHeadResponse\x12\x12\n" +
+	"\x04head\x18\x01 \x01(\fR\x04head\"}\n" +
+	"\rSearchRequest\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\x12\x1b\n" +
+	"\tfrom_size\x18\x02 \x01(\x04R\bfromSize\x123\n" +
+	"\x16fixed_version_plus_one\x18\x03 \x01(\rR\x13fixedVersionPlusOne\":\n" +
+	"\x0eSearchResponse\x12\x12\n" +
+	"\x04head\x18\x01 \x01(\fR\x04head\x12\x14\n" +
+	"\x05proof\x18\x02 \x01(\fR\x05proof\"l\n" +
+	"\x0eMonitorRequest\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\x12\x1b\n" +
+	"\tfrom_size\x18\x02 \x01(\x04R\bfromSize\x12!\n" +
+	"\ffrom_version\x18\x03 \x01(\rR\vfromVersion\";\n" +
+	"\x0fMonitorResponse\x12\x12\n" +
+	"\x04head\x18\x01 \x01(\fR\x04head\x12\x14\n" +
+	"\x05proof\x18\x02 \x01(\fR\x05proof\"<\n" +
+	"\x10GetEpochsRequest\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\x04R\x04from\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\rR\x05limit\"e\n" +
+	"\x11GetEpochsResponse\x12\x16\n" +
+	"\x06epochs\x18\x01 \x03(\fR\x06epochs\x12\x18\n" +
+	"\aentries\x18\x02 \x03(\fR\aentries\x12\x1e\n" +
+	"\n" +
+	"checkpoint\x18\x03 \x01(\fR\n" +
+	"checkpoint2\xa6\x01\n" +
 	"\vAuthService\x12F\n" +
 	"\tChallenge\x12\x1b.parley.v1.ChallengeRequest\x1a\x1c.parley.v1.ChallengeResponse\x12O\n" +
 	"\fAuthenticate\x12\x1e.parley.v1.AuthenticateRequest\x1a\x1f.parley.v1.AuthenticateResponse2\x83\x06\n" +
@@ -3290,7 +3938,13 @@ const file_parley_v1_parley_proto_rawDesc = "" +
 	"\x0ePutBackupChunk\x12 .parley.v1.PutBackupChunkRequest\x1a!.parley.v1.PutBackupChunkResponse\x12O\n" +
 	"\fCommitBackup\x12\x1e.parley.v1.CommitBackupRequest\x1a\x1f.parley.v1.CommitBackupResponse\x12H\n" +
 	"\tGetBackup\x12\x1b.parley.v1.GetBackupRequest\x1a\x1c.parley.v1.GetBackupResponse0\x01\x12R\n" +
-	"\rDeleteBackups\x12\x1f.parley.v1.DeleteBackupsRequest\x1a .parley.v1.DeleteBackupsResponse2\xc1\x01\n" +
+	"\rDeleteBackups\x12\x1f.parley.v1.DeleteBackupsRequest\x1a .parley.v1.DeleteBackupsResponse2\x80\x03\n" +
+	"\x13TransparencyService\x12^\n" +
+	"\tGetConfig\x12'.parley.v1.GetTransparencyConfigRequest\x1a(.parley.v1.GetTransparencyConfigResponse\x12@\n" +
+	"\aGetHead\x12\x19.parley.v1.GetHeadRequest\x1a\x1a.parley.v1.GetHeadResponse\x12=\n" +
+	"\x06Search\x12\x18.parley.v1.SearchRequest\x1a\x19.parley.v1.SearchResponse\x12@\n" +
+	"\aMonitor\x12\x19.parley.v1.MonitorRequest\x1a\x1a.parley.v1.MonitorResponse\x12F\n" +
+	"\tGetEpochs\x12\x1b.parley.v1.GetEpochsRequest\x1a\x1c.parley.v1.GetEpochsResponse2\xc1\x01\n" +
 	"\fRelayService\x127\n" +
 	"\x04Send\x12\x16.parley.v1.SendRequest\x1a\x17.parley.v1.SendResponse\x12B\n" +
 	"\aReceive\x12\x19.parley.v1.ReceiveRequest\x1a\x1a.parley.v1.ReceiveResponse0\x01\x124\n" +
@@ -3308,66 +3962,76 @@ func file_parley_v1_parley_proto_rawDescGZIP() []byte {
 	return file_parley_v1_parley_proto_rawDescData
 }
 
-var file_parley_v1_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
+var file_parley_v1_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 68)
 var file_parley_v1_parley_proto_goTypes = []any{
-	(*ChallengeRequest)(nil),          // 0: parley.v1.ChallengeRequest
-	(*ChallengeResponse)(nil),         // 1: parley.v1.ChallengeResponse
-	(*AuthenticateRequest)(nil),       // 2: parley.v1.AuthenticateRequest
-	(*AuthenticateResponse)(nil),      // 3: parley.v1.AuthenticateResponse
-	(*PrekeyUpload)(nil),              // 4: parley.v1.PrekeyUpload
-	(*RegisterRequest)(nil),           // 5: parley.v1.RegisterRequest
-	(*RegisterResponse)(nil),          // 6: parley.v1.RegisterResponse
-	(*GetDeviceListRequest)(nil),      // 7: parley.v1.GetDeviceListRequest
-	(*GetDeviceListResponse)(nil),     // 8: parley.v1.GetDeviceListResponse
-	(*PublishDeviceListRequest)(nil),  // 9: parley.v1.PublishDeviceListRequest
-	(*NewDevicePrekeys)(nil),          // 10: parley.v1.NewDevicePrekeys
-	(*PublishDeviceListResponse)(nil), // 11: parley.v1.PublishDeviceListResponse
-	(*UploadPrekeysRequest)(nil),      // 12: parley.v1.UploadPrekeysRequest
-	(*UploadPrekeysResponse)(nil),     // 13: parley.v1.UploadPrekeysResponse
-	(*ClaimBundlesRequest)(nil),       // 14: parley.v1.ClaimBundlesRequest
-	(*DeviceBundle)(nil),              // 15: parley.v1.DeviceBundle
-	(*ClaimBundlesResponse)(nil),      // 16: parley.v1.ClaimBundlesResponse
-	(*ListDevicesRequest)(nil),        // 17: parley.v1.ListDevicesRequest
-	(*DeviceInfo)(nil),                // 18: parley.v1.DeviceInfo
-	(*ListDevicesResponse)(nil),       // 19: parley.v1.ListDevicesResponse
-	(*DeleteAccountRequest)(nil),      // 20: parley.v1.DeleteAccountRequest
-	(*DeleteAccountResponse)(nil),     // 21: parley.v1.DeleteAccountResponse
-	(*GetRemovalProofRequest)(nil),    // 22: parley.v1.GetRemovalProofRequest
-	(*GetRemovalProofResponse)(nil),   // 23: parley.v1.GetRemovalProofResponse
-	(*OutgoingEnvelope)(nil),          // 24: parley.v1.OutgoingEnvelope
-	(*SendRequest)(nil),               // 25: parley.v1.SendRequest
-	(*SendResponse)(nil),              // 26: parley.v1.SendResponse
-	(*MismatchedDevices)(nil),         // 27: parley.v1.MismatchedDevices
-	(*RateLimited)(nil),               // 28: parley.v1.RateLimited
-	(*ReceiveRequest)(nil),            // 29: parley.v1.ReceiveRequest
-	(*Envelope)(nil),                  // 30: parley.v1.Envelope
-	(*Drained)(nil),                   // 31: parley.v1.Drained
-	(*PrekeysLow)(nil),                // 32: parley.v1.PrekeysLow
-	(*ReceiveResponse)(nil),           // 33: parley.v1.ReceiveResponse
-	(*AckRequest)(nil),                // 34: parley.v1.AckRequest
-	(*AckResponse)(nil),               // 35: parley.v1.AckResponse
-	(*PutOfferRequest)(nil),           // 36: parley.v1.PutOfferRequest
-	(*PutOfferResponse)(nil),          // 37: parley.v1.PutOfferResponse
-	(*GetOfferRequest)(nil),           // 38: parley.v1.GetOfferRequest
-	(*GetOfferResponse)(nil),          // 39: parley.v1.GetOfferResponse
-	(*PutFrameRequest)(nil),           // 40: parley.v1.PutFrameRequest
-	(*PutFrameResponse)(nil),          // 41: parley.v1.PutFrameResponse
-	(*ReceiveFramesRequest)(nil),      // 42: parley.v1.ReceiveFramesRequest
-	(*ReceiveFramesResponse)(nil),     // 43: parley.v1.ReceiveFramesResponse
-	(*CloseMailboxRequest)(nil),       // 44: parley.v1.CloseMailboxRequest
-	(*CloseMailboxResponse)(nil),      // 45: parley.v1.CloseMailboxResponse
-	(*RecoverAccountRequest)(nil),     // 46: parley.v1.RecoverAccountRequest
-	(*RecoverAccountResponse)(nil),    // 47: parley.v1.RecoverAccountResponse
-	(*BeginBackupRequest)(nil),        // 48: parley.v1.BeginBackupRequest
-	(*BeginBackupResponse)(nil),       // 49: parley.v1.BeginBackupResponse
-	(*PutBackupChunkRequest)(nil),     // 50: parley.v1.PutBackupChunkRequest
-	(*PutBackupChunkResponse)(nil),    // 51: parley.v1.PutBackupChunkResponse
-	(*CommitBackupRequest)(nil),       // 52: parley.v1.CommitBackupRequest
-	(*CommitBackupResponse)(nil),      // 53: parley.v1.CommitBackupResponse
-	(*GetBackupRequest)(nil),          // 54: parley.v1.GetBackupRequest
-	(*GetBackupResponse)(nil),         // 55: parley.v1.GetBackupResponse
-	(*DeleteBackupsRequest)(nil),      // 56: parley.v1.DeleteBackupsRequest
-	(*DeleteBackupsResponse)(nil),     // 57: parley.v1.DeleteBackupsResponse
+	(*ChallengeRequest)(nil),              // 0: parley.v1.ChallengeRequest
+	(*ChallengeResponse)(nil),             // 1: parley.v1.ChallengeResponse
+	(*AuthenticateRequest)(nil),           // 2: parley.v1.AuthenticateRequest
+	(*AuthenticateResponse)(nil),          // 3: parley.v1.AuthenticateResponse
+	(*PrekeyUpload)(nil),                  // 4: parley.v1.PrekeyUpload
+	(*RegisterRequest)(nil),               // 5: parley.v1.RegisterRequest
+	(*RegisterResponse)(nil),              // 6: parley.v1.RegisterResponse
+	(*GetDeviceListRequest)(nil),          // 7: parley.v1.GetDeviceListRequest
+	(*GetDeviceListResponse)(nil),         // 8: parley.v1.GetDeviceListResponse
+	(*PublishDeviceListRequest)(nil),      // 9: parley.v1.PublishDeviceListRequest
+	(*NewDevicePrekeys)(nil),              // 10: parley.v1.NewDevicePrekeys
+	(*PublishDeviceListResponse)(nil),     // 11: parley.v1.PublishDeviceListResponse
+	(*UploadPrekeysRequest)(nil),          // 12: parley.v1.UploadPrekeysRequest
+	(*UploadPrekeysResponse)(nil),         // 13: parley.v1.UploadPrekeysResponse
+	(*ClaimBundlesRequest)(nil),           // 14: parley.v1.ClaimBundlesRequest
+	(*DeviceBundle)(nil),                  // 15: parley.v1.DeviceBundle
+	(*ClaimBundlesResponse)(nil),          // 16: parley.v1.ClaimBundlesResponse
+	(*ListDevicesRequest)(nil),            // 17: parley.v1.ListDevicesRequest
+	(*DeviceInfo)(nil),                    // 18: parley.v1.DeviceInfo
+	(*ListDevicesResponse)(nil),           // 19: parley.v1.ListDevicesResponse
+	(*DeleteAccountRequest)(nil),          // 20: parley.v1.DeleteAccountRequest
+	(*DeleteAccountResponse)(nil),         // 21: parley.v1.DeleteAccountResponse
+	(*GetRemovalProofRequest)(nil),        // 22: parley.v1.GetRemovalProofRequest
+	(*GetRemovalProofResponse)(nil),       // 23: parley.v1.GetRemovalProofResponse
+	(*OutgoingEnvelope)(nil),              // 24: parley.v1.OutgoingEnvelope
+	(*SendRequest)(nil),                   // 25: parley.v1.SendRequest
+	(*SendResponse)(nil),                  // 26: parley.v1.SendResponse
+	(*MismatchedDevices)(nil),             // 27: parley.v1.MismatchedDevices
+	(*RateLimited)(nil),                   // 28: parley.v1.RateLimited
+	(*ReceiveRequest)(nil),                // 29: parley.v1.ReceiveRequest
+	(*Envelope)(nil),                      // 30: parley.v1.Envelope
+	(*Drained)(nil),                       // 31: parley.v1.Drained
+	(*PrekeysLow)(nil),                    // 32: parley.v1.PrekeysLow
+	(*ReceiveResponse)(nil),               // 33: parley.v1.ReceiveResponse
+	(*AckRequest)(nil),                    // 34: parley.v1.AckRequest
+	(*AckResponse)(nil),                   // 35: parley.v1.AckResponse
+	(*PutOfferRequest)(nil),               // 36: parley.v1.PutOfferRequest
+	(*PutOfferResponse)(nil),              // 37: parley.v1.PutOfferResponse
+	(*GetOfferRequest)(nil),               // 38: parley.v1.GetOfferRequest
+	(*GetOfferResponse)(nil),              // 39: parley.v1.GetOfferResponse
+	(*PutFrameRequest)(nil),               // 40: parley.v1.PutFrameRequest
+	(*PutFrameResponse)(nil),              // 41: parley.v1.PutFrameResponse
+	(*ReceiveFramesRequest)(nil),          // 42: parley.v1.ReceiveFramesRequest
+	(*ReceiveFramesResponse)(nil),         // 43: parley.v1.ReceiveFramesResponse
+	(*CloseMailboxRequest)(nil),           // 44: parley.v1.CloseMailboxRequest
+	(*CloseMailboxResponse)(nil),          // 45: parley.v1.CloseMailboxResponse
+	(*RecoverAccountRequest)(nil),         // 46: parley.v1.RecoverAccountRequest
+	(*RecoverAccountResponse)(nil),        // 47: parley.v1.RecoverAccountResponse
+	(*BeginBackupRequest)(nil),            // 48: parley.v1.BeginBackupRequest
+	(*BeginBackupResponse)(nil),           // 49: parley.v1.BeginBackupResponse
+	(*PutBackupChunkRequest)(nil),         // 50: parley.v1.PutBackupChunkRequest
+	(*PutBackupChunkResponse)(nil),        // 51: parley.v1.PutBackupChunkResponse
+	(*CommitBackupRequest)(nil),           // 52: parley.v1.CommitBackupRequest
+	(*CommitBackupResponse)(nil),          // 53: parley.v1.CommitBackupResponse
+	(*GetBackupRequest)(nil),              // 54: parley.v1.GetBackupRequest
+	(*GetBackupResponse)(nil),             // 55: parley.v1.GetBackupResponse
+	(*DeleteBackupsRequest)(nil),          // 56: parley.v1.DeleteBackupsRequest
+	(*DeleteBackupsResponse)(nil),         // 57: parley.v1.DeleteBackupsResponse
+	(*GetTransparencyConfigRequest)(nil),  // 58: parley.v1.GetTransparencyConfigRequest
+	(*GetTransparencyConfigResponse)(nil), // 59: parley.v1.GetTransparencyConfigResponse
+	(*GetHeadRequest)(nil),                // 60: parley.v1.GetHeadRequest
+	(*GetHeadResponse)(nil),               // 61: parley.v1.GetHeadResponse
+	(*SearchRequest)(nil),                 // 62: parley.v1.SearchRequest
+	(*SearchResponse)(nil),                // 63: parley.v1.SearchResponse
+	(*MonitorRequest)(nil),                // 64: parley.v1.MonitorRequest
+	(*MonitorResponse)(nil),               // 65: parley.v1.MonitorResponse
+	(*GetEpochsRequest)(nil),              // 66: parley.v1.GetEpochsRequest
+	(*GetEpochsResponse)(nil),             // 67: parley.v1.GetEpochsResponse
 }
 var file_parley_v1_parley_proto_depIdxs = []int32{
 	4,  // 0: parley.v1.RegisterRequest.prekeys:type_name -> parley.v1.PrekeyUpload
@@ -3402,35 +4066,45 @@ var file_parley_v1_parley_proto_depIdxs = []int32{
 	52, // 29: parley.v1.BackupService.CommitBackup:input_type -> parley.v1.CommitBackupRequest
 	54, // 30: parley.v1.BackupService.GetBackup:input_type -> parley.v1.GetBackupRequest
 	56, // 31: parley.v1.BackupService.DeleteBackups:input_type -> parley.v1.DeleteBackupsRequest
-	25, // 32: parley.v1.RelayService.Send:input_type -> parley.v1.SendRequest
-	29, // 33: parley.v1.RelayService.Receive:input_type -> parley.v1.ReceiveRequest
-	34, // 34: parley.v1.RelayService.Ack:input_type -> parley.v1.AckRequest
-	1,  // 35: parley.v1.AuthService.Challenge:output_type -> parley.v1.ChallengeResponse
-	3,  // 36: parley.v1.AuthService.Authenticate:output_type -> parley.v1.AuthenticateResponse
-	6,  // 37: parley.v1.DirectoryService.Register:output_type -> parley.v1.RegisterResponse
-	8,  // 38: parley.v1.DirectoryService.GetDeviceList:output_type -> parley.v1.GetDeviceListResponse
-	11, // 39: parley.v1.DirectoryService.PublishDeviceList:output_type -> parley.v1.PublishDeviceListResponse
-	13, // 40: parley.v1.DirectoryService.UploadPrekeys:output_type -> parley.v1.UploadPrekeysResponse
-	16, // 41: parley.v1.DirectoryService.ClaimBundles:output_type -> parley.v1.ClaimBundlesResponse
-	19, // 42: parley.v1.DirectoryService.ListDevices:output_type -> parley.v1.ListDevicesResponse
-	21, // 43: parley.v1.DirectoryService.DeleteAccount:output_type -> parley.v1.DeleteAccountResponse
-	23, // 44: parley.v1.DirectoryService.GetRemovalProof:output_type -> parley.v1.GetRemovalProofResponse
-	47, // 45: parley.v1.DirectoryService.RecoverAccount:output_type -> parley.v1.RecoverAccountResponse
-	37, // 46: parley.v1.ProvisioningService.PutOffer:output_type -> parley.v1.PutOfferResponse
-	39, // 47: parley.v1.ProvisioningService.GetOffer:output_type -> parley.v1.GetOfferResponse
-	41, // 48: parley.v1.ProvisioningService.PutFrame:output_type -> parley.v1.PutFrameResponse
-	43, // 49: parley.v1.ProvisioningService.ReceiveFrames:output_type -> parley.v1.ReceiveFramesResponse
-	45, // 50: parley.v1.ProvisioningService.CloseMailbox:output_type -> parley.v1.CloseMailboxResponse
-	49, // 51: parley.v1.BackupService.BeginBackup:output_type -> parley.v1.BeginBackupResponse
-	51, // 52: parley.v1.BackupService.PutBackupChunk:output_type -> parley.v1.PutBackupChunkResponse
-	53, // 53: parley.v1.BackupService.CommitBackup:output_type -> parley.v1.CommitBackupResponse
-	55, // 54: parley.v1.BackupService.GetBackup:output_type -> parley.v1.GetBackupResponse
-	57, // 55: parley.v1.BackupService.DeleteBackups:output_type -> parley.v1.DeleteBackupsResponse
-	26, // 56: parley.v1.RelayService.Send:output_type -> parley.v1.SendResponse
-	33, // 57: parley.v1.RelayService.Receive:output_type -> parley.v1.ReceiveResponse
-	35, // 58: parley.v1.RelayService.Ack:output_type -> parley.v1.AckResponse
-	35, // [35:59] is the sub-list for method output_type
-	11, // [11:35] is the sub-list for method input_type
+	58, // 32: parley.v1.TransparencyService.GetConfig:input_type -> parley.v1.GetTransparencyConfigRequest
+	60, // 33: parley.v1.TransparencyService.GetHead:input_type -> parley.v1.GetHeadRequest
+	62, // 34: parley.v1.TransparencyService.Search:input_type -> parley.v1.SearchRequest
+	64, // 35: parley.v1.TransparencyService.Monitor:input_type -> parley.v1.MonitorRequest
+	66, // 36: parley.v1.TransparencyService.GetEpochs:input_type -> parley.v1.GetEpochsRequest
+	25, // 37: parley.v1.RelayService.Send:input_type -> parley.v1.SendRequest
+	29, // 38: parley.v1.RelayService.Receive:input_type -> parley.v1.ReceiveRequest
+	34, // 39: parley.v1.RelayService.Ack:input_type -> parley.v1.AckRequest
+	1,  // 40: parley.v1.AuthService.Challenge:output_type -> parley.v1.ChallengeResponse
+	3,  // 41: parley.v1.AuthService.Authenticate:output_type -> parley.v1.AuthenticateResponse
+	6,  // 42: parley.v1.DirectoryService.Register:output_type -> parley.v1.RegisterResponse
+	8,  // 43: parley.v1.DirectoryService.GetDeviceList:output_type -> parley.v1.GetDeviceListResponse
+	11, // 44: parley.v1.DirectoryService.PublishDeviceList:output_type -> parley.v1.PublishDeviceListResponse
+	13, // 45: parley.v1.DirectoryService.UploadPrekeys:output_type -> parley.v1.UploadPrekeysResponse
+	16, // 46: parley.v1.DirectoryService.ClaimBundles:output_type -> parley.v1.ClaimBundlesResponse
+	19, // 47: parley.v1.DirectoryService.ListDevices:output_type -> parley.v1.ListDevicesResponse
+	21, // 48: parley.v1.DirectoryService.DeleteAccount:output_type -> parley.v1.DeleteAccountResponse
+	23, // 49: parley.v1.DirectoryService.GetRemovalProof:output_type -> parley.v1.GetRemovalProofResponse
+	47, // 50: parley.v1.DirectoryService.RecoverAccount:output_type -> parley.v1.RecoverAccountResponse
+	37, // 51: parley.v1.ProvisioningService.PutOffer:output_type -> parley.v1.PutOfferResponse
+	39, // 52: parley.v1.ProvisioningService.GetOffer:output_type -> parley.v1.GetOfferResponse
+	41, // 53: parley.v1.ProvisioningService.PutFrame:output_type -> parley.v1.PutFrameResponse
+	43, // 54: parley.v1.ProvisioningService.ReceiveFrames:output_type -> parley.v1.ReceiveFramesResponse
+	45, // 55: parley.v1.ProvisioningService.CloseMailbox:output_type -> parley.v1.CloseMailboxResponse
+	49, // 56: parley.v1.BackupService.BeginBackup:output_type -> parley.v1.BeginBackupResponse
+	51, // 57: parley.v1.BackupService.PutBackupChunk:output_type -> parley.v1.PutBackupChunkResponse
+	53, // 58: parley.v1.BackupService.CommitBackup:output_type -> parley.v1.CommitBackupResponse
+	55, // 59: parley.v1.BackupService.GetBackup:output_type -> parley.v1.GetBackupResponse
+	57, // 60: parley.v1.BackupService.DeleteBackups:output_type -> parley.v1.DeleteBackupsResponse
+	59, // 61: parley.v1.TransparencyService.GetConfig:output_type -> parley.v1.GetTransparencyConfigResponse
+	61, // 62: parley.v1.TransparencyService.GetHead:output_type -> parley.v1.GetHeadResponse
+	63, // 63: parley.v1.TransparencyService.Search:output_type -> parley.v1.SearchResponse
+	65, // 64: parley.v1.TransparencyService.Monitor:output_type -> parley.v1.MonitorResponse
+	67, // 65: parley.v1.TransparencyService.GetEpochs:output_type -> parley.v1.GetEpochsResponse
+	26, // 66: parley.v1.RelayService.Send:output_type -> parley.v1.SendResponse
+	33, // 67: parley.v1.RelayService.Receive:output_type -> parley.v1.ReceiveResponse
+	35, // 68: parley.v1.RelayService.Ack:output_type -> parley.v1.AckResponse
+	40, // [40:69] is the sub-list for method output_type
+	11, // [11:40] is the sub-list for method input_type
 	11, // [11:11] is the sub-list for extension type_name
 	11, // [11:11] is the sub-list for extension extendee
 	0,  // [0:11] is the sub-list for field type_name
@@ -3452,9 +4126,9 @@ func file_parley_v1_parley_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_parley_v1_parley_proto_rawDesc), len(file_parley_v1_parley_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   58,
+			NumMessages:   68,
 			NumExtensions: 0,
-			NumServices:   5,
+			NumServices:   6,
 		},
 		GoTypes:           file_parley_v1_parley_proto_goTypes,
 		DependencyIndexes: file_parley_v1_parley_proto_depIdxs,

@@ -36,6 +36,8 @@ const (
 	ProvisioningServiceName = "parley.v1.ProvisioningService"
 	// BackupServiceName is the fully-qualified name of the BackupService service.
 	BackupServiceName = "parley.v1.BackupService"
+	// TransparencyServiceName is the fully-qualified name of the TransparencyService service.
+	TransparencyServiceName = "parley.v1.TransparencyService"
 	// RelayServiceName is the fully-qualified name of the RelayService service.
 	RelayServiceName = "parley.v1.RelayService"
 )
@@ -109,6 +111,21 @@ const (
 	// BackupServiceDeleteBackupsProcedure is the fully-qualified name of the BackupService's
 	// DeleteBackups RPC.
 	BackupServiceDeleteBackupsProcedure = "/parley.v1.BackupService/DeleteBackups"
+	// TransparencyServiceGetConfigProcedure is the fully-qualified name of the TransparencyService's
+	// GetConfig RPC.
+	TransparencyServiceGetConfigProcedure = "/parley.v1.TransparencyService/GetConfig"
+	// TransparencyServiceGetHeadProcedure is the fully-qualified name of the TransparencyService's
+	// GetHead RPC.
+	TransparencyServiceGetHeadProcedure = "/parley.v1.TransparencyService/GetHead"
+	// TransparencyServiceSearchProcedure is the fully-qualified name of the TransparencyService's
+	// Search RPC.
+	TransparencyServiceSearchProcedure = "/parley.v1.TransparencyService/Search"
+	// TransparencyServiceMonitorProcedure is the fully-qualified name of the TransparencyService's
+	// Monitor RPC.
+	TransparencyServiceMonitorProcedure = "/parley.v1.TransparencyService/Monitor"
+	// TransparencyServiceGetEpochsProcedure is the fully-qualified name of the TransparencyService's
+	// GetEpochs RPC.
+	TransparencyServiceGetEpochsProcedure = "/parley.v1.TransparencyService/GetEpochs"
 	// RelayServiceSendProcedure is the fully-qualified name of the RelayService's Send RPC.
 	RelayServiceSendProcedure = "/parley.v1.RelayService/Send"
 	// RelayServiceReceiveProcedure is the fully-qualified name of the RelayService's Receive RPC.
@@ -927,6 +944,192 @@ func (UnimplementedBackupServiceHandler) GetBackup(context.Context, *connect.Req
 
 func (UnimplementedBackupServiceHandler) DeleteBackups(context.Context, *connect.Request[v1.DeleteBackupsRequest]) (*connect.Response[v1.DeleteBackupsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("parley.v1.BackupService.DeleteBackups is not implemented"))
+}
+
+// TransparencyServiceClient is a client for the parley.v1.TransparencyService service.
+type TransparencyServiceClient interface {
+	// GetConfig returns the log's public keys and witness policy, which a
+	// client pins when it registers.
+	GetConfig(context.Context, *connect.Request[v1.GetTransparencyConfigRequest]) (*connect.Response[v1.GetTransparencyConfigResponse], error)
+	// GetHead returns the newest checkpoint with consistency from a size.
+	GetHead(context.Context, *connect.Request[v1.GetHeadRequest]) (*connect.Response[v1.GetHeadResponse], error)
+	// Search proves an account's greatest version (or a fixed one).
+	Search(context.Context, *connect.Request[v1.SearchRequest]) (*connect.Response[v1.SearchResponse], error)
+	// Monitor proves an account's versions from one on, for its owner.
+	Monitor(context.Context, *connect.Request[v1.MonitorRequest]) (*connect.Response[v1.MonitorResponse], error)
+	// GetEpochs returns epochs with their log entries, for auditors.
+	GetEpochs(context.Context, *connect.Request[v1.GetEpochsRequest]) (*connect.Response[v1.GetEpochsResponse], error)
+}
+
+// NewTransparencyServiceClient constructs a client for the parley.v1.TransparencyService service.
+// By default, it uses the Connect protocol with the binary Protobuf Codec, asks for gzipped
+// responses, and sends uncompressed requests. To use the gRPC or gRPC-Web protocols, supply the
+// connect.WithGRPC() or connect.WithGRPCWeb() options.
+//
+// The URL supplied here should be the base URL for the Connect or gRPC server (for example,
+// http://api.acme.com or https://acme.com/grpc).
+func NewTransparencyServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...connect.ClientOption) TransparencyServiceClient {
+	baseURL = strings.TrimRight(baseURL, "/")
+	transparencyServiceMethods := v1.File_parley_v1_parley_proto.Services().ByName("TransparencyService").Methods()
+	return &transparencyServiceClient{
+		getConfig: connect.NewClient[v1.GetTransparencyConfigRequest, v1.GetTransparencyConfigResponse](
+			httpClient,
+			baseURL+TransparencyServiceGetConfigProcedure,
+			connect.WithSchema(transparencyServiceMethods.ByName("GetConfig")),
+			connect.WithClientOptions(opts...),
+		),
+		getHead: connect.NewClient[v1.GetHeadRequest, v1.GetHeadResponse](
+			httpClient,
+			baseURL+TransparencyServiceGetHeadProcedure,
+			connect.WithSchema(transparencyServiceMethods.ByName("GetHead")),
+			connect.WithClientOptions(opts...),
+		),
+		search: connect.NewClient[v1.SearchRequest, v1.SearchResponse](
+			httpClient,
+			baseURL+TransparencyServiceSearchProcedure,
+			connect.WithSchema(transparencyServiceMethods.ByName("Search")),
+			connect.WithClientOptions(opts...),
+		),
+		monitor: connect.NewClient[v1.MonitorRequest, v1.MonitorResponse](
+			httpClient,
+			baseURL+TransparencyServiceMonitorProcedure,
+			connect.WithSchema(transparencyServiceMethods.ByName("Monitor")),
+			connect.WithClientOptions(opts...),
+		),
+		getEpochs: connect.NewClient[v1.GetEpochsRequest, v1.GetEpochsResponse](
+			httpClient,
+			baseURL+TransparencyServiceGetEpochsProcedure,
+			connect.WithSchema(transparencyServiceMethods.ByName("GetEpochs")),
+			connect.WithClientOptions(opts...),
+		),
+	}
+}
+
+// transparencyServiceClient implements TransparencyServiceClient.
+type transparencyServiceClient struct {
+	getConfig *connect.Client[v1.GetTransparencyConfigRequest, v1.GetTransparencyConfigResponse]
+	getHead   *connect.Client[v1.GetHeadRequest, v1.GetHeadResponse]
+	search    *connect.Client[v1.SearchRequest, v1.SearchResponse]
+	monitor   *connect.Client[v1.MonitorRequest, v1.MonitorResponse]
+	getEpochs *connect.Client[v1.GetEpochsRequest, v1.GetEpochsResponse]
+}
+
+// GetConfig calls parley.v1.TransparencyService.GetConfig.
+func (c *transparencyServiceClient) GetConfig(ctx context.Context, req *connect.Request[v1.GetTransparencyConfigRequest]) (*connect.Response[v1.GetTransparencyConfigResponse], error) {
+	return c.getConfig.CallUnary(ctx, req)
+}
+
+// GetHead calls parley.v1.TransparencyService.GetHead.
+func (c *transparencyServiceClient) GetHead(ctx context.Context, req *connect.Request[v1.GetHeadRequest]) (*connect.Response[v1.GetHeadResponse], error) {
+	return c.getHead.CallUnary(ctx, req)
+}
+
+// Search calls parley.v1.TransparencyService.Search.
+func (c *transparencyServiceClient) Search(ctx context.Context, req *connect.Request[v1.SearchRequest]) (*connect.Response[v1.SearchResponse], error) {
+	return c.search.CallUnary(ctx, req)
+}
+
+// Monitor calls parley.v1.TransparencyService.Monitor.
+func (c *transparencyServiceClient) Monitor(ctx context.Context, req *connect.Request[v1.MonitorRequest]) (*connect.Response[v1.MonitorResponse], error) {
+	return c.monitor.CallUnary(ctx, req)
+}
+
+// GetEpochs calls parley.v1.TransparencyService.GetEpochs.
+func (c *transparencyServiceClient) GetEpochs(ctx context.Context, req *connect.Request[v1.GetEpochsRequest]) (*connect.Response[v1.GetEpochsResponse], error) {
+	return c.getEpochs.CallUnary(ctx, req)
+}
+
+// TransparencyServiceHandler is an implementation of the parley.v1.TransparencyService service.
+type TransparencyServiceHandler interface {
+	// GetConfig returns the log's public keys and witness policy, which a
+	// client pins when it registers.
+	GetConfig(context.Context, *connect.Request[v1.GetTransparencyConfigRequest]) (*connect.Response[v1.GetTransparencyConfigResponse], error)
+	// GetHead returns the newest checkpoint with consistency from a size.
+	GetHead(context.Context, *connect.Request[v1.GetHeadRequest]) (*connect.Response[v1.GetHeadResponse], error)
+	// Search proves an account's greatest version (or a fixed one).
+	Search(context.Context, *connect.Request[v1.SearchRequest]) (*connect.Response[v1.SearchResponse], error)
+	// Monitor proves an account's versions from one on, for its owner.
+	Monitor(context.Context, *connect.Request[v1.MonitorRequest]) (*connect.Response[v1.MonitorResponse], error)
+	// GetEpochs returns epochs with their log entries, for auditors.
+	GetEpochs(context.Context, *connect.Request[v1.GetEpochsRequest]) (*connect.Response[v1.GetEpochsResponse], error)
+}
+
+// NewTransparencyServiceHandler builds an HTTP handler from the service implementation. It returns
+// the path on which to mount the handler and the handler itself.
+//
+// By default, handlers support the Connect, gRPC, and gRPC-Web protocols with the binary Protobuf
+// and JSON codecs. They also support gzip compression.
+func NewTransparencyServiceHandler(svc TransparencyServiceHandler, opts ...connect.HandlerOption) (string, http.Handler) {
+	transparencyServiceMethods := v1.File_parley_v1_parley_proto.Services().ByName("TransparencyService").Methods()
+	transparencyServiceGetConfigHandler := connect.NewUnaryHandler(
+		TransparencyServiceGetConfigProcedure,
+		svc.GetConfig,
+		connect.WithSchema(transparencyServiceMethods.ByName("GetConfig")),
+		connect.WithHandlerOptions(opts...),
+	)
+	transparencyServiceGetHeadHandler := connect.NewUnaryHandler(
+		TransparencyServiceGetHeadProcedure,
+		svc.GetHead,
+		connect.WithSchema(transparencyServiceMethods.ByName("GetHead")),
+		connect.WithHandlerOptions(opts...),
+	)
+	transparencyServiceSearchHandler := connect.NewUnaryHandler(
+		TransparencyServiceSearchProcedure,
+		svc.Search,
+		connect.WithSchema(transparencyServiceMethods.ByName("Search")),
+		connect.WithHandlerOptions(opts...),
+	)
+	transparencyServiceMonitorHandler := connect.NewUnaryHandler(
+		TransparencyServiceMonitorProcedure,
+		svc.Monitor,
+		connect.WithSchema(transparencyServiceMethods.ByName("Monitor")),
+		connect.WithHandlerOptions(opts...),
+	)
+	transparencyServiceGetEpochsHandler := connect.NewUnaryHandler(
+		TransparencyServiceGetEpochsProcedure,
+		svc.GetEpochs,
+		connect.WithSchema(transparencyServiceMethods.ByName("GetEpochs")),
+		connect.WithHandlerOptions(opts...),
+	)
+	return "/parley.v1.TransparencyService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case TransparencyServiceGetConfigProcedure:
+			transparencyServiceGetConfigHandler.ServeHTTP(w, r)
+		case TransparencyServiceGetHeadProcedure:
+			transparencyServiceGetHeadHandler.ServeHTTP(w, r)
+		case TransparencyServiceSearchProcedure:
+			transparencyServiceSearchHandler.ServeHTTP(w, r)
+		case TransparencyServiceMonitorProcedure:
+			transparencyServiceMonitorHandler.ServeHTTP(w, r)
+		case TransparencyServiceGetEpochsProcedure:
+			transparencyServiceGetEpochsHandler.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+}
+
+// UnimplementedTransparencyServiceHandler returns CodeUnimplemented from all methods.
+type UnimplementedTransparencyServiceHandler struct{}
+
+func (UnimplementedTransparencyServiceHandler) GetConfig(context.Context, *connect.Request[v1.GetTransparencyConfigRequest]) (*connect.Response[v1.GetTransparencyConfigResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("parley.v1.TransparencyService.GetConfig is not implemented"))
+}
+
+func (UnimplementedTransparencyServiceHandler) GetHead(context.Context, *connect.Request[v1.GetHeadRequest]) (*connect.Response[v1.GetHeadResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("parley.v1.TransparencyService.GetHead is not implemented"))
+}
+
+func (UnimplementedTransparencyServiceHandler) Search(context.Context, *connect.Request[v1.SearchRequest]) (*connect.Response[v1.SearchResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("parley.v1.TransparencyService.Search is not implemented"))
+}
+
+func (UnimplementedTransparencyServiceHandler) Monitor(context.Context, *connect.Request[v1.MonitorRequest]) (*connect.Response[v1.MonitorResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("parley.v1.TransparencyService.Monitor is not implemented"))
+}
+
+func (UnimplementedTransparencyServiceHandler) GetEpochs(context.Context, *connect.Request[v1.GetEpochsRequest]) (*connect.Response[v1.GetEpochsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("parley.v1.TransparencyService.GetEpochs is not implemented"))
 }
 
 // RelayServiceClient is a client for the parley.v1.RelayService service.
