@@ -2,10 +2,13 @@ package backup
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"filippo.io/age"
@@ -46,9 +49,9 @@ type Reader struct {
 	done   bool  // the trailer was read and the stream ended
 	err    error // sticky
 
-	slab  []byte
-	names map[string]string
-	last  [2]string // the last conversation and sender, checked first
+	slab   []byte
+	names  map[string]string
+	recent [256]string // a cache in front of names
 }
 
 // NewReader decrypts src with k's age identity and reads the archive's
@@ -249,15 +252,25 @@ func (r *Reader) clone(b []byte) []byte {
 	return out
 }
 
-// name returns b as a string, valid UTF-8 of 1..MaxNameSize bytes, shared
-// with earlier records of the same name.
-func (r *Reader) name(b []byte, slot int) (string, bool) {
-	if string(b) == r.last[slot] && len(b) > 0 {
-		return r.last[slot], true
+// name returns b as a string — valid UTF-8 of 1..MaxNameSize bytes —
+// shared with earlier records of the same name. A history names few
+// accounts many times, so most lookups hit a small direct-mapped cache
+// (a hash and a byte comparison) before the map.
+func (r *Reader) name(b []byte) (string, bool) {
+	if len(b) == 0 {
+		return "", false
+	}
+	h := uint(len(b))
+	for _, c := range b {
+		h = h*31 + uint(c)
+	}
+	slot := &r.recent[h%uint(len(r.recent))]
+	if string(b) == *slot {
+		return *slot, true
 	}
 	s, ok := r.names[string(b)]
 	if !ok {
-		if len(b) == 0 || len(b) > MaxNameSize || !utf8.Valid(b) {
+		if len(b) > MaxNameSize || !utf8.Valid(b) {
 			return "", false
 		}
 		s = string(b)
@@ -265,7 +278,7 @@ func (r *Reader) name(b []byte, slot int) (string, bool) {
 			r.names[s] = s
 		}
 	}
-	r.last[slot] = s
+	*slot = s
 	return s, true
 }
 
@@ -346,33 +359,59 @@ func (r *Reader) parseSetting(body []byte, off int64, rec *Record) error {
 // parseMessage is the hot path of a restore: no allocation but the shared
 // slab and, for a new name, its string.
 func (r *Reader) parseMessage(body []byte, off int64, rec *Record) error {
+	// The fixed part is read by offset, the three variable fields through
+	// their length prefixes; every index is checked against len(body).
+	const (
+		oOutgoing = 32
+		oState    = 33
+		oSent     = 34
+		oReceived = 42
+		oConv     = 50 // conversation length, then conversation
+	)
 	m := &rec.Message
 	if len(body) < messageFixed {
 		return formatErr(off, KindMessage, "truncated")
 	}
-	copy(m.ID[:], body[0:16])
-	copy(m.SenderDevice[:], body[16:32])
-	c := cursor{b: body[32:], ok: true}
-	m.Outgoing = c.bool()
-	m.State = c.u8()
-	m.Sent = c.time()
-	m.Received = c.time()
-	conv := c.bytes(int(c.u8()))
-	sender := c.bytes(int(c.u8()))
-	b := c.bytes(c.u24())
-	if !c.ok || len(c.b) != 0 {
-		return formatErr(off, KindMessage, "truncated, trailing bytes, or a bad flag or time")
+	m.ID = [16]byte(body[0:16])
+	m.SenderDevice = [16]byte(body[16:32])
+	out := body[oOutgoing]
+	m.Outgoing = out == 1
+	m.State = body[oState]
+	sent := binary.BigEndian.Uint64(body[oSent:])
+	received := binary.BigEndian.Uint64(body[oReceived:])
+	i := oConv + 1 + int(body[oConv])
+	if out > 1 || sent > math.MaxInt64 || received > math.MaxInt64 || i >= len(body) {
+		return formatErr(off, KindMessage, "truncated, or a bad flag or time")
 	}
-	if len(b) > MaxBodySize {
+	conv := body[oConv+1 : i]
+	j := i + 1 + int(body[i])
+	if j+3 > len(body) {
+		return formatErr(off, KindMessage, "truncated")
+	}
+	sender := body[i+1 : j]
+	n := int(body[j])<<16 | int(body[j+1])<<8 | int(body[j+2])
+	if j+3+n != len(body) {
+		return formatErr(off, KindMessage, "body length does not match the record")
+	}
+	if n > MaxBodySize {
 		return &LimitError{What: "message body size", Limit: MaxBodySize}
 	}
+	m.Sent = time.Unix(0, int64(sent)).UTC()
+	m.Received = time.Unix(0, int64(received)).UTC()
 	var ok1, ok2 bool
-	m.Conversation, ok1 = r.name(conv, 0)
-	m.Sender, ok2 = r.name(sender, 1)
+	m.Conversation, ok1 = r.name(conv)
+	// (Comparisons, not a switch on string(sender), which would allocate.)
+	if string(sender) == m.Conversation {
+		m.Sender, ok2 = m.Conversation, ok1 // an incoming message
+	} else if string(sender) == r.header.Username {
+		m.Sender, ok2 = r.header.Username, true // an outgoing one
+	} else {
+		m.Sender, ok2 = r.name(sender)
+	}
 	if !ok1 || !ok2 {
 		return formatErr(off, KindMessage, "conversation or sender is not a name")
 	}
-	m.Body = r.clone(b)
+	m.Body = r.clone(body[j+3:])
 	return nil
 }
 
