@@ -63,8 +63,8 @@ func TestRecipientWriter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range f.messages {
-		if err := w.AddMessage(m); err != nil {
+	for i := range f.messages {
+		if err := w.AddMessage(&f.messages[i]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -321,13 +321,13 @@ func TestWriterRefusesBadRecords(t *testing.T) {
 	bad[2].Sent = time.Time{}
 	bad[3].Received = time.Unix(1<<62, 0)
 	for i, m := range bad {
-		if err := w.AddMessage(m); err == nil {
+		if err := w.AddMessage(&m); err == nil {
 			t.Errorf("bad message %d accepted", i)
 		}
 	}
 	big := ok
 	big.Body = make([]byte, MaxBodySize+1)
-	if err := w.AddMessage(big); !errors.Is(err, ErrTooLarge) {
+	if err := w.AddMessage(&big); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("oversized body: %v", err)
 	}
 	if err := w.AddSetting(Setting{Name: "x", Value: make([]byte, MaxSettingValueSize+1)}); !errors.Is(err, ErrTooLarge) {
@@ -342,13 +342,13 @@ func TestWriterRefusesBadRecords(t *testing.T) {
 	if err := w.AddContact(Contact{Username: "x"}); err == nil {
 		t.Error("contact without added time accepted")
 	}
-	if err := w.AddMessage(ok); err != nil {
+	if err := w.AddMessage(&ok); err != nil {
 		t.Fatalf("a good message after refused ones: %v", err)
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.AddMessage(ok); err == nil {
+	if err := w.AddMessage(&ok); err == nil {
 		t.Error("AddMessage after Close succeeded")
 	}
 	if err := w.Close(); err == nil {

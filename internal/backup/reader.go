@@ -18,13 +18,12 @@ import (
 )
 
 const (
-	// readSize is how much plaintext the Reader asks age for at once: one
-	// payload chunk.
-	readSize = 64 << 10
-	// slabSize is the size of the blocks that record byte slices are
-	// carved from, so that reading a message does not allocate its body on
-	// its own.
-	slabSize = 64 << 10
+	// bufSize is the size of the Reader's plaintext buffers: two age
+	// payload chunks.
+	bufSize = 128 << 10
+	// minRead is the least room the Reader leaves for one read from age
+	// after the record it needs.
+	minRead = 16 << 10
 	// maxInterned bounds the distinct names the Reader shares between
 	// records (a conversation's name is in every message of it).
 	maxInterned = 4096
@@ -49,7 +48,10 @@ type Reader struct {
 	done   bool  // the trailer was read and the stream ended
 	err    error // sticky
 
-	slab   []byte
+	// shared is set once a message body aliasing buf has been handed out:
+	// buf is then never written again, and the next refill starts a new
+	// one.
+	shared bool
 	names  map[string]string
 	recent [256]string // a cache in front of names
 }
@@ -72,7 +74,7 @@ func NewReader(src io.Reader, k RecoveryKey) (*Reader, error) {
 // decryption errors; keyID, if not nil, must match the header's. The fuzz
 // target and the vector tests enter here, without age.
 func newPlainReader(src io.Reader, ct *ciphertextReader, keyID *[KeyIDSize]byte) (*Reader, error) {
-	r := &Reader{src: src, ct: ct, buf: make([]byte, 0, 2*readSize), names: make(map[string]string)}
+	r := &Reader{src: src, ct: ct, buf: make([]byte, 0, bufSize), names: make(map[string]string)}
 	if err := r.fill(prefixSize); err != nil {
 		return nil, r.fail(err, true)
 	}
@@ -169,22 +171,28 @@ func (r *Reader) fail(err error, classify bool) error {
 
 // fill makes buf[r:w] hold at least n bytes, or returns io.ErrUnexpectedEOF
 // (or a read error) if the plaintext ends first.
+//
+// Message bodies are handed out as slices of buf, not copied: age has
+// already copied the plaintext once, into buf. So a buffer that a body
+// aliases (shared) is never written again; when the rest of a record does
+// not fit behind it, the unparsed tail moves to a fresh buffer, and the
+// old one lives on as long as the bodies in it.
 func (r *Reader) fill(n int) error {
 	if r.w-r.r >= n {
 		return nil
 	}
-	if r.r > 0 {
-		// Move the unparsed tail to the front; it is less than one record.
-		r.w = copy(r.buf[:cap(r.buf)], r.buf[r.r:r.w])
+	if cap(r.buf)-r.r < n+minRead {
+		nb := r.buf[:cap(r.buf)]
+		if r.shared || n+minRead > cap(r.buf) {
+			nb = make([]byte, max(bufSize, n+minRead))
+			r.shared = false
+		}
+		r.w = copy(nb, r.buf[r.r:r.w])
 		r.r = 0
-	}
-	if n > cap(r.buf) {
-		nb := make([]byte, r.w, n+readSize)
-		copy(nb, r.buf[:r.w])
 		r.buf = nb
 	}
 	r.buf = r.buf[:cap(r.buf)]
-	for r.w < n {
+	for r.w-r.r < n {
 		if r.eof {
 			r.buf = r.buf[:r.w]
 			return io.ErrUnexpectedEOF
@@ -230,26 +238,6 @@ func (r *Reader) record() (RecordKind, []byte, int64, error) {
 	body := r.buf[r.r+recordHeaderSize : r.r+recordHeaderSize+n : r.r+recordHeaderSize+n]
 	r.consume(recordHeaderSize + n)
 	return kind, body, off, nil
-}
-
-// --- copies that outlive the read buffer ---
-
-// clone copies b into the current slab. Slices handed out never overlap and
-// have their capacity capped, so appending to one cannot clobber another.
-func (r *Reader) clone(b []byte) []byte {
-	if len(b) == 0 {
-		return nil
-	}
-	if len(b) > slabSize/8 {
-		return bytes.Clone(b)
-	}
-	if len(r.slab) < len(b) {
-		r.slab = make([]byte, slabSize)
-	}
-	out := r.slab[:len(b):len(b)]
-	copy(out, b)
-	r.slab = r.slab[len(b):]
-	return out
 }
 
 // name returns b as a string — valid UTF-8 of 1..MaxNameSize bytes —
@@ -356,8 +344,9 @@ func (r *Reader) parseSetting(body []byte, off int64, rec *Record) error {
 	return nil
 }
 
-// parseMessage is the hot path of a restore: no allocation but the shared
-// slab and, for a new name, its string.
+// parseMessage is the hot path of a restore: it allocates nothing but the
+// string of a name not seen before (the body aliases the plaintext buffer,
+// see fill).
 func (r *Reader) parseMessage(body []byte, off int64, rec *Record) error {
 	// The fixed part is read by offset, the three variable fields through
 	// their length prefixes; every index is checked against len(body).
@@ -411,7 +400,12 @@ func (r *Reader) parseMessage(body []byte, off int64, rec *Record) error {
 	if !ok1 || !ok2 {
 		return formatErr(off, KindMessage, "conversation or sender is not a name")
 	}
-	m.Body = r.clone(body[j+3:])
+	if n > 0 {
+		m.Body = body[j+3:]
+		r.shared = true
+	} else {
+		m.Body = nil
+	}
 	return nil
 }
 

@@ -167,7 +167,7 @@ func backupPlaintext(k backup.RecoveryKey, account *identity.AccountKey, a *back
 		check(w.AddSetting(backup.Setting{Name: s.Name, Value: unhex(s.Value)}))
 	}
 	for _, m := range a.Messages {
-		check(w.AddMessage(backup.Message{
+		check(w.AddMessage(&backup.Message{
 			ID: [16]byte(unhex(m.ID)), Conversation: m.Conversation, Sender: m.Sender, SenderDevice: [16]byte(unhex(m.SenderDevice)),
 			Outgoing: m.Outgoing, Sent: time.Unix(0, m.SentNs), Received: time.Unix(0, m.ReceivedNs), Body: unhex(m.Body), State: m.State,
 		}))
