@@ -3,7 +3,11 @@ package backup
 import (
 	"bytes"
 	"encoding/hex"
+	"errors"
+	"flag"
+	"os"
 	"testing"
+	"testing/cryptotest"
 	"time"
 
 	"github.com/parleyim/parley/internal/identity"
@@ -146,17 +150,13 @@ func TestVectorsShares(t *testing.T) {
 	}
 }
 
-// TestVectorsArchivePlaintext: the committed plaintext is what the Writer
-// writes for the committed contents (checked by decrypting a fresh archive
-// with age), and the plaintext reader returns those contents.
-func TestVectorsArchivePlaintext(t *testing.T) {
-	v := loadVectors(t)
+// vectorFixture returns the committed archive's contents and key.
+func vectorFixture(t *testing.T, v *vectorFile) (*fixture, RecoveryKey) {
 	a := v.Archive
 	account, err := identity.NewAccountKey(vectortest.Hex(t, a.AccountSeed))
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := v.key(t, a.Key)
 	f := &fixture{header: Header{Username: a.Username, Server: a.Server, AccountKey: account, Created: time.Unix(0, a.CreatedNs)}}
 	for _, c := range a.Contacts {
 		f.contacts = append(f.contacts, Contact{Username: c.Username, DeviceList: vectortest.Hex(t, c.DeviceList), Verified: c.Verified, Added: time.Unix(0, c.AddedNs)})
@@ -171,6 +171,16 @@ func TestVectorsArchivePlaintext(t *testing.T) {
 			Sent: time.Unix(0, m.SentNs), Received: time.Unix(0, m.ReceivedNs), Body: vectortest.Hex(t, m.Body), State: m.State,
 		})
 	}
+	return f, v.key(t, a.Key)
+}
+
+// TestVectorsArchivePlaintext: the committed plaintext is what the Writer
+// writes for the committed contents (checked by decrypting a fresh archive
+// with age), and the plaintext reader returns those contents.
+func TestVectorsArchivePlaintext(t *testing.T) {
+	v := loadVectors(t)
+	a := v.Archive
+	f, k := vectorFixture(t, v)
 	committed := vectortest.Hex(t, a.Plaintext)
 	if got := decrypt(t, f.write(t, k), k); !bytes.Equal(got, committed) {
 		t.Fatalf("the Writer's plaintext differs from the committed one:\n got %x\nwant %x", got, committed)
@@ -186,12 +196,70 @@ func TestVectorsArchivePlaintext(t *testing.T) {
 	if d := f.diff(got); d != "" {
 		t.Fatal(d)
 	}
-	// The documented layout (docs/backup.md §4): magic, version 1, then
+	// The documented layout (docs/backup.md §4.2): magic, version 1, then
 	// the header record of the documented length.
 	if !bytes.HasPrefix(committed, []byte("PARLEYBK\x00\x01\x01")) {
 		t.Fatalf("plaintext starts %x", committed[:12])
 	}
 	if n := int(committed[11])<<16 | int(committed[12])<<8 | int(committed[13]); n != 1+len(a.Username)+2+len(a.Server)+64+1984+8+8 {
 		t.Fatalf("header record length %d", n)
+	}
+}
+
+// archiveFixture is a complete encrypted archive of the vector contents,
+// committed so that every later version of the Reader (and of age) is
+// checked against a file an earlier one wrote. age draws its file key,
+// nonce and encapsulation from crypto/rand, so TestArchiveFixture writes it
+// under testing/cryptotest.SetGlobalRandom:
+//
+//	go test ./internal/backup -run TestArchiveFixture -update
+//
+// (As for provision.json, a Go release that draws randomness differently
+// may need -update without any format change; TestCommittedArchive, which
+// reads the committed file, is what pins compatibility.)
+const archiveFixture = "testdata/archive-v1.age"
+
+var update = flag.Bool("update", false, "rewrite "+archiveFixture)
+
+func TestArchiveFixture(t *testing.T) {
+	cryptotest.SetGlobalRandom(t, 1)
+	f, k := vectorFixture(t, loadVectors(t))
+	archive := f.write(t, k)
+	if *update {
+		if err := os.WriteFile(archiveFixture, archive, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	committed, err := os.ReadFile(archiveFixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(archive, committed) {
+		t.Fatalf("the Writer no longer writes %s byte for byte (regenerate with -update if only Go's randomness changed)", archiveFixture)
+	}
+}
+
+// TestCommittedArchive reads the committed encrypted archive with the
+// vector key: version 1 archives stay readable.
+func TestCommittedArchive(t *testing.T) {
+	v := loadVectors(t)
+	f, k := vectorFixture(t, v)
+	committed, err := os.ReadFile(archiveFixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := readAll(bytes.NewReader(committed), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := f.diff(got); d != "" {
+		t.Fatal(d)
+	}
+	if !bytes.Equal(decrypt(t, committed, k), vectortest.Hex(t, v.Archive.Plaintext)) {
+		t.Fatal("age decrypts the committed archive to another plaintext")
+	}
+	if _, err := readAll(bytes.NewReader(committed), v.key(t, 1)); !errors.Is(err, ErrWrongRecoveryKey) {
+		t.Fatalf("another vector key: %v", err)
 	}
 }
