@@ -383,3 +383,72 @@ func TestReaderSlicesDoNotAlias(t *testing.T) {
 		t.Fatal(d)
 	}
 }
+
+var errNetwork = errors.New("connection reset")
+
+// failingReader returns errNetwork after n bytes.
+type failingReader struct {
+	r io.Reader
+	n int
+}
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.n <= 0 {
+		return 0, errNetwork
+	}
+	if len(p) > f.n {
+		p = p[:f.n]
+	}
+	n, err := f.r.Read(p)
+	f.n -= n
+	return n, err
+}
+
+// TestReadErrorsAreNotTampering: an input that fails (a dropped download)
+// is reported as its own error, not as a damaged archive.
+func TestReadErrorsAreNotTampering(t *testing.T) {
+	k := NewRecoveryKey()
+	_, archive := multiChunk(t, k)
+	for _, n := range []int{0, 100, ageHeaderLen(t, archive) + 10, len(archive) / 2, len(archive) - 1} {
+		_, err := readAll(&failingReader{r: bytes.NewReader(archive), n: n}, k)
+		if !errors.Is(err, errNetwork) || errors.Is(err, ErrTampered) || errors.Is(err, ErrWrongRecoveryKey) {
+			t.Fatalf("input failing after %d bytes: %v", n, err)
+		}
+	}
+}
+
+type failingWriter struct{ n int }
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	if w.n < len(p) {
+		return 0, errNetwork
+	}
+	w.n -= len(p)
+	return len(p), nil
+}
+
+// TestWriterErrorIsSticky: a failed write to dst fails the archive; the
+// Writer refuses everything after it.
+func TestWriterErrorIsSticky(t *testing.T) {
+	k := NewRecoveryKey()
+	f := newFixture(2000, 200)
+	w, err := NewWriter(&failingWriter{n: 100 << 10}, k, f.header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first error
+	for i := range f.messages {
+		if first = w.AddMessage(&f.messages[i]); first != nil {
+			break
+		}
+	}
+	if !errors.Is(first, errNetwork) {
+		t.Fatalf("write failure: %v", first)
+	}
+	if err := w.AddMessage(&f.messages[0]); !errors.Is(err, errNetwork) {
+		t.Fatalf("after the failure: %v", err)
+	}
+	if err := w.Close(); !errors.Is(err, errNetwork) {
+		t.Fatalf("Close after the failure: %v", err)
+	}
+}

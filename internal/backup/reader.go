@@ -62,11 +62,12 @@ type Reader struct {
 // ErrUnsupportedVersion for another format version.
 func NewReader(src io.Reader, k RecoveryKey) (*Reader, error) {
 	ct := &ciphertextReader{r: src}
-	pt, err := age.Decrypt(ct, k.AgeIdentity())
+	identity := k.AgeIdentity()
+	pt, err := age.Decrypt(ct, identity)
 	if err != nil {
 		return nil, ct.classify(err, true)
 	}
-	id := k.KeyID()
+	id := RecipientKeyID(identity.Recipient())
 	return newPlainReader(pt, ct, &id)
 }
 
