@@ -63,8 +63,8 @@ func TestRecipientWriter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range f.messages {
-		if err := w.AddMessage(m); err != nil {
+	for i := range f.messages {
+		if err := w.AddMessage(&f.messages[i]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -321,13 +321,13 @@ func TestWriterRefusesBadRecords(t *testing.T) {
 	bad[2].Sent = time.Time{}
 	bad[3].Received = time.Unix(1<<62, 0)
 	for i, m := range bad {
-		if err := w.AddMessage(m); err == nil {
+		if err := w.AddMessage(&m); err == nil {
 			t.Errorf("bad message %d accepted", i)
 		}
 	}
 	big := ok
 	big.Body = make([]byte, MaxBodySize+1)
-	if err := w.AddMessage(big); !errors.Is(err, ErrTooLarge) {
+	if err := w.AddMessage(&big); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("oversized body: %v", err)
 	}
 	if err := w.AddSetting(Setting{Name: "x", Value: make([]byte, MaxSettingValueSize+1)}); !errors.Is(err, ErrTooLarge) {
@@ -342,13 +342,13 @@ func TestWriterRefusesBadRecords(t *testing.T) {
 	if err := w.AddContact(Contact{Username: "x"}); err == nil {
 		t.Error("contact without added time accepted")
 	}
-	if err := w.AddMessage(ok); err != nil {
+	if err := w.AddMessage(&ok); err != nil {
 		t.Fatalf("a good message after refused ones: %v", err)
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.AddMessage(ok); err == nil {
+	if err := w.AddMessage(&ok); err == nil {
 		t.Error("AddMessage after Close succeeded")
 	}
 	if err := w.Close(); err == nil {
@@ -381,5 +381,74 @@ func TestReaderSlicesDoNotAlias(t *testing.T) {
 	_ = append(got.messages[0].Body, 'X', 'Y', 'Z')
 	if d := f.diff(got); d != "" {
 		t.Fatal(d)
+	}
+}
+
+var errNetwork = errors.New("connection reset")
+
+// failingReader returns errNetwork after n bytes.
+type failingReader struct {
+	r io.Reader
+	n int
+}
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.n <= 0 {
+		return 0, errNetwork
+	}
+	if len(p) > f.n {
+		p = p[:f.n]
+	}
+	n, err := f.r.Read(p)
+	f.n -= n
+	return n, err
+}
+
+// TestReadErrorsAreNotTampering: an input that fails (a dropped download)
+// is reported as its own error, not as a damaged archive.
+func TestReadErrorsAreNotTampering(t *testing.T) {
+	k := NewRecoveryKey()
+	_, archive := multiChunk(t, k)
+	for _, n := range []int{0, 100, ageHeaderLen(t, archive) + 10, len(archive) / 2, len(archive) - 1} {
+		_, err := readAll(&failingReader{r: bytes.NewReader(archive), n: n}, k)
+		if !errors.Is(err, errNetwork) || errors.Is(err, ErrTampered) || errors.Is(err, ErrWrongRecoveryKey) {
+			t.Fatalf("input failing after %d bytes: %v", n, err)
+		}
+	}
+}
+
+type failingWriter struct{ n int }
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	if w.n < len(p) {
+		return 0, errNetwork
+	}
+	w.n -= len(p)
+	return len(p), nil
+}
+
+// TestWriterErrorIsSticky: a failed write to dst fails the archive; the
+// Writer refuses everything after it.
+func TestWriterErrorIsSticky(t *testing.T) {
+	k := NewRecoveryKey()
+	f := newFixture(2000, 200)
+	w, err := NewWriter(&failingWriter{n: 100 << 10}, k, f.header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first error
+	for i := range f.messages {
+		if first = w.AddMessage(&f.messages[i]); first != nil {
+			break
+		}
+	}
+	if !errors.Is(first, errNetwork) {
+		t.Fatalf("write failure: %v", first)
+	}
+	if err := w.AddMessage(&f.messages[0]); !errors.Is(err, errNetwork) {
+		t.Fatalf("after the failure: %v", err)
+	}
+	if err := w.Close(); !errors.Is(err, errNetwork) {
+		t.Fatalf("Close after the failure: %v", err)
 	}
 }

@@ -132,7 +132,8 @@ func TestAgeIdentityMatchesAge(t *testing.T) {
 
 func TestDerivationsAreDeterministicAndSeparated(t *testing.T) {
 	k := sampleKey()
-	if k.AgeIdentityString() != k.AgeIdentityString() || k.Locator() != k.Locator() || k.KeyID() != k.KeyID() {
+	again := sampleKey()
+	if k.AgeIdentityString() != again.AgeIdentityString() || k.Locator() != again.Locator() || k.KeyID() != again.KeyID() {
 		t.Fatal("derivations are not deterministic")
 	}
 	other := k

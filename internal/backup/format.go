@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -149,7 +150,9 @@ type trailer struct {
 // --- field checks, shared by writers (caller errors) and readers
 // (FormatError) ---
 
-var maxTime = time.Unix(0, math.MaxInt64)
+// maxUnixSeconds bounds the times a u64 of Unix nanoseconds holds (1970
+// to 2262): any time of fewer whole seconds fits.
+const maxUnixSeconds = math.MaxInt64 / int64(time.Second)
 
 func checkName(what, s string, maxLen int) string {
 	switch {
@@ -157,14 +160,25 @@ func checkName(what, s string, maxLen int) string {
 		return what + " is empty"
 	case len(s) > maxLen:
 		return what + " is longer than " + strconv.Itoa(maxLen) + " bytes"
-	case !utf8.ValidString(s):
+	case !validUTF8(s):
 		return what + " is not UTF-8"
 	}
 	return ""
 }
 
+// validUTF8 is utf8.ValidString with a quicker path for the short ASCII
+// names that fill a history.
+func validUTF8(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return utf8.ValidString(s[i:])
+		}
+	}
+	return true
+}
+
 func checkTime(what string, t time.Time) string {
-	if t.Before(time.Unix(0, 0)) || t.After(maxTime) {
+	if s := t.Unix(); s < 0 || s >= maxUnixSeconds {
 		return what + " is outside 1970–2262"
 	}
 	return ""
@@ -274,13 +288,23 @@ func messageSize(m *Message) int {
 }
 
 func appendMessage(b []byte, m *Message) []byte {
-	b = appendRecordHeader(b, KindMessage, messageSize(m))
-	b = append(b, m.ID[:]...)
-	b = append(b, m.SenderDevice[:]...)
-	b = appendBool(b, m.Outgoing)
-	b = append(b, m.State)
-	b = appendTime(b, m.Sent)
-	b = appendTime(b, m.Received)
+	// Grow once and write by offset: this runs for every message.
+	n := messageSize(m)
+	b = slices.Grow(b, recordHeaderSize+n)
+	start := len(b)
+	b = b[:start+recordHeaderSize+messageFixed-5] // up to the conversation length
+	p := b[start:]
+	p[0], p[1], p[2], p[3] = byte(KindMessage), byte(n>>16), byte(n>>8), byte(n)
+	p = p[recordHeaderSize:]
+	copy(p[0:16], m.ID[:])
+	copy(p[16:32], m.SenderDevice[:])
+	p[32] = 0
+	if m.Outgoing {
+		p[32] = 1
+	}
+	p[33] = m.State
+	binary.BigEndian.PutUint64(p[34:], uint64(m.Sent.UnixNano()))
+	binary.BigEndian.PutUint64(p[42:], uint64(m.Received.UnixNano()))
 	b = append(b, byte(len(m.Conversation)))
 	b = append(b, m.Conversation...)
 	b = append(b, byte(len(m.Sender)))

@@ -75,8 +75,8 @@ func (f *fixture) write(t testing.TB, k RecoveryKey) []byte {
 			t.Fatal(err)
 		}
 	}
-	for _, m := range f.messages {
-		if err := w.AddMessage(m); err != nil {
+	for i := range f.messages {
+		if err := w.AddMessage(&f.messages[i]); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -2,10 +2,13 @@ package backup
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"filippo.io/age"
@@ -15,13 +18,12 @@ import (
 )
 
 const (
-	// readSize is how much plaintext the Reader asks age for at once: one
-	// payload chunk.
-	readSize = 64 << 10
-	// slabSize is the size of the blocks that record byte slices are
-	// carved from, so that reading a message does not allocate its body on
-	// its own.
-	slabSize = 64 << 10
+	// bufSize is the size of the Reader's plaintext buffers: two age
+	// payload chunks.
+	bufSize = 128 << 10
+	// minRead is the least room the Reader leaves for one read from age
+	// after the record it needs.
+	minRead = 16 << 10
 	// maxInterned bounds the distinct names the Reader shares between
 	// records (a conversation's name is in every message of it).
 	maxInterned = 4096
@@ -46,9 +48,12 @@ type Reader struct {
 	done   bool  // the trailer was read and the stream ended
 	err    error // sticky
 
-	slab  []byte
-	names map[string]string
-	last  [2]string // the last conversation and sender, checked first
+	// shared is set once a message body aliasing buf has been handed out:
+	// buf is then never written again, and the next refill starts a new
+	// one.
+	shared bool
+	names  map[string]string
+	recent [256]string // a cache in front of names
 }
 
 // NewReader decrypts src with k's age identity and reads the archive's
@@ -57,11 +62,12 @@ type Reader struct {
 // ErrUnsupportedVersion for another format version.
 func NewReader(src io.Reader, k RecoveryKey) (*Reader, error) {
 	ct := &ciphertextReader{r: src}
-	pt, err := age.Decrypt(ct, k.AgeIdentity())
+	identity := k.AgeIdentity()
+	pt, err := age.Decrypt(ct, identity)
 	if err != nil {
 		return nil, ct.classify(err, true)
 	}
-	id := k.KeyID()
+	id := RecipientKeyID(identity.Recipient())
 	return newPlainReader(pt, ct, &id)
 }
 
@@ -69,7 +75,7 @@ func NewReader(src io.Reader, k RecoveryKey) (*Reader, error) {
 // decryption errors; keyID, if not nil, must match the header's. The fuzz
 // target and the vector tests enter here, without age.
 func newPlainReader(src io.Reader, ct *ciphertextReader, keyID *[KeyIDSize]byte) (*Reader, error) {
-	r := &Reader{src: src, ct: ct, buf: make([]byte, 0, 2*readSize), names: make(map[string]string)}
+	r := &Reader{src: src, ct: ct, buf: make([]byte, 0, bufSize), names: make(map[string]string)}
 	if err := r.fill(prefixSize); err != nil {
 		return nil, r.fail(err, true)
 	}
@@ -166,22 +172,28 @@ func (r *Reader) fail(err error, classify bool) error {
 
 // fill makes buf[r:w] hold at least n bytes, or returns io.ErrUnexpectedEOF
 // (or a read error) if the plaintext ends first.
+//
+// Message bodies are handed out as slices of buf, not copied: age has
+// already copied the plaintext once, into buf. So a buffer that a body
+// aliases (shared) is never written again; when the rest of a record does
+// not fit behind it, the unparsed tail moves to a fresh buffer, and the
+// old one lives on as long as the bodies in it.
 func (r *Reader) fill(n int) error {
 	if r.w-r.r >= n {
 		return nil
 	}
-	if r.r > 0 {
-		// Move the unparsed tail to the front; it is less than one record.
-		r.w = copy(r.buf[:cap(r.buf)], r.buf[r.r:r.w])
+	if cap(r.buf)-r.r < n+minRead {
+		nb := r.buf[:cap(r.buf)]
+		if r.shared || n+minRead > cap(r.buf) {
+			nb = make([]byte, max(bufSize, n+minRead))
+			r.shared = false
+		}
+		r.w = copy(nb, r.buf[r.r:r.w])
 		r.r = 0
-	}
-	if n > cap(r.buf) {
-		nb := make([]byte, r.w, n+readSize)
-		copy(nb, r.buf[:r.w])
 		r.buf = nb
 	}
 	r.buf = r.buf[:cap(r.buf)]
-	for r.w < n {
+	for r.w-r.r < n {
 		if r.eof {
 			r.buf = r.buf[:r.w]
 			return io.ErrUnexpectedEOF
@@ -229,35 +241,25 @@ func (r *Reader) record() (RecordKind, []byte, int64, error) {
 	return kind, body, off, nil
 }
 
-// --- copies that outlive the read buffer ---
-
-// clone copies b into the current slab. Slices handed out never overlap and
-// have their capacity capped, so appending to one cannot clobber another.
-func (r *Reader) clone(b []byte) []byte {
+// name returns b as a string — valid UTF-8 of 1..MaxNameSize bytes —
+// shared with earlier records of the same name. A history names few
+// accounts many times, so most lookups hit a small direct-mapped cache
+// (a hash and a byte comparison) before the map.
+func (r *Reader) name(b []byte) (string, bool) {
 	if len(b) == 0 {
-		return nil
+		return "", false
 	}
-	if len(b) > slabSize/8 {
-		return bytes.Clone(b)
+	h := uint(len(b))
+	for _, c := range b {
+		h = h*31 + uint(c)
 	}
-	if len(r.slab) < len(b) {
-		r.slab = make([]byte, slabSize)
-	}
-	out := r.slab[:len(b):len(b)]
-	copy(out, b)
-	r.slab = r.slab[len(b):]
-	return out
-}
-
-// name returns b as a string, valid UTF-8 of 1..MaxNameSize bytes, shared
-// with earlier records of the same name.
-func (r *Reader) name(b []byte, slot int) (string, bool) {
-	if string(b) == r.last[slot] && len(b) > 0 {
-		return r.last[slot], true
+	slot := &r.recent[h%uint(len(r.recent))]
+	if string(b) == *slot {
+		return *slot, true
 	}
 	s, ok := r.names[string(b)]
 	if !ok {
-		if len(b) == 0 || len(b) > MaxNameSize || !utf8.Valid(b) {
+		if len(b) > MaxNameSize || !utf8.Valid(b) {
 			return "", false
 		}
 		s = string(b)
@@ -265,7 +267,7 @@ func (r *Reader) name(b []byte, slot int) (string, bool) {
 			r.names[s] = s
 		}
 	}
-	r.last[slot] = s
+	*slot = s
 	return s, true
 }
 
@@ -343,36 +345,68 @@ func (r *Reader) parseSetting(body []byte, off int64, rec *Record) error {
 	return nil
 }
 
-// parseMessage is the hot path of a restore: no allocation but the shared
-// slab and, for a new name, its string.
+// parseMessage is the hot path of a restore: it allocates nothing but the
+// string of a name not seen before (the body aliases the plaintext buffer,
+// see fill).
 func (r *Reader) parseMessage(body []byte, off int64, rec *Record) error {
+	// The fixed part is read by offset, the three variable fields through
+	// their length prefixes; every index is checked against len(body).
+	const (
+		oOutgoing = 32
+		oState    = 33
+		oSent     = 34
+		oReceived = 42
+		oConv     = 50 // conversation length, then conversation
+	)
 	m := &rec.Message
 	if len(body) < messageFixed {
 		return formatErr(off, KindMessage, "truncated")
 	}
-	copy(m.ID[:], body[0:16])
-	copy(m.SenderDevice[:], body[16:32])
-	c := cursor{b: body[32:], ok: true}
-	m.Outgoing = c.bool()
-	m.State = c.u8()
-	m.Sent = c.time()
-	m.Received = c.time()
-	conv := c.bytes(int(c.u8()))
-	sender := c.bytes(int(c.u8()))
-	b := c.bytes(c.u24())
-	if !c.ok || len(c.b) != 0 {
-		return formatErr(off, KindMessage, "truncated, trailing bytes, or a bad flag or time")
+	m.ID = [16]byte(body[0:16])
+	m.SenderDevice = [16]byte(body[16:32])
+	out := body[oOutgoing]
+	m.Outgoing = out == 1
+	m.State = body[oState]
+	sent := binary.BigEndian.Uint64(body[oSent:])
+	received := binary.BigEndian.Uint64(body[oReceived:])
+	i := oConv + 1 + int(body[oConv])
+	if out > 1 || sent > math.MaxInt64 || received > math.MaxInt64 || i >= len(body) {
+		return formatErr(off, KindMessage, "truncated, or a bad flag or time")
 	}
-	if len(b) > MaxBodySize {
+	conv := body[oConv+1 : i]
+	j := i + 1 + int(body[i])
+	if j+3 > len(body) {
+		return formatErr(off, KindMessage, "truncated")
+	}
+	sender := body[i+1 : j]
+	n := int(body[j])<<16 | int(body[j+1])<<8 | int(body[j+2])
+	if j+3+n != len(body) {
+		return formatErr(off, KindMessage, "body length does not match the record")
+	}
+	if n > MaxBodySize {
 		return &LimitError{What: "message body size", Limit: MaxBodySize}
 	}
+	m.Sent = time.Unix(0, int64(sent)).UTC()
+	m.Received = time.Unix(0, int64(received)).UTC()
 	var ok1, ok2 bool
-	m.Conversation, ok1 = r.name(conv, 0)
-	m.Sender, ok2 = r.name(sender, 1)
+	m.Conversation, ok1 = r.name(conv)
+	// (Comparisons, not a switch on string(sender), which would allocate.)
+	if string(sender) == m.Conversation {
+		m.Sender, ok2 = m.Conversation, ok1 // an incoming message
+	} else if string(sender) == r.header.Username {
+		m.Sender, ok2 = r.header.Username, true // an outgoing one
+	} else {
+		m.Sender, ok2 = r.name(sender)
+	}
 	if !ok1 || !ok2 {
 		return formatErr(off, KindMessage, "conversation or sender is not a name")
 	}
-	m.Body = r.clone(b)
+	if n > 0 {
+		m.Body = body[j+3:]
+		r.shared = true
+	} else {
+		m.Body = nil
+	}
 	return nil
 }
 

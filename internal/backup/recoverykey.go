@@ -128,7 +128,7 @@ func ParseRecoveryKey(s string) (RecoveryKey, error) {
 			continue
 		}
 		if r >= 0x80 {
-			return k, &RecoveryKeyError{Group: len(chars)/groupSize + 1, Reason: fmt.Sprintf("%q is not a recovery key character", r)}
+			return k, &RecoveryKeyError{Group: groupOf(len(chars)), Reason: fmt.Sprintf("%q is not a recovery key character", r)}
 		}
 		chars = append(chars, byte(r))
 		run++
@@ -139,7 +139,8 @@ func ParseRecoveryKey(s string) (RecoveryKey, error) {
 	defer clear(chars)
 	if len(chars) != keyChars {
 		e := &RecoveryKeyError{Reason: fmt.Sprintf("%d characters where a recovery key has %d (15 groups of 4)", len(chars), keyChars)}
-		if len(typed) > 1 {
+		// Typed as 15 groups with one of the wrong length: name it.
+		if len(typed) == keyGroups {
 			var odd []int
 			for i, n := range typed {
 				if n != groupSize {
@@ -148,7 +149,7 @@ func ParseRecoveryKey(s string) (RecoveryKey, error) {
 			}
 			if len(odd) == 1 {
 				e.Group = odd[0]
-				e.Reason = fmt.Sprintf("it has %d characters instead of 4", typed[odd[0]-1])
+				e.Reason = fmt.Sprintf("it has %d characters instead of %d", typed[odd[0]-1], groupSize)
 			}
 		}
 		return k, e
@@ -158,7 +159,7 @@ func ParseRecoveryKey(s string) (RecoveryKey, error) {
 	for i, c := range chars {
 		v, ok := crockfordValue(c)
 		if !ok {
-			return k, &RecoveryKeyError{Group: i/groupSize + 1, Reason: fmt.Sprintf("%q is not a recovery key character", c)}
+			return k, &RecoveryKeyError{Group: groupOf(i), Reason: fmt.Sprintf("%q is not a recovery key character", c)}
 		}
 		syms[i/groupSize] = syms[i/groupSize]<<5 | uint32(v)
 	}
@@ -182,6 +183,15 @@ func ParseRecoveryKey(s string) (RecoveryKey, error) {
 		}
 	}
 	return k, nil
+}
+
+// groupOf returns the 1-based group of the character at position i of the
+// key without separators, or 0 past the end of a key.
+func groupOf(i int) int {
+	if i >= keyChars {
+		return 0
+	}
+	return i/groupSize + 1
 }
 
 // --- Crockford base32, without indexing tables by secret characters ---

@@ -199,6 +199,8 @@ func TestRecoveryKeyMalformedInput(t *testing.T) {
 		{strings.Replace(s, string(s[12]), "U", 1), -1}, // U is not Crockford
 		{s[:20] + "é" + s[21:], 5},
 		{s[:20] + "*" + s[21:], 5},
+		{s + "-ABCD-é", 0}, // found by FuzzParseRecoveryKey: past the last group
+		{s + "-ABCD-*", 0},
 	} {
 		wantTypo(t, c.in, c.group)
 	}

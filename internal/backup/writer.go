@@ -103,10 +103,15 @@ func (w *Writer) AddSetting(s Setting) error {
 	return w.flushIfFull()
 }
 
-// AddMessage appends a message record.
-func (w *Writer) AddMessage(m Message) error {
+// AddMessage appends a message record. It takes a pointer because it runs
+// once per message of the history and a Message is 150 bytes; it keeps no
+// reference to m.
+func (w *Writer) AddMessage(m *Message) error {
 	if w.err != nil {
 		return w.err
+	}
+	if m == nil {
+		return errors.New("backup: cannot add a nil message")
 	}
 	if reason := m.check(); reason != "" {
 		return errors.New("backup: cannot add message: " + reason)
@@ -118,7 +123,7 @@ func (w *Writer) AddMessage(m Message) error {
 		return &LimitError{What: "number of messages", Limit: MaxMessages}
 	}
 	w.counts.messages++
-	w.buf = appendMessage(w.buf, &m)
+	w.buf = appendMessage(w.buf, m)
 	return w.flushIfFull()
 }
 
