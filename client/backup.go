@@ -305,7 +305,7 @@ func (c *Client) writeArchive(ctx context.Context, w io.Writer, k backup.Recover
 			}
 			for i := range ms {
 				m := &ms[i]
-				if err := aw.AddMessage(backup.Message{
+				if err := aw.AddMessage(&backup.Message{
 					ID: m.ID, Conversation: m.Conversation, Sender: m.Sender, SenderDevice: m.SenderDevice,
 					Outgoing: m.Outgoing, Sent: m.Sent, Received: m.Received, Body: m.Body, State: uint8(m.State),
 				}); err != nil {

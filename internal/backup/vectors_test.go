@@ -23,6 +23,7 @@ type vectorFile struct {
 		AgeIdentity string `json:"age_identity"`
 		Recipient   string `json:"recipient"`
 		Locator     string `json:"locator"`
+		WriteToken  string `json:"write_token"`
 		KeyID       string `json:"key_id"`
 	} `json:"keys"`
 	Archive struct {
@@ -93,6 +94,9 @@ func TestVectorsKeys(t *testing.T) {
 			t.Errorf("key %d: recipient differs", i)
 		}
 		loc, id := k.Locator(), k.KeyID()
+		if tok := k.WriteToken(); hex.EncodeToString(tok[:]) != kv.WriteToken {
+			t.Errorf("key %d: write token %x, committed %s", i, tok, kv.WriteToken)
+		}
 		if hex.EncodeToString(loc[:]) != kv.Locator || hex.EncodeToString(id[:]) != kv.KeyID {
 			t.Errorf("key %d: locator %x / key ID %x, committed %s / %s", i, loc, id, kv.Locator, kv.KeyID)
 		}

@@ -35,6 +35,7 @@ type backupKeyVector struct {
 	AgeIdentity string `json:"age_identity"`
 	Recipient   string `json:"recipient"`
 	Locator     string `json:"locator"`
+	WriteToken  string `json:"write_token"`
 	KeyID       string `json:"key_id"`
 }
 
@@ -91,10 +92,11 @@ func init() {
 
 		var keySeeds [][]byte
 		for _, k := range keys {
-			loc, id := k.Locator(), k.KeyID()
+			loc, id, tok := k.Locator(), k.KeyID(), k.WriteToken()
 			v.Keys = append(v.Keys, backupKeyVector{
 				Key: hex.EncodeToString(k[:]), Written: k.String(), AgeIdentity: k.AgeIdentityString(),
 				Recipient: k.Recipient().String(), Locator: hex.EncodeToString(loc[:]), KeyID: hex.EncodeToString(id[:]),
+				WriteToken: hex.EncodeToString(tok[:]),
 			})
 			s := k.String()
 			keySeeds = append(keySeeds, []byte(s), []byte(strings.ToLower(strings.ReplaceAll(s, "-", " "))),
