@@ -3,6 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -66,6 +69,28 @@ func (a *app) serverURL(flag string) (string, error) {
 		return "", usagef("no server: give --server URL or set %s", envServer)
 	}
 	return s, nil
+}
+
+// newHome resolves the home directory, server and username of a command
+// that sets up a new home (device link, backup restore, recovery start),
+// and refuses a home that already holds an account before anything else
+// happens: the SDK creates the home only at the end, after the other
+// device, the backup or the contacts have done their part.
+func (a *app) newHome(op, serverFlag, username string) (home, server, name string, err error) {
+	if home, err = a.homeDir(); err != nil {
+		return "", "", "", err
+	}
+	if server, err = a.serverURL(serverFlag); err != nil {
+		return "", "", "", err
+	}
+	if name, err = client.NormalizeUsername(username); err != nil {
+		return "", "", "", err
+	}
+	db := filepath.Join(home, client.DatabaseFile)
+	if _, err := os.Stat(db); err == nil {
+		return "", "", "", &fs.PathError{Op: op, Path: db, Err: fs.ErrExist}
+	}
+	return home, server, name, nil
 }
 
 // newStorePassphrase is the passphrase of a new home's store: none with

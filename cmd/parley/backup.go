@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -187,19 +186,9 @@ If anything fails, nothing is left behind and the account is unchanged.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			ctx := cmd.Context()
-			home, err := a.homeDir()
+			home, server, name, err := a.newHome("restore", server, argv[0])
 			if err != nil {
 				return err
-			}
-			if server, err = a.serverURL(server); err != nil {
-				return err
-			}
-			name, err := client.NormalizeUsername(argv[0])
-			if err != nil {
-				return err
-			}
-			if _, err := os.Stat(filepath.Join(home, client.DatabaseFile)); err == nil {
-				return &os.PathError{Op: "restore", Path: filepath.Join(home, client.DatabaseFile), Err: os.ErrExist}
 			}
 			key, err := a.recoveryKeyInput()
 			if err != nil {

@@ -6,9 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -94,22 +91,9 @@ device's name) and one when the device is linked (status "linked").`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			ctx := cmd.Context()
-			home, err := a.homeDir()
+			home, server, name, err := a.newHome("link", server, argv[0])
 			if err != nil {
 				return err
-			}
-			if server, err = a.serverURL(server); err != nil {
-				return err
-			}
-			name, err := client.NormalizeUsername(argv[0])
-			if err != nil {
-				return err
-			}
-			// The SDK creates the home only when the transfer arrives: find
-			// an occupied home now, not after the other device approved.
-			db := filepath.Join(home, client.DatabaseFile)
-			if _, err := os.Stat(db); err == nil {
-				return &fs.PathError{Op: "link", Path: db, Err: fs.ErrExist}
 			}
 			opts := client.Options{DeviceName: deviceName}
 			if opts.Passphrase, err = a.newStorePassphrase(home, insecure); err != nil {

@@ -3,8 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -89,19 +87,9 @@ With --json it prints one line as soon as the code is ready (status
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			ctx := cmd.Context()
-			home, err := a.homeDir()
+			home, server, name, err := a.newHome("recovery", server, argv[0])
 			if err != nil {
 				return err
-			}
-			if server, err = a.serverURL(server); err != nil {
-				return err
-			}
-			name, err := client.NormalizeUsername(argv[0])
-			if err != nil {
-				return err
-			}
-			if _, err := os.Stat(filepath.Join(home, client.DatabaseFile)); err == nil {
-				return &os.PathError{Op: "recovery", Path: filepath.Join(home, client.DatabaseFile), Err: os.ErrExist}
 			}
 			opts := client.Options{DeviceName: deviceName, Insecure: insecure}
 			if opts.Passphrase, err = a.newStorePassphrase(home, insecure); err != nil {
