@@ -74,17 +74,27 @@ func uploadID(b []byte) (store.BackupUploadID, error) {
 	return store.BackupUploadID(b), nil
 }
 
-// BeginBackup starts an upload. Authenticated.
-func (b *backupService) BeginBackup(ctx context.Context, req *connect.Request[parleyv1.BeginBackupRequest]) (*connect.Response[parleyv1.BeginBackupResponse], error) {
+// guarded checks the locator and write token of a call that changes the
+// backups under a locator.
+func (b *backupService) guarded(locator, token []byte) (store.Backups, store.BackupLocator, [32]byte, error) {
 	bs, err := b.backups()
 	if err != nil {
-		return nil, err
+		return nil, store.BackupLocator{}, [32]byte{}, err
 	}
-	l, err := locatorOf(req.Msg.Locator)
+	l, err := locatorOf(locator)
 	if err != nil {
-		return nil, err
+		return nil, store.BackupLocator{}, [32]byte{}, err
 	}
-	wh, err := writeHash(req.Msg.WriteToken)
+	wh, err := writeHash(token)
+	if err != nil {
+		return nil, store.BackupLocator{}, [32]byte{}, err
+	}
+	return bs, l, wh, nil
+}
+
+// BeginBackup starts an upload. Authenticated.
+func (b *backupService) BeginBackup(ctx context.Context, req *connect.Request[parleyv1.BeginBackupRequest]) (*connect.Response[parleyv1.BeginBackupResponse], error) {
+	bs, l, wh, err := b.guarded(req.Msg.Locator, req.Msg.WriteToken)
 	if err != nil {
 		return nil, err
 	}
@@ -225,15 +235,7 @@ func (b *backupService) GetBackup(ctx context.Context, req *connect.Request[parl
 
 // DeleteBackups deletes every generation under a locator. Authenticated.
 func (b *backupService) DeleteBackups(ctx context.Context, req *connect.Request[parleyv1.DeleteBackupsRequest]) (*connect.Response[parleyv1.DeleteBackupsResponse], error) {
-	bs, err := b.backups()
-	if err != nil {
-		return nil, err
-	}
-	l, err := locatorOf(req.Msg.Locator)
-	if err != nil {
-		return nil, err
-	}
-	wh, err := writeHash(req.Msg.WriteToken)
+	bs, l, wh, err := b.guarded(req.Msg.Locator, req.Msg.WriteToken)
 	if err != nil {
 		return nil, err
 	}
