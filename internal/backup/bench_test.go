@@ -222,7 +222,7 @@ func BenchmarkEncode(b *testing.B) {
 	b.ReportAllocs()
 	startCPU := processCPU()
 	for b.Loop() {
-		w := &Writer{enc: discardCloser{}, buf: make([]byte, 0, 2*flushSize)}
+		w := newWriter(discardCloser{})
 		for i := range f.messages {
 			if err := w.AddMessage(&f.messages[i]); err != nil {
 				b.Fatal(err)
