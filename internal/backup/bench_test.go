@@ -222,7 +222,7 @@ func BenchmarkEncode(b *testing.B) {
 	b.ReportAllocs()
 	startCPU := processCPU()
 	for b.Loop() {
-		w := newWriter(discardCloser{})
+		w := &Writer{enc: discardCloser{}, buf: make([]byte, 0, 2*flushSize)}
 		for i := range f.messages {
 			if err := w.AddMessage(&f.messages[i]); err != nil {
 				b.Fatal(err)

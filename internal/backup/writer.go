@@ -12,7 +12,7 @@ import (
 // flushSize is how much plaintext the Writer gathers before handing it to
 // age: one age payload chunk (64 KiB), so that age seals whole chunks
 // straight from its buffer.
-const flushSize = 512 << 10
+const flushSize = 64 << 10
 
 // errClosed reports a Writer used after Close or after an error.
 var errClosed = errors.New("backup: the archive writer is closed")
@@ -22,26 +22,11 @@ var errClosed = errors.New("backup: the archive writer is closed")
 // encrypts as it goes, so memory use does not grow with the archive. A
 // Writer is not safe for concurrent use. After any error the Writer is
 // unusable and what it wrote must be discarded.
-//
-// Each 64 KiB of plaintext is encrypted and written to dst in a goroutine
-// while the caller adds the next records (one such write at a time). So an
-// error writing to dst is returned by a later Add call or by Close, which
-// waits for the write in progress: after Close returns, dst is no longer
-// written. A Writer that is dropped without Close leaks nothing: its
-// goroutine ends when its write returns.
 type Writer struct {
 	enc    io.WriteCloser // age's encrypting writer
 	buf    []byte         // plaintext not yet handed to enc
-	spare  []byte         // the other buffer: enc's while busy
-	busy   bool           // a goroutine is writing spare to enc
-	wrote  chan error     // its outcome (capacity 1: it never blocks)
 	counts trailer
 	err    error // sticky: the first error, or errClosed
-}
-
-// newWriter returns a Writer that hands its plaintext to enc.
-func newWriter(enc io.WriteCloser) *Writer {
-	return &Writer{enc: enc, buf: make([]byte, 0, flushSize+MaxRecordSize), wrote: make(chan error, 1)}
 }
 
 // NewWriter starts an archive for h encrypted to k's age recipient (and to
@@ -74,7 +59,7 @@ func NewRecipientWriter(dst io.Writer, r *age.HybridRecipient, h Header) (*Write
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
-	w := newWriter(enc)
+	w := &Writer{enc: enc, buf: make([]byte, 0, 2*flushSize)}
 	w.buf = appendPrefix(w.buf, FormatVersion)
 	w.buf = appendHeader(w.buf, &h)
 	return w, nil
@@ -146,56 +131,26 @@ func (w *Writer) flushIfFull() error {
 	if len(w.buf) < flushSize {
 		return nil
 	}
-	if err := w.wait(); err != nil {
-		return err
-	}
-	b := w.buf
-	if w.spare == nil {
-		w.spare = make([]byte, 0, flushSize+MaxRecordSize)
-	}
-	w.buf, w.spare, w.busy = w.spare[:0], b, true
-	go writeOut(w.enc, b, w.wrote)
-	return nil
-}
-
-// writeOut writes b to enc and sends the outcome on out.
-func writeOut(enc io.Writer, b []byte, out chan<- error) {
-	_, err := enc.Write(b)
-	// The buffer held plaintext; clear it before reuse (best effort).
-	clear(b)
-	out <- err
-}
-
-// wait waits for the write in progress, if any, and makes its error the
-// Writer's.
-func (w *Writer) wait() error {
-	if !w.busy {
-		return nil
-	}
-	w.busy = false
-	if err := <-w.wrote; err != nil {
+	if _, err := w.enc.Write(w.buf); err != nil {
 		w.err = fmt.Errorf("backup: writing archive: %w", err)
 		return w.err
 	}
+	// The buffer held plaintext; clear it before reuse (best effort).
+	clear(w.buf)
+	w.buf = w.buf[:0]
 	return nil
 }
 
 // Close writes the trailer and finishes the age stream. It does not close
-// dst. The archive is complete only if Close returns nil. Close waits for
-// the Writer's goroutine, also when it returns an error.
+// dst. The archive is complete only if Close returns nil.
 func (w *Writer) Close() error {
 	if w.err != nil {
-		return w.err // (w.err is set only when no write is in progress)
-	}
-	if err := w.wait(); err != nil {
-		clear(w.buf)
-		w.buf, w.spare = nil, nil
-		return err
+		return w.err
 	}
 	w.buf = appendTrailer(w.buf, w.counts)
 	_, err := w.enc.Write(w.buf)
 	clear(w.buf)
-	w.buf, w.spare = nil, nil
+	w.buf = nil
 	if err == nil {
 		err = w.enc.Close()
 	}
