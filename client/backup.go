@@ -487,6 +487,7 @@ func restore(ctx context.Context, home, server, name string, k backup.RecoveryKe
 	if err != nil {
 		return fail(err)
 	}
+	defer r.Close() // before staged is closed: the Reader reads ahead
 	h := r.Header()
 	if h.Username != name {
 		return fail(fmt.Errorf("%w: it is a backup of %q, not %q", ErrBackupOtherAccount, h.Username, name))
@@ -562,6 +563,7 @@ func restore(ctx context.Context, home, server, name string, k backup.RecoveryKe
 	if err != nil {
 		return fail(err)
 	}
+	defer r.Close()
 	var done [2]int
 	batch := func(fn func(tx *clientdb.Tx) error) error { return c.db.Update(ctx, fn) }
 	var pending []backup.Record

@@ -14,6 +14,7 @@
 //
 //	k, err := backup.ParseRecoveryKey(typed) // *RecoveryKeyError names the group with a typo
 //	r, err := backup.NewReader(src, k)       // src fetched by k.Locator()
+//	defer r.Close()                          // src is no longer read after Close
 //	h := r.Header()                          // check h.Username and h.AccountKey against the directory
 //	for { rec, err := r.Next(); ... }        // stage records; commit only after io.EOF
 //

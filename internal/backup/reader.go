@@ -18,16 +18,21 @@ import (
 )
 
 const (
-	// bufSize is the size of the Reader's plaintext buffers: two age
+	// slabSize is how much plaintext one read-ahead delivers: four age
 	// payload chunks.
-	bufSize = 128 << 10
-	// minRead is the least room the Reader leaves for one read from age
-	// after the record it needs.
-	minRead = 16 << 10
+	slabSize = 1 << 20
+	// headroom is the room kept in front of each slab for the unparsed
+	// tail of the previous one, so that a record crossing slabs is joined
+	// without copying the new slab. A longer tail (a record of more than
+	// headroom bytes crossing slabs) is joined into a buffer of its own.
+	headroom = 16 << 10
 	// maxInterned bounds the distinct names the Reader shares between
 	// records (a conversation's name is in every message of it).
 	maxInterned = 4096
 )
+
+// errReaderClosed reports a Reader used after Close.
+var errReaderClosed = errors.New("backup: the archive reader is closed")
 
 // Reader reads an archive: NewReader decrypts and checks the header, Next
 // returns the records one by one. A Reader is not safe for concurrent use.
@@ -35,6 +40,12 @@ const (
 // Records are returned as they are read, before the trailer is checked:
 // a caller must treat everything as provisional until Next returns io.EOF,
 // and discard it all on any error (docs/backup.md §4.4).
+//
+// While the caller handles one part of the archive, the Reader decrypts
+// the next in a goroutine (one read of src at a time, never more than one
+// slab ahead). That goroutine ends on its own once its read returns, so a
+// Reader that is dropped leaks nothing; Close waits for it, so that src is
+// no longer read when Close returns.
 type Reader struct {
 	src  io.Reader // plaintext
 	ct   *ciphertextReader
@@ -42,18 +53,31 @@ type Reader struct {
 	r, w int
 	off  int64 // plaintext offset of buf[r]
 	eof  bool  // src returned io.EOF
+	rerr error // src returned this error after the data in buf
+
+	// The read-ahead: while inFlight, a goroutine is reading src into
+	// next[headroom:] and will send the outcome on ahead (capacity 1, so
+	// it never blocks). spare is the slab for the read after it.
+	ahead    chan readResult
+	next     []byte
+	spare    []byte
+	inFlight bool
 
 	header Header
 	counts trailer
 	done   bool  // the trailer was read and the stream ended
 	err    error // sticky
+	closed bool
 
-	// shared is set once a message body aliasing buf has been handed out:
-	// buf is then never written again, and the next refill starts a new
-	// one.
-	shared bool
 	names  map[string]string
 	recent [256]string // a cache in front of names
+}
+
+// readResult is the outcome of one read-ahead: n bytes, then err (io.EOF
+// at the end of src).
+type readResult struct {
+	n   int
+	err error
 }
 
 // NewReader decrypts src with k's age identity and reads the archive's
@@ -75,7 +99,7 @@ func NewReader(src io.Reader, k RecoveryKey) (*Reader, error) {
 // decryption errors; keyID, if not nil, must match the header's. The fuzz
 // target and the vector tests enter here, without age.
 func newPlainReader(src io.Reader, ct *ciphertextReader, keyID *[KeyIDSize]byte) (*Reader, error) {
-	r := &Reader{src: src, ct: ct, buf: make([]byte, 0, bufSize), names: make(map[string]string)}
+	r := &Reader{src: src, ct: ct, ahead: make(chan readResult, 1), names: make(map[string]string)}
 	if err := r.fill(prefixSize); err != nil {
 		return nil, r.fail(err, true)
 	}
@@ -102,6 +126,26 @@ func newPlainReader(src io.Reader, ct *ciphertextReader, keyID *[KeyIDSize]byte)
 
 // Header returns the archive's header.
 func (r *Reader) Header() Header { return r.header }
+
+// Close stops reading: it waits for a read of src in progress to return
+// and releases the Reader's buffers (not the records it returned, which
+// stay valid). It does not close src. Next after Close returns an error,
+// or io.EOF if the archive had been read to its end. Close is idempotent
+// and always returns nil; calling it is needed only to know that src is
+// no longer being read (a dropped Reader's read-ahead ends by itself).
+func (r *Reader) Close() error {
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	r.wait()
+	if r.err == nil && !r.done {
+		r.err = errReaderClosed
+	}
+	r.buf, r.next, r.spare = nil, nil, nil
+	r.r, r.w = 0, 0
+	return nil
+}
 
 // Next returns the next record. After the last record it checks the
 // trailer's counts and that the archive ends there (which completes age's
@@ -157,8 +201,11 @@ func (r *Reader) Next() (Record, error) {
 }
 
 // fail records err as the Reader's sticky error. Errors from reading go
-// through the ciphertext classification when classify is set.
+// through the ciphertext classification when classify is set. It first
+// waits for the read-ahead: ct is then no longer written, and src no
+// longer read.
 func (r *Reader) fail(err error, classify bool) error {
+	r.wait()
 	if classify && r.ct != nil {
 		err = r.ct.classify(err, false)
 	} else if errors.Is(err, io.ErrUnexpectedEOF) {
@@ -174,41 +221,104 @@ func (r *Reader) fail(err error, classify bool) error {
 // (or a read error) if the plaintext ends first.
 //
 // Message bodies are handed out as slices of buf, not copied: age has
-// already copied the plaintext once, into buf. So a buffer that a body
-// aliases (shared) is never written again; when the rest of a record does
-// not fit behind it, the unparsed tail moves to a fresh buffer, and the
-// old one lives on as long as the bodies in it.
+// already copied the plaintext once, into buf. So a buffer is never
+// written again once it holds plaintext: each read fills a new slab, and
+// the unparsed tail of the old buffer is copied into the new slab's
+// headroom, in front of the new data. An old buffer lives on as long as
+// the bodies in it.
 func (r *Reader) fill(n int) error {
-	if r.w-r.r >= n {
-		return nil
-	}
-	if cap(r.buf)-r.r < n+minRead {
-		nb := r.buf[:cap(r.buf)]
-		if r.shared || n+minRead > cap(r.buf) {
-			nb = make([]byte, max(bufSize, n+minRead))
-			r.shared = false
-		}
-		r.w = copy(nb, r.buf[r.r:r.w])
-		r.r = 0
-		r.buf = nb
-	}
-	r.buf = r.buf[:cap(r.buf)]
 	for r.w-r.r < n {
 		if r.eof {
-			r.buf = r.buf[:r.w]
 			return io.ErrUnexpectedEOF
 		}
-		m, err := r.src.Read(r.buf[r.w:])
-		r.w += m
-		if err == io.EOF {
-			r.eof = true
-		} else if err != nil {
-			r.buf = r.buf[:r.w]
+		if r.rerr != nil {
+			return r.rerr
+		}
+		if err := r.advance(); err != nil {
 			return err
 		}
 	}
-	r.buf = r.buf[:r.w]
 	return nil
+}
+
+// advance appends the next read's data to buf[r:w], starting the read if
+// none is in flight, and starts the read after it.
+func (r *Reader) advance() error {
+	if r.closed {
+		return errReaderClosed
+	}
+	if !r.inFlight {
+		r.startRead()
+	}
+	res := <-r.ahead
+	r.inFlight = false
+	slab := r.next
+	r.next = nil
+	switch {
+	case res.err == io.EOF:
+		r.eof = true
+	case res.err != nil:
+		r.rerr = res.err
+	default:
+		r.startRead() // decrypt the next slab while this one is parsed
+	}
+	tail := r.buf[r.r:r.w]
+	data := slab[headroom : headroom+res.n]
+	switch {
+	case len(tail) == 0:
+		r.buf, r.r, r.w = slab, headroom, headroom+res.n
+	case len(tail) <= headroom:
+		start := headroom - copy(slab[headroom-len(tail):headroom], tail)
+		r.buf, r.r, r.w = slab, start, headroom+res.n
+	default:
+		// A long record crossing slabs: join its parts in a buffer of
+		// their own. (At most MaxRecordSize/slabSize joins per record.)
+		joined := make([]byte, len(tail)+len(data))
+		copy(joined[copy(joined, tail):], data)
+		r.buf, r.r, r.w = joined, 0, len(joined)
+	}
+	if r.inFlight && r.spare == nil {
+		// The slab for the read after the one in flight is allocated (and
+		// so zeroed) now, while the goroutine, usually the slower side
+		// (it runs age), reads.
+		r.spare = make([]byte, headroom+slabSize)
+	}
+	if r.rerr != nil && r.w > r.r {
+		return nil // the data before the error is parsed first
+	}
+	return r.rerr
+}
+
+// startRead starts the read-ahead of the next slab.
+func (r *Reader) startRead() {
+	slab := r.spare
+	if slab == nil {
+		slab = make([]byte, headroom+slabSize)
+	}
+	r.next, r.spare, r.inFlight = slab, nil, true
+	go readSlab(r.src, slab[headroom:], r.ahead)
+}
+
+// readSlab fills p from src, stopping early only at an error or io.EOF,
+// and sends the outcome on out.
+func readSlab(src io.Reader, p []byte, out chan<- readResult) {
+	n := 0
+	var err error
+	for n < len(p) && err == nil {
+		var m int
+		m, err = src.Read(p[n:])
+		n += m
+	}
+	out <- readResult{n: n, err: err}
+}
+
+// wait waits for a read-ahead in flight and drops its data.
+func (r *Reader) wait() {
+	if r.inFlight {
+		<-r.ahead
+		r.inFlight = false
+		r.next = nil
+	}
 }
 
 func (r *Reader) consume(n int) {
@@ -403,7 +513,6 @@ func (r *Reader) parseMessage(body []byte, off int64, rec *Record) error {
 	}
 	if n > 0 {
 		m.Body = body[j+3:]
-		r.shared = true
 	} else {
 		m.Body = nil
 	}
@@ -428,15 +537,11 @@ func (r *Reader) finish(body []byte, off int64) error {
 		return &FormatError{Offset: r.off, Reason: "data after the trailer"}
 	}
 	for !r.eof {
-		var one [1]byte
-		n, err := r.src.Read(one[:])
-		if n > 0 {
-			return &FormatError{Offset: r.off, Reason: "data after the trailer"}
-		}
-		if err == io.EOF {
-			r.eof = true
-		} else if err != nil {
+		if err := r.advance(); err != nil {
 			return err
+		}
+		if r.w > r.r {
+			return &FormatError{Offset: r.off, Reason: "data after the trailer"}
 		}
 	}
 	return nil
