@@ -293,6 +293,7 @@ func (e *Engine) receiveLoop(ctx context.Context, d *device, onDrained func()) {
 			return
 		}
 		e.errs.add("receive", err)
+		e.cfg.Logger.Debug("delivery stream ended", "device", d.index, "node", node, "err", err)
 		if connect.CodeOf(err) == connect.CodeUnauthenticated {
 			if _, lerr := d.login(ctx, d.currentToken(), &e.errs); lerr != nil {
 				e.cfg.Logger.Debug("log in", "device", d.index, "err", lerr)
