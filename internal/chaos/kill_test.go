@@ -47,7 +47,7 @@ func TestKillNodesUnderLoad(t *testing.T) {
 	var once sync.Once
 	e, err := loadgen.New(loadgen.Config{
 		URLs: urls, Users: 30, DevicesPerUser: 2, Rate: 150,
-		Duration:    killRounds*killPeriod + time.Second,
+		Duration:    2 * time.Minute, // ended by StopSending
 		SourceAddrs: loadgen.SourceAddrs(8),
 		Progress:    func(loadgen.Progress) { once.Do(func() { close(sending) }) },
 	})
@@ -86,6 +86,7 @@ func TestKillNodesUnderLoad(t *testing.T) {
 		t.Logf("round %d: killed and restarted %s", round+1, victim.name)
 		time.Sleep(killPeriod/2 - killDowntime/2)
 	}
+	e.StopSending()
 	res := <-done
 	if res.err != nil {
 		t.Fatal(res.err)

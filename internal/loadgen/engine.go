@@ -41,6 +41,9 @@ type Engine struct {
 
 	drainTimedOut bool
 	sweepFailed   atomic.Int64
+
+	stopSending     chan struct{}
+	stopSendingOnce sync.Once
 }
 
 // New checks cfg and prepares the engine; it makes no calls yet.
@@ -51,7 +54,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	var id [3]byte
 	primitives.Random(id[:])
-	e := &Engine{cfg: c, runID: hex.EncodeToString(id[:]), t0: time.Now()}
+	e := &Engine{cfg: c, runID: hex.EncodeToString(id[:]), t0: time.Now(), stopSending: make(chan struct{})}
 	e.conns = newConns(c.Conns, c.URLs, c.SourceAddrs, &e.dials)
 	e.scraper = newConn(c.URLs, netip.Addr{}, new(atomic.Int64)).hc
 	return e, nil
@@ -59,6 +62,12 @@ func New(cfg Config) (*Engine, error) {
 
 // now returns the engine's clock as a time.Time.
 func (e *Engine) now() time.Time { return e.t0.Add(time.Since(e.t0)) }
+
+// StopSending ends the send phase of a Run early (or at once, if it has
+// not started): the run goes on to drain, sweep and report.
+func (e *Engine) StopSending() {
+	e.stopSendingOnce.Do(func() { close(e.stopSending) })
+}
 
 // Close releases the engine's connections.
 func (e *Engine) Close() {

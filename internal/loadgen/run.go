@@ -18,7 +18,7 @@ import (
 //  1. Setup, if not done: register and log in every device.
 //  2. Every device opens its delivery stream; the run waits until each has
 //     reported its queue drained (at most streamsReadyTimeout).
-//  3. The send phase, Config.Duration long: devices send, paced to
+//  3. The send phase, Config.Duration long (or until StopSending): devices send, paced to
 //     Config.Rate or as fast as answered; streams receive, de-duplicate by
 //     message id, and acknowledge in batches.
 //  4. The drain: wait until every (message, recipient device) whose send
@@ -80,6 +80,13 @@ func (e *Engine) Run(ctx context.Context) (*Report, error) {
 		e.sampler(sampleCtx, start, mem, phase)
 	}()
 	sendCtx, stopSend := context.WithTimeout(ctx, e.cfg.Duration)
+	go func() {
+		select {
+		case <-e.stopSending:
+			stopSend()
+		case <-sendCtx.Done():
+		}
+	}()
 	e.sendPhase(sendCtx, ctx, devs)
 	stopSend()
 	sendPhase := time.Since(start)

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -19,7 +20,9 @@ import (
 // disconnected) or as in a crash ("immediate": recovery from the WAL at
 // the next start). Sends that fail meanwhile fail with an error (the
 // caller retries them by message id); the same Store serves again once
-// the database is back, without being reopened; and every send that was
+// the database is back, without being reopened; every failure matches
+// store.ErrUnavailable (the server answers Unavailable, not Internal); and
+// every send that was
 // acknowledged, before, during or after, is in its queue.
 func TestSurvivesDatabaseRestart(t *testing.T) {
 	for _, mode := range []string{"fast", "immediate"} {
@@ -38,6 +41,7 @@ func TestSurvivesDatabaseRestart(t *testing.T) {
 				stop     = make(chan struct{})
 				wg       sync.WaitGroup
 			)
+			var other atomic.Pointer[error] // a failure that is not ErrUnavailable
 			body := make([]byte, 256)
 			for g := range 8 {
 				wg.Go(func() {
@@ -53,6 +57,9 @@ func TestSurvivesDatabaseRestart(t *testing.T) {
 						err := s.Enqueue(ctx, store.Send{Envelopes: []store.Envelope{e}, MaxQueue: 1 << 30})
 						cancel()
 						if err != nil {
+							if !errors.Is(err, store.ErrUnavailable) {
+								other.Store(&err)
+							}
 							failed.Add(1)
 							time.Sleep(20 * time.Millisecond)
 							continue
@@ -86,6 +93,9 @@ func TestSurvivesDatabaseRestart(t *testing.T) {
 			}
 			if failed.Load() == 0 {
 				t.Error("no send failed while the database was down: the restart did not happen under load")
+			}
+			if err := other.Load(); err != nil {
+				t.Errorf("a send failed with %v, which does not match store.ErrUnavailable", *err)
 			}
 
 			// Every acknowledged send is queued, read through the same Store.

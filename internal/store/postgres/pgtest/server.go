@@ -87,11 +87,14 @@ func unavailable(t testing.TB, format string, args ...any) {
 }
 
 // StartServer starts a throwaway PostgreSQL server and stops it (and
-// removes its files) when the test ends. Without PostgreSQL's server
-// binaries, or as root without the user ServerUser, it skips the test —
-// or fails it when PARLEY_REQUIRE_SERVICES=1.
+// removes its files) when the test ends. Like every PostgreSQL test it
+// runs only where the test services are set up (PARLEY_TEST_POSTGRES_DSN,
+// see ServerDSN), although it does not use that server. Without
+// PostgreSQL's server binaries, or as root without the user ServerUser, it
+// skips the test — or fails it when PARLEY_REQUIRE_SERVICES=1.
 func StartServer(t testing.TB) *Server {
 	t.Helper()
+	ServerDSN(t)
 	bin := binDir()
 	if bin == "" {
 		unavailable(t, "PostgreSQL's server binaries (initdb, pg_ctl) are not installed")
