@@ -103,7 +103,7 @@ and the server's memory.`,
 	pf := root.PersistentFlags()
 	pf.BoolVar(&a.json, "json", false, "print the report as JSON")
 	pf.BoolVar(&a.progress, "progress", false, "show progress on standard error even when it is not a terminal")
-	root.AddCommand(a.runCommand())
+	root.AddCommand(a.runCommand(), a.idleCommand())
 	return root
 }
 
@@ -172,6 +172,58 @@ each address has its own per-IP budget (servers on loopback only).`,
 	f.DurationVar(&cfg.AckIdle, "ack-idle", 5*time.Millisecond, "or after the stream has been quiet this long")
 	f.DurationVar(&cfg.DrainTimeout, "drain-timeout", 30*time.Second, "how long to wait after the send phase for deliveries")
 	f.IntVar(&cfg.SetupConcurrency, "setup-concurrency", 16, "accounts registered at once")
+	return cmd
+}
+
+func (a *app) idleCommand() *cobra.Command {
+	var (
+		cfg     loadgen.IdleConfig
+		sources int
+	)
+	cmd := &cobra.Command{
+		Use:   "idle [flags] URL",
+		Short: "Hold idle delivery streams open and report the server's memory per stream",
+		Long: `idle registers --streams devices on one server, samples its memory, opens
+every device's delivery stream (each reads its empty queue and then waits),
+holds them for --hold, samples again, and reports the difference per stream
+the server counts open: resident memory, Go heap in use, goroutines.
+
+Streams are multiplexed over HTTP/2 connections (the server allows 250
+concurrent streams per connection by default; the transports open as many
+connections as that needs), dialled from --source-addrs loopback addresses.
+
+Go's heap keeps garbage until its next collection; with --settle D each
+sample first waits up to D for the server to finish one (an idle Go process
+collects at least every two minutes, so --settle 150s always succeeds).`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return &usageError{errors.New("give one server URL")}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg.URL = args[0]
+			if sources > 0 {
+				cfg.SourceAddrs = loadgen.SourceAddrs(sources)
+			}
+			p := a.newProgress()
+			cfg.Progress = p.show
+			r, err := loadgen.Idle(cmd.Context(), cfg)
+			p.done()
+			if err != nil {
+				return err
+			}
+			return a.print(r, r.WriteText)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Streams, "streams", 1000, "idle delivery streams (one device each)")
+	f.IntVar(&cfg.Conns, "conns", 0, "HTTP/2 transports (default one per source address)")
+	f.IntVar(&sources, "source-addrs", 16, "dial from this many loopback addresses, 127.0.0.2 upwards (0: let the kernel choose)")
+	f.IntVar(&cfg.SetupConcurrency, "setup-concurrency", 32, "registrations at once")
+	f.IntVar(&cfg.OpenConcurrency, "open-concurrency", 256, "stream openings at once")
+	f.DurationVar(&cfg.Hold, "hold", 5*time.Second, "how long to hold the streams before the second sample")
+	f.DurationVar(&cfg.Settle, "settle", 0, "before each sample, wait up to this long for the server to finish a garbage collection")
 	return cmd
 }
 

@@ -67,8 +67,8 @@ func serverCounter(t *testing.T, url, name string) int64 {
 
 // TestEveryAcknowledgedMessageDeliveredOnce runs the engine against a real
 // server: accounts with two devices each (so every send fans out to three
-// devices), spread over four loopback source addresses and three
-// connections. Every acknowledged message reaches every recipient device
+// devices), spread over four connections from four loopback source
+// addresses. Every acknowledged message reaches every recipient device
 // exactly once after de-duplication, and the report's counts agree with
 // each other and with the server's.
 func TestEveryAcknowledgedMessageDeliveredOnce(t *testing.T) {
@@ -77,7 +77,7 @@ func TestEveryAcknowledgedMessageDeliveredOnce(t *testing.T) {
 	var progress atomic.Int64
 	e, r := run(t, Config{
 		URLs: []string{srv.url}, Users: 6, DevicesPerUser: 2, Duration: 1500 * time.Millisecond,
-		Conns: 3, SourceAddrs: SourceAddrs(4), EnvelopeSize: 500,
+		Conns: 4, SourceAddrs: SourceAddrs(4), EnvelopeSize: 500,
 		Progress: func(Progress) { progress.Add(1) },
 	})
 	t.Logf("sent %d (%d envelopes), delivered %d, acked %d, p50 %.1f ms, p99 %.1f ms",
@@ -119,8 +119,8 @@ func TestEveryAcknowledgedMessageDeliveredOnce(t *testing.T) {
 	if n := srv.peers.count(); n != 4 {
 		t.Errorf("the server saw %d client addresses, want 4", n)
 	}
-	if r.Connections < 3 {
-		t.Errorf("%d connections for 3 transports", r.Connections)
+	if r.Connections < 4 {
+		t.Errorf("%d connections for 4 transports", r.Connections)
 	}
 	if len(r.Servers) != 1 || r.Servers[0].Start == nil || r.Servers[0].End == nil || r.Servers[0].End.RSS <= 0 || r.Servers[0].Peak.HeapInuse <= 0 {
 		t.Errorf("server memory: %+v", r.Servers)
@@ -284,5 +284,51 @@ func TestReportText(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("text report lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+// TestIdleStreams opens idle delivery streams against a real server and
+// measures them: the server reports every one open, the memory figures
+// are filled in, and the connections come from the source addresses.
+func TestIdleStreams(t *testing.T) {
+	noLeaks(t)
+	srv := startServer(t, unlimited(), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r, err := Idle(ctx, IdleConfig{URL: srv.url, Streams: 300, SourceAddrs: SourceAddrs(3), Hold: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Open != 300 || r.Failed != 0 || len(r.Errors) != 0 {
+		t.Fatalf("open %d, failed %d, errors %v", r.Open, r.Failed, r.Errors)
+	}
+	// 300 streams over 3 transports: at most 250 streams per connection
+	// (the server's default), so each transport needs at least one.
+	if r.Connections < 3 {
+		t.Errorf("%d connections", r.Connections)
+	}
+	if n := srv.peers.count(); n != 3 {
+		t.Errorf("the server saw %d client addresses, want 3", n)
+	}
+	if r.After.Goroutines <= r.Before.Goroutines || r.GoroutinesPerStream < 0.9 {
+		t.Errorf("goroutines %d → %d (%.2f per stream): the streams are not open on the server", r.Before.Goroutines, r.After.Goroutines, r.GoroutinesPerStream)
+	}
+	if r.After.HeapInuse <= 0 || r.After.RSS <= 0 || r.After.StackInuse <= r.Before.StackInuse {
+		t.Errorf("memory: %+v → %+v", r.Before, r.After)
+	}
+	var b strings.Builder
+	if err := r.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "300 open") || !strings.Contains(b.String(), "per stream") {
+		t.Errorf("text report:\n%s", b.String())
+	}
+	// The streams are closed again.
+	deadline := time.Now().Add(10 * time.Second)
+	for serverCounter(t, srv.url, "parleyd_streams") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("streams still open on the server after Idle returned")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -17,12 +17,13 @@ import (
 const (
 	metricRSS        = "process_resident_memory_bytes"
 	metricHeapInuse  = "go_memstats_heap_inuse_bytes"
+	metricStackInuse = "go_memstats_stack_inuse_bytes"
 	metricGoroutines = "go_goroutines"
 	metricStreams    = "parleyd_streams"
 	metricGCCount    = "go_gc_duration_seconds_count"
 )
 
-var scraped = []string{metricRSS, metricHeapInuse, metricGoroutines, metricStreams, metricGCCount}
+var scraped = []string{metricRSS, metricHeapInuse, metricStackInuse, metricGoroutines, metricStreams, metricGCCount}
 
 // Limits on what a scrape reads: a node's /metrics is a few tens of KiB.
 const (
@@ -38,6 +39,7 @@ var ErrBadMetrics = errors.New("loadgen: malformed metrics")
 type ServerSample struct {
 	RSS        int64 `json:"rss_bytes"`
 	HeapInuse  int64 `json:"heap_inuse_bytes"`
+	StackInuse int64 `json:"stack_inuse_bytes"` // goroutine stacks, outside the heap
 	Goroutines int64 `json:"goroutines"`
 	Streams    int64 `json:"streams"`
 	gcCount    int64
@@ -112,7 +114,7 @@ func scrape(ctx context.Context, hc *http.Client, base string) (ServerSample, er
 		return ServerSample{}, err
 	}
 	return ServerSample{
-		RSS: int64(m[metricRSS]), HeapInuse: int64(m[metricHeapInuse]),
+		RSS: int64(m[metricRSS]), HeapInuse: int64(m[metricHeapInuse]), StackInuse: int64(m[metricStackInuse]),
 		Goroutines: int64(m[metricGoroutines]), Streams: int64(m[metricStreams]), gcCount: int64(m[metricGCCount]),
 	}, nil
 }

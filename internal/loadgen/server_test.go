@@ -28,7 +28,7 @@ type testServer struct {
 	peers *peerSet
 }
 
-// peerSet records the client IP addresses the server saw.
+// peerSet records the client IP addresses the server saw API calls from.
 type peerSet struct {
 	mu  sync.Mutex
 	ips map[string]bool
@@ -84,7 +84,9 @@ func startServer(t *testing.T, cfg server.Config, wrap func(store.Store) store.S
 	h := srv.Handler()
 	hs := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			peers.add(r.RemoteAddr)
+			if r.URL.Path != "/metrics" {
+				peers.add(r.RemoteAddr)
+			}
 			h.ServeHTTP(w, r)
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
