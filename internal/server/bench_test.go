@@ -51,7 +51,7 @@ func BenchmarkRelay(b *testing.B) {
 	b.Run("floor", benchmarkRelayFloor)
 	for _, pairs := range relayPairs {
 		b.Run(fmt.Sprintf("e2e/pairs=%d", pairs), func(b *testing.B) {
-			r := runRelay(b, pairs, 0)
+			r := runRelay(b, pairs, 0, openSQLite)
 			if floor := relayResults.median("floor"); floor > 0 {
 				b.ReportMetric(r.rate/floor, "e2e/floor")
 			}
@@ -64,7 +64,7 @@ func BenchmarkRelay(b *testing.B) {
 			if full == 0 {
 				b.Skipf("run e2e/pairs=%d first: the load is half of its rate", pairs)
 			}
-			runRelay(b, pairs, full/2)
+			runRelay(b, pairs, full/2, openSQLite)
 		})
 	}
 }
@@ -256,8 +256,8 @@ type relayResult struct {
 // benchmark's iterations, one iteration one message. With load 0 senders
 // send as fast as the server answers; otherwise a pacer hands out sends at
 // load messages/s in total.
-func runRelay(b *testing.B, pairs int, load float64) relayResult {
-	s := newBenchServer(b, benchConfig())
+func runRelay(b *testing.B, pairs int, load float64, open openStore) relayResult {
+	s := newBenchServer(b, benchConfig(), open)
 	ps := s.pairs(pairs)
 
 	// t0 is the run's clock: a message carries the time its send started,

@@ -18,31 +18,41 @@ import (
 	"github.com/parleyim/parley/internal/identity"
 	"github.com/parleyim/parley/internal/prekey"
 	"github.com/parleyim/parley/internal/primitives"
+	"github.com/parleyim/parley/internal/store"
 	"github.com/parleyim/parley/internal/store/sqlite"
 )
 
 // benchServer is harness for benchmarks: the same real server on a real
-// SQLite file behind a loopback TLS listener with HTTP/2, but each device
+// store (a SQLite file, or a PostgreSQL database) behind a loopback TLS listener with HTTP/2, but each device
 // gets its own connection, as separate phones would, instead of sharing
 // one. It works with any testing.TB and fails on errors from other
 // goroutines through returned errors, not t.Fatal.
 type benchServer struct {
 	tb  testing.TB
 	srv *Server
-	st  *sqlite.Store
+	st  store.Store
 	hs  *httptest.Server
 }
 
-func newBenchServer(tb testing.TB, cfg Config) *benchServer {
+// openStore opens the benchmark server's store on a fresh, empty location.
+type openStore func(tb testing.TB) store.Store
+
+// openSQLite is the default engine: a new SQLite file.
+func openSQLite(tb testing.TB) store.Store {
+	st, err := sqlite.Open(filepath.Join(tb.TempDir(), "parleyd.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return st
+}
+
+func newBenchServer(tb testing.TB, cfg Config, open openStore) *benchServer {
 	tb.Helper()
 	goroutines := runtime.NumGoroutine()
 	// Registered first, so it runs last: after the server and every
 	// connection are closed, nothing the benchmark started may be left.
 	tb.Cleanup(func() { checkGoroutines(tb, goroutines) })
-	st, err := sqlite.Open(filepath.Join(tb.TempDir(), "parleyd.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
+	st := open(tb)
 	b := mem.New()
 	srv, err := New(cfg, st, b)
 	if err != nil {

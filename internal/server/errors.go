@@ -30,6 +30,9 @@ var (
 	errNotYourAccount   = errors.New("a device may change only its own account")
 	errDeviceRemoved    = errors.New("this device was removed from its account")
 	errTooManyEnvelopes = errors.New("too many envelopes in one send")
+	// errDatabaseUnavailable is what clients see of store.ErrUnavailable:
+	// not the database's own message, which names hosts and users.
+	errDatabaseUnavailable = errors.New("the database is unavailable; retry shortly")
 )
 
 // invalidArgument is a request the client built wrong.
@@ -160,6 +163,12 @@ func (s *Server) toConnect(ctx context.Context, procedure string, err error) err
 		return connect.NewError(connect.CodeAborted, err)
 	case errors.Is(err, errShuttingDown), errors.Is(err, store.ErrClosed):
 		return connect.NewError(connect.CodeUnavailable, err)
+	case errors.Is(err, store.ErrUnavailable):
+		// The database is restarting or out of reach: the client retries
+		// (sends by message id), here or on another node. Logged, but not
+		// as an internal error: nothing is wrong with parleyd.
+		s.log.WarnContext(ctx, "database unavailable", "procedure", procedure, "err", err)
+		return connect.NewError(connect.CodeUnavailable, errDatabaseUnavailable)
 	case errors.Is(err, errStreamDisplaced):
 		return connect.NewError(connect.CodeAborted, err)
 	case errors.As(err, &rl):

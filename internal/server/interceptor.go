@@ -63,7 +63,11 @@ func caller(ctx context.Context) *store.Device {
 // the per-device rate limit, metrics and the error table.
 type interceptor struct{ s *Server }
 
-func (i *interceptor) admit(ctx context.Context, procedure, peer string, header func(string) string) (context.Context, error) {
+// admit checks a call. For a stream (which may stay open for hours) it
+// keeps less in the context: the device's id and account without its
+// public keys, and no child contexts of the request's left behind by the
+// token check (see relayService.Receive).
+func (i *interceptor) admit(ctx context.Context, procedure, peer string, header func(string) string, stream bool) (context.Context, error) {
 	s := i.s
 	select {
 	case <-s.shuttingDown:
@@ -96,9 +100,18 @@ func (i *interceptor) admit(ctx context.Context, procedure, peer string, header 
 		}
 		return ctx, nil
 	}
-	dev, err := s.authenticate(ctx, header("Authorization"))
+	actx := ctx
+	if stream {
+		var cancel context.CancelFunc
+		actx, cancel = storeContext(ctx)
+		defer cancel()
+	}
+	dev, err := s.authenticate(actx, header("Authorization"))
 	if err != nil {
 		return ctx, err
+	}
+	if stream {
+		dev = &store.Device{ID: dev.ID, Username: dev.Username}
 	}
 	if d := s.deviceLimits.wait(string(dev.ID[:]), s.now()); d > 0 {
 		s.metrics.limited.WithLabelValues("device").Inc()
@@ -111,7 +124,7 @@ func (i *interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 		start := time.Now()
 		proc := req.Spec().Procedure
-		ctx, err := i.admit(ctx, proc, req.Peer().Addr, req.Header().Get)
+		ctx, err := i.admit(ctx, proc, req.Peer().Addr, req.Header().Get, false)
 		var resp connect.AnyResponse
 		if err == nil {
 			resp, err = next(ctx, req)
@@ -130,7 +143,7 @@ func (i *interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) co
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
 		start := time.Now()
 		proc := conn.Spec().Procedure
-		ctx, err := i.admit(ctx, proc, conn.Peer().Addr, conn.RequestHeader().Get)
+		ctx, err := i.admit(ctx, proc, conn.Peer().Addr, conn.RequestHeader().Get, true)
 		if err == nil {
 			err = next(ctx, conn)
 		}

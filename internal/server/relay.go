@@ -166,75 +166,150 @@ func sortIDs(ids []store.DeviceID) {
 // Receive streams the device's queue (docs/server.md §5.2): everything
 // queued, in order, then a Drained marker, then new envelopes as they
 // arrive. One live stream per device: a newer one displaces this one.
+//
+// A node holds one Receive per connected device, most of them idle, so it
+// is written for memory (docs/performance.md, "Idle streams"):
+//
+//   - An idle stream's goroutine waits in Receive's select, and Go shrinks
+//     a goroutine's stack (by halves, at garbage collections) only while it
+//     uses less than a quarter of it. So each round's work — store reads,
+//     encoding, sending — runs in delivery.round, whose frames are gone
+//     while the stream waits, and the frames that stay (net/http's,
+//     connect's, the interceptor's and Receive's) fit a quarter of 8 KiB:
+//     an idle stream's stack shrinks to 4 KiB instead of staying at 8.
+//   - The stream's store calls get contexts of their own (storeContext),
+//     not children of the request's: every child context leaves a map of
+//     children allocated in its parent for the parent's life, here the
+//     stream's.
+//   - The authenticated device in the context carries only its id and
+//     account, not its public keys (about 2 KB; the interceptor drops them
+//     for streams).
 func (r *relayService) Receive(ctx context.Context, req *connect.Request[parleyv1.ReceiveRequest], stream *connect.ServerStream[parleyv1.ReceiveResponse]) error {
-	s, dev := r.s, caller(ctx)
+	s := r.s
 	s.streams.Add(1)
 	defer s.streams.Done()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(s.streamsCtx, cancel)
-	defer stop()
-
-	// Subscribe before the first fetch, so that a message queued between
-	// the fetch and the wait still wakes us.
-	wake, unsubscribe := s.bus.Subscribe(dev.ID)
-	defer unsubscribe()
-	displaced, release, err := s.bus.Claim(ctx, dev.ID)
+	d, err := s.openDelivery(ctx, caller(ctx), stream)
 	if err != nil {
 		return err
 	}
-	defer release()
-	s.metrics.streams.Inc()
-	defer s.metrics.streams.Dec()
-	_ = s.store.TouchDevice(ctx, dev.ID, s.now())
-
-	var cursor uint64
-	drained := false
-	var lastPrekeyCheck time.Time
+	defer d.close()
 	for {
-		envs, err := s.store.Fetch(ctx, dev.ID, cursor, fetchPage)
+		if err := d.round(ctx); err != nil {
+			return err
+		}
+		select {
+		case <-d.wake:
+		case <-d.displaced:
+			return d.whyDisplaced(ctx)
+		case <-ctx.Done():
+			return s.streamEnd(ctx, ctx.Err())
+		case <-s.streamsCtx.Done():
+			return errShuttingDown
+		}
+	}
+}
+
+// streamStoreTimeout bounds each store call of a delivery stream, which
+// runs under a context of its own (see Receive).
+const streamStoreTimeout = 30 * time.Second
+
+// delivery is one open delivery stream's state between rounds.
+type delivery struct {
+	s      *Server
+	id     store.DeviceID
+	dev    *store.Device // id and account only
+	stream *connect.ServerStream[parleyv1.ReceiveResponse]
+
+	wake, displaced      <-chan struct{}
+	unsubscribe, release func()
+
+	cursor          uint64 // last Seq sent
+	drained         bool   // the Drained marker was sent
+	lastPrekeyCheck time.Time
+}
+
+// storeContext returns a context for one store call of a stream: the
+// request's values, not its cancellation (see Receive), and a bound.
+func storeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), streamStoreTimeout)
+}
+
+func (s *Server) openDelivery(ctx context.Context, dev *store.Device, stream *connect.ServerStream[parleyv1.ReceiveResponse]) (*delivery, error) {
+	d := &delivery{s: s, id: dev.ID, dev: dev, stream: stream}
+	// Subscribe before the first fetch, so that a message queued between
+	// the fetch and the wait still wakes us.
+	d.wake, d.unsubscribe = s.bus.Subscribe(dev.ID)
+	sctx, cancel := storeContext(ctx)
+	defer cancel()
+	displaced, release, err := s.bus.Claim(sctx, dev.ID)
+	if err != nil {
+		d.unsubscribe()
+		return nil, err
+	}
+	d.displaced, d.release = displaced, release
+	s.metrics.streams.Inc()
+	_ = s.store.TouchDevice(sctx, dev.ID, s.now())
+	return d, nil
+}
+
+func (d *delivery) close() {
+	d.s.metrics.streams.Dec()
+	d.release()
+	d.unsubscribe()
+}
+
+// round sends everything queued after the cursor, then (once) the Drained
+// marker and (at most every prekeyCheckInterval) a PrekeysLow warning.
+func (d *delivery) round(ctx context.Context) error {
+	s := d.s
+	sctx, cancel := storeContext(ctx)
+	defer cancel()
+	for {
+		envs, err := s.store.Fetch(sctx, d.id, d.cursor, fetchPage)
 		if errors.Is(err, store.ErrNotFound) && s.streamsCtx.Err() == nil {
-			return s.goneReason(ctx, dev)
+			return s.goneReason(sctx, d.dev)
 		} else if err != nil {
 			return s.streamEnd(ctx, err)
 		}
 		for i := range envs {
 			e := &envs[i]
-			if err := stream.Send(&parleyv1.ReceiveResponse{Event: &parleyv1.ReceiveResponse_Envelope{Envelope: &parleyv1.Envelope{
+			if err := d.stream.Send(&parleyv1.ReceiveResponse{Event: &parleyv1.ReceiveResponse_Envelope{Envelope: &parleyv1.Envelope{
 				Seq: e.Seq, MessageId: e.MessageID[:], Sender: e.SenderUsername, SenderDevice: e.SenderDevice[:],
 				ServerTimeMs: e.Created.UnixMilli(), Body: e.Body,
 			}}}); err != nil {
 				return s.streamEnd(ctx, err)
 			}
-			cursor = e.Seq
+			d.cursor = e.Seq
 		}
 		s.metrics.delivered.Add(float64(len(envs)))
-		if len(envs) == fetchPage {
-			continue
-		}
-		if !drained {
-			drained = true
-			if err := stream.Send(&parleyv1.ReceiveResponse{Event: &parleyv1.ReceiveResponse_Drained{Drained: &parleyv1.Drained{}}}); err != nil {
-				return s.streamEnd(ctx, err)
-			}
-		}
-		if now := s.now(); now.Sub(lastPrekeyCheck) >= prekeyCheckInterval {
-			lastPrekeyCheck = now
-			if err := s.sendPrekeysLow(ctx, dev.ID, stream); err != nil {
-				return s.streamEnd(ctx, err)
-			}
-		}
-		select {
-		case <-wake:
-		case <-displaced:
-			if _, err := s.store.Device(ctx, dev.ID); errors.Is(err, store.ErrNotFound) {
-				return s.goneReason(ctx, dev)
-			}
-			return errStreamDisplaced
-		case <-ctx.Done():
-			return s.streamEnd(ctx, ctx.Err())
+		if len(envs) < fetchPage {
+			break
 		}
 	}
+	if !d.drained {
+		d.drained = true
+		if err := d.stream.Send(&parleyv1.ReceiveResponse{Event: &parleyv1.ReceiveResponse_Drained{Drained: &parleyv1.Drained{}}}); err != nil {
+			return s.streamEnd(ctx, err)
+		}
+	}
+	if now := s.now(); now.Sub(d.lastPrekeyCheck) >= prekeyCheckInterval {
+		d.lastPrekeyCheck = now
+		if err := s.sendPrekeysLow(sctx, d.id, d.stream); err != nil {
+			return s.streamEnd(ctx, err)
+		}
+	}
+	return nil
+}
+
+// whyDisplaced says why another stream claimed this device: its device
+// was removed (or its account deleted), or a newer stream took over.
+func (d *delivery) whyDisplaced(ctx context.Context) error {
+	sctx, cancel := storeContext(ctx)
+	defer cancel()
+	if _, err := d.s.store.Device(sctx, d.id); errors.Is(err, store.ErrNotFound) {
+		return d.s.goneReason(sctx, d.dev)
+	}
+	return errStreamDisplaced
 }
 
 func (s *Server) sendPrekeysLow(ctx context.Context, id store.DeviceID, stream *connect.ServerStream[parleyv1.ReceiveResponse]) error {

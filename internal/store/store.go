@@ -220,6 +220,12 @@ var (
 	ErrInviteInvalid = errors.New("store: invite is unknown, used or expired")
 	// ErrClosed reports use of a closed store.
 	ErrClosed = errors.New("store: closed")
+	// ErrUnavailable reports that the database could not be reached, or
+	// cut the connection (it is restarting, shutting down, or the network
+	// failed). The call may succeed if made again; a write that failed so
+	// may or may not have taken effect, which is harmless for the writes
+	// clients retry (sends are idempotent by message id).
+	ErrUnavailable = errors.New("store: database unavailable")
 )
 
 // UnknownDeviceError reports a send addressed to devices that are not

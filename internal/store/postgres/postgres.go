@@ -25,6 +25,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -231,12 +233,43 @@ func blob(b []byte) []byte {
 }
 
 // dbError wraps a database error with the operation that failed. Context
-// errors stay reachable through errors.Is.
+// errors stay reachable through errors.Is; a failure to reach the database
+// also matches store.ErrUnavailable.
 func dbError(what string, err error) error {
 	if err == nil {
 		return nil
 	}
+	if unavailable(err) {
+		return fmt.Errorf("postgres: %s: %w: %w", what, store.ErrUnavailable, err)
+	}
 	return fmt.Errorf("postgres: %s: %w", what, err)
+}
+
+// unavailable reports errors that say the database is out of reach rather
+// than that the statement failed: no connection could be made, the server
+// is starting up or shutting down, or it cut the connection. Measured
+// while restarting the server under load (TestSurvivesDatabaseRestart):
+// "connection refused" and SQLSTATE 57P03 while connecting, 57P01 and an
+// unexpected EOF on connections that were open.
+func unavailable(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return true
+	}
+	code, _ := pgCode(err)
+	switch {
+	case code == codeAdminShutdown, code == codeCrashShutdown, code == codeCannotConnectNow:
+		return true
+	case strings.HasPrefix(code, codeClassConnection):
+		return true
+	case code != "":
+		return false
+	}
+	var ne net.Error
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.As(err, &ne)
 }
 
 // SQLSTATE codes this package acts on
@@ -246,6 +279,10 @@ const (
 	codeForeignKeyViolation  = "23503"
 	codeSerializationFailure = "40001"
 	codeDeadlockDetected     = "40P01"
+	codeAdminShutdown        = "57P01" // the server is shutting down; this session ends
+	codeCrashShutdown        = "57P02" // another backend crashed; every session ends
+	codeCannotConnectNow     = "57P03" // starting up, shutting down, or recovering
+	codeClassConnection      = "08"    // connection exceptions
 )
 
 // pgCode returns the SQLSTATE and constraint of a server error, or "".

@@ -1,6 +1,7 @@
 // Package pgtest gives tests a throwaway PostgreSQL database on the server
-// named by PARLEY_TEST_POSTGRES_DSN (scripts/test starts one). It is
-// imported only by _test files.
+// named by PARLEY_TEST_POSTGRES_DSN (scripts/test starts one), or a
+// throwaway server of their own (StartServer) for tests that stop and
+// start it. It is imported only by _test files.
 package pgtest
 
 import (
@@ -64,7 +65,11 @@ func withDatabase(t testing.TB, dsn, name string) string {
 // server, drops it when the test ends, and returns its DSN.
 func NewDatabase(t testing.TB) string {
 	t.Helper()
-	dsn := ServerDSN(t)
+	return newDatabaseOn(t, ServerDSN(t))
+}
+
+func newDatabaseOn(t testing.TB, dsn string) string {
+	t.Helper()
 	var r [8]byte
 	primitives.Random(r[:])
 	name := "parley_test_" + hex.EncodeToString(r[:])
