@@ -122,6 +122,11 @@ func (q *sequencer) Release() {
 	if q.conn != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
 		defer cancel()
+		// Unlock before closing: the server drops a closed session's locks
+		// only when its backend notices the close, so another node (or a
+		// test) trying right after Release could still find the lock held.
+		// If the unlock fails, closing the session still releases it.
+		_, _ = q.conn.Exec(ctx, "SELECT pg_advisory_unlock($1)", ktSequencerLock)
 		q.conn.Close(ctx)
 		q.conn = nil
 	}
