@@ -164,6 +164,11 @@ func (c *Client) deliver(ctx context.Context, name string, id [16]byte, peerBody
 		if err != nil {
 			return err
 		}
+		if name != c.username {
+			if err := c.checkVerified(ctx, name, peer); err != nil {
+				return err
+			}
+		}
 		for _, e := range peer.Devices {
 			if e.Device.ID() != c.selfID {
 				targets = append(targets, target{name, e.Device, peerBody})
