@@ -77,8 +77,12 @@ func (c *Client) Send(ctx context.Context, to, text string) (*Message, error) {
 	var id [16]byte
 	primitives.Random(id[:])
 	now := c.now().Truncate(time.Millisecond)
-	toPeer := &content.Content{Type: content.TypeText, ID: id, Sent: now, Text: text}
-	toSelf := &content.Content{Type: content.TypeSentCopy, ID: id, Sent: now, Conversation: name, Text: text}
+	// Both copies carry this device's newest verified checkpoint, so that
+	// the recipients can tell whether the log showed them the same history
+	// (docs/client.md §9.4).
+	cp := c.Checkpoint()
+	toPeer := &content.Content{Type: content.TypeText, ID: id, Sent: now, Text: text, Checkpoint: cp}
+	toSelf := &content.Content{Type: content.TypeSentCopy, ID: id, Sent: now, Conversation: name, Text: text, Checkpoint: cp}
 	if name == c.username {
 		toPeer = toSelf // a note to self reaches only this account's other devices
 	}
