@@ -151,7 +151,7 @@ func AuditLog(ctx context.Context, server string, hc *http.Client, lc *LogConfig
 //	u64 epoch count, then per epoch: u32 length || kt.Epoch || kt.LogEntry (49)
 func (s *AuditState) Marshal(w io.Writer) error {
 	bw := bufio.NewWriter(w)
-	cfg, err := proto.Marshal(s.Config.proto())
+	cfg, err := proto.MarshalOptions{Deterministic: true}.Marshal(s.Config.proto())
 	if err != nil {
 		return err
 	}
@@ -206,6 +206,10 @@ func LoadAuditState(r io.Reader) (*AuditState, error) {
 	var p parleyv1.GetTransparencyConfigResponse
 	if err := proto.Unmarshal(cfgRaw, &p); err != nil {
 		return nil, fmt.Errorf("%w: configuration", ErrAuditState)
+	}
+	// One encoding per state: the configuration as Marshal writes it.
+	if again, err := (proto.MarshalOptions{Deterministic: true}).Marshal(&p); err != nil || !bytes.Equal(again, cfgRaw) {
+		return nil, fmt.Errorf("%w: configuration not in canonical encoding", ErrAuditState)
 	}
 	st := &AuditState{Config: logConfigFromProto(&p)}
 	if _, err := st.Config.Verifier(); err != nil {

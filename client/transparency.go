@@ -155,7 +155,7 @@ func (c *Client) pinLog(ctx context.Context, opts Options, hc *http.Client) erro
 	if err != nil {
 		return err
 	}
-	raw, err := proto.Marshal(lc.proto())
+	raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(lc.proto())
 	if err != nil {
 		return err
 	}
