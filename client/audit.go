@@ -19,7 +19,7 @@ import (
 	"github.com/parleyim/parley/internal/kt/verify"
 )
 
-// Auditing (docs/transparency.md §9, docs/client.md §9.5): anyone can replay
+// Auditing (docs/transparency.md §9, docs/client.md §10.6): anyone can replay
 // a log's epochs and check that each is the previous tree plus its
 // insertions, and that the log's signed checkpoint is the replayed log.
 
@@ -143,7 +143,7 @@ func AuditLog(ctx context.Context, server string, hc *http.Client, lc *LogConfig
 	}
 }
 
-// Marshal writes the state (docs/client.md §9.5):
+// Marshal writes the state (docs/client.md §10.6):
 //
 //	"parley-kt-audit v1\n"
 //	u32 length || the log configuration (GetTransparencyConfigResponse, protobuf)

@@ -79,7 +79,7 @@ func (c *Client) Send(ctx context.Context, to, text string) (*Message, error) {
 	now := c.now().Truncate(time.Millisecond)
 	// Both copies carry this device's newest verified checkpoint, so that
 	// the recipients can tell whether the log showed them the same history
-	// (docs/client.md §9.4).
+	// (docs/client.md §10.4).
 	cp := c.Checkpoint()
 	toPeer := &content.Content{Type: content.TypeText, ID: id, Sent: now, Text: text, Checkpoint: cp}
 	toSelf := &content.Content{Type: content.TypeSentCopy, ID: id, Sent: now, Conversation: name, Text: text, Checkpoint: cp}

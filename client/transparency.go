@@ -21,7 +21,7 @@ import (
 	"github.com/parleyim/parley/internal/kt/verify"
 )
 
-// Key transparency (docs/client.md §9, docs/transparency.md §8). A client
+// Key transparency (docs/client.md §10, docs/transparency.md §8). A client
 // pins the log's configuration when its home is created, keeps the newest
 // checkpoint it verified (verify.Trusted) and checks every device-list
 // lookup against it; it monitors its own account and compares checkpoints
@@ -260,7 +260,7 @@ func (c *Client) anonymousGet(ctx context.Context, req *parleyv1.GetDeviceListRe
 }
 
 // lookup fetches name's current device list with its key-transparency
-// proofs and verifies them (docs/client.md §9.2): the head against the
+// proofs and verifies them (docs/client.md §10.2): the head against the
 // trusted checkpoint, the search proof for name, then the served list: the
 // committed value itself, or a successor published since the newest epoch,
 // signed by the same account key and chained to it. It returns the served
@@ -435,7 +435,7 @@ func (c *Client) ownVersions(m *monitorState, p *kt.MonitorProof) verify.Owner {
 }
 
 // MonitorAccount checks this account's own entries in the key-transparency
-// log (docs/client.md §9.3): every version logged since the last check
+// log (docs/client.md §10.3): every version logged since the last check
 // must be a device list this account made (signed by its account key and
 // chained). A version it cannot account for — a device list the server, or
 // someone with the server's help, showed others as this account's — is a
@@ -504,7 +504,7 @@ func (c *Client) monitor(ctx context.Context) error {
 var ErrLogFork = errors.New("client: the key-transparency log showed a contact a different history")
 
 // checkPeerCheckpoint compares a checkpoint a contact piggybacked with this
-// device's view (docs/client.md §9.4). It returns a *SecurityError whose
+// device's view (docs/client.md §10.4). It returns a *SecurityError whose
 // verify.Error kind is Fork when the two cannot be one log; other failures
 // (the network, a malformed note from the peer) are returned as they are
 // and are not evidence of a fork.

@@ -9,7 +9,7 @@ import (
 	parleyv1 "github.com/parleyim/parley/gen/parley/v1"
 )
 
-// ktAuditVector is an auditor's state file (docs/client.md §9.5) for the
+// ktAuditVector is an auditor's state file (docs/client.md §10.6) for the
 // fixture log of kt.json's kind, encoded here independently of the client.
 type ktAuditVector struct {
 	Comment  string `json:"comment"`
