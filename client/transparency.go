@@ -342,6 +342,16 @@ func (c *Client) servedList(ctx context.Context, name string, found *verify.Foun
 	if err != nil {
 		return nil, securityError(what, err)
 	}
+	sl, err := served.Verify(nil)
+	if err != nil {
+		return nil, securityError(what, err)
+	}
+	if sl.Version <= cl.Version {
+		// An older list than the log's newest, served as the current one
+		// (a device removal or a key change hidden from the searcher).
+		return nil, securityError(what, &verify.Error{Kind: verify.StaleLatest, Label: name, Version: found.Version,
+			Reason: fmt.Sprintf("version %d served while the log holds version %d", sl.Version, cl.Version)})
+	}
 	// A successor published since the newest epoch: the same account key
 	// and a chain from the logged version (docs/protocol.md §3.3).
 	_, err = served.Verify(committed)
@@ -365,7 +375,8 @@ func (c *Client) servedList(ctx context.Context, name string, found *verify.Foun
 		_, err = identity.VerifyChain(committed, append(run, served))
 	}
 	if err != nil {
-		return nil, securityError(what, fmt.Errorf("the served list is neither the logged one nor its successor: %w", err))
+		return nil, securityError(what, &verify.Error{Kind: verify.KeySubstituted, Label: name, Version: found.Version,
+			Reason: "the served list is not a successor of the logged one", Err: err})
 	}
 	return served, nil
 }
