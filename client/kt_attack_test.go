@@ -435,3 +435,131 @@ func (c *Client) mustOwnList(t *testing.T) []byte {
 	}
 	return id.DeviceList
 }
+
+// ktSigner returns the test server's checkpoint signer, from the keys it
+// keeps in its store: what a lying operator holds.
+func (ts *testServer) ktSigner(t *testing.T) *kt.CheckpointSigner {
+	t.Helper()
+	ctx := context.Background()
+	secret := func(name string) []byte {
+		b, err := ts.st.Secret(ctx, name, func() []byte { t.Fatalf("no server secret %s", name); return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	ek, err := primitives.NewEd25519Key(secret("kt-checkpoint-ed25519-seed-v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hk, err := primitives.NewSigningKey(secret("kt-checkpoint-hybrid-seed-v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc, err := FetchLogConfig(ctx, ts.url, ts.hs.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := lc.Verifier()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := kt.NewCheckpointSigner(v.Origin, ek, hk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// forkHead turns a real head into one of a forked log: the same newest
+// entry (so every search proof against it still verifies) on top of an
+// invented history, signed with the log's keys.
+func forkHead(t *testing.T, signer *kt.CheckpointSigner, raw []byte) []byte {
+	h, err := kt.UnmarshalHead(raw)
+	if err != nil {
+		t.Error(err)
+		return raw
+	}
+	l := kt.NewLog()
+	for i := range h.Entry.Epoch {
+		e := kt.LogEntry{Epoch: i, Timestamp: h.Entry.Timestamp - (h.Entry.Epoch - i), PrefixRoot: [32]byte{0xee, byte(i)}}
+		if err := l.Append(e); err != nil {
+			t.Error(err)
+			return raw
+		}
+	}
+	if err := l.Append(h.Entry); err != nil {
+		t.Error(err)
+		return raw
+	}
+	size := l.Size()
+	root, err := l.Root(size)
+	if err != nil {
+		t.Error(err)
+		return raw
+	}
+	if h.Checkpoint, err = signer.Sign(size, root); err != nil {
+		t.Error(err)
+		return raw
+	}
+	if h.Inclusion, err = l.InclusionProof(size-1, size); err != nil {
+		t.Error(err)
+		return raw
+	}
+	h.Consistency = nil
+	out, err := h.Marshal()
+	if err != nil {
+		t.Error(err)
+	}
+	return out
+}
+
+// TestForkedViewsDetected: the server shows bob a forked log — validly
+// signed, and consistent with everything bob sees, since it is all bob has
+// seen — and alice the real one. Neither can tell alone; bob's message
+// carries his checkpoint, and alice finds that it is not one history with
+// hers: EventLogFork, with a Fork security error. The message itself is
+// delivered.
+func TestForkedViewsDetected(t *testing.T) {
+	ts := newTestServer(t)
+	signer := ts.ktSigner(t)
+	alice := ts.register(t, "alice")
+	bob, lt := ts.registerLying(t, "bob", nil)
+	// A log of at least two epochs, so that a fork can differ from it.
+	for alice.fromSize() < 2 {
+		waitSequenced(t, alice, "alice", 0)
+		time.Sleep(20 * time.Millisecond)
+	}
+	lt.set(procGetDeviceList, rewrite(func(t *testing.T, m *parleyv1.GetDeviceListResponse) { m.KtHead = forkHead(t, signer, m.KtHead) }))
+	if _, err := bob.Send(context.Background(), "alice", "hello from the fork"); err != nil {
+		t.Fatalf("bob, inside the fork, sees nothing wrong: %v", err)
+	}
+	if bob.trusted == nil || bob.trusted.Checkpoint.Size < 2 {
+		t.Fatal("bob kept no forked checkpoint")
+	}
+
+	var fork, msg int
+	for _, e := range events(t, alice) {
+		switch e.Kind {
+		case EventLogFork:
+			fork++
+			if e.From != "bob" {
+				t.Fatalf("fork reported from %q", e.From)
+			}
+			ktKind(t, e.Err, verify.Fork)
+		case EventMessage:
+			msg++
+		}
+	}
+	if fork != 1 || msg != 1 {
+		t.Fatalf("alice saw %d forks and %d messages, want 1 and 1", fork, msg)
+	}
+	// Two people shown the same log see no fork.
+	carol := ts.register(t, "carol")
+	if _, err := carol.Send(context.Background(), "alice", "hi"); err != nil {
+		t.Fatal(err)
+	}
+	if k := kinds(events(t, alice)); k[EventLogFork] != 0 || k[EventMessage] != 1 {
+		t.Fatalf("an honest checkpoint: %v", k)
+	}
+}
