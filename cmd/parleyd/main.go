@@ -139,11 +139,18 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&sc.DeviceBurst, "device-burst", sc.DeviceBurst, "requests per device in a burst")
 	ipRate := fs.Float64("ip-rate", float64(sc.IPRate), "requests per second per client IP address (sustained)")
 	fs.IntVar(&sc.IPBurst, "ip-burst", sc.IPBurst, "requests per client IP address in a burst")
+	fs.StringVar(&sc.KTOrigin, "kt-origin", "", "key-transparency checkpoint origin, e.g. chat.example.com/kt (default: <acme-domain>/kt, else "+server.DefaultKTOrigin+"); never change it once clients use the server")
+	fs.DurationVar(&sc.KTEpochInterval, "kt-epoch-interval", sc.KTEpochInterval, "how often the key-transparency sequencer makes an epoch of the pending device lists")
+	fs.DurationVar(&sc.KTMaxEpochAge, "kt-max-epoch-age", sc.KTMaxEpochAge, "publish an empty epoch when the newest is this old (at most 12h)")
+	witnesses := &witnessFlag{}
+	fs.Var(witnesses, "kt-witness", "a witness as \"VKEY URL\" (its cosignature/v1 note verifier key and tlog-witness URL prefix); repeat for several, or separate with ';' in PARLEYD_KT_WITNESS")
+	fs.IntVar(&sc.KTWitnessThreshold, "kt-witness-threshold", sc.KTWitnessThreshold, "how many witnesses must cosign a checkpoint before it is served (-1: all)")
 	fs.StringVar(&cfg.readyFile, "ready-file", "", "write the server URL to this file once listening (for scripts)")
 	if err := envFlags(fs); err != nil {
 		fmt.Fprintf(stderr, "parleyd: error: %v\n", err)
 		return nil, err
 	}
+	witnesses.fromEnv = len(witnesses.ws) > 0
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -152,6 +159,13 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, errors.New("usage")
 	}
 	sc.DeviceRate, sc.IPRate = rate.Limit(*deviceRate), rate.Limit(*ipRate)
+	sc.KTWitnesses = witnesses.ws
+	if sc.KTOrigin == "" {
+		sc.KTOrigin = server.DefaultKTOrigin
+		if cfg.acmeDomain != "" {
+			sc.KTOrigin = cfg.acmeDomain + "/kt"
+		}
+	}
 	mode, err := server.ParseRegistrationMode(cfg.registration)
 	if err != nil {
 		fmt.Fprintf(stderr, "parleyd: error: %v\n", err)
@@ -159,6 +173,35 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	sc.Registration = mode
 	return cfg, nil
+}
+
+// witnessFlag collects --kt-witness values. Values from PARLEYD_KT_WITNESS
+// are replaced, not extended, by witnesses given on the command line.
+type witnessFlag struct {
+	ws      []server.Witness
+	fromEnv bool
+}
+
+func (w *witnessFlag) String() string {
+	var parts []string
+	for _, x := range w.ws {
+		parts = append(parts, x.VKey+" "+x.URL)
+	}
+	return strings.Join(parts, ";")
+}
+
+func (w *witnessFlag) Set(v string) error {
+	if w.fromEnv {
+		w.ws, w.fromEnv = nil, false
+	}
+	for part := range strings.SplitSeq(v, ";") {
+		f := strings.Fields(part)
+		if len(f) != 2 {
+			return fmt.Errorf("want \"VKEY URL\", got %q", part)
+		}
+		w.ws = append(w.ws, server.Witness{VKey: f[0], URL: f[1]})
+	}
+	return nil
 }
 
 func newLogger(level string, w io.Writer) (*slog.Logger, error) {
@@ -264,6 +307,13 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 
 	expiryCtx, stopExpiry := context.WithCancel(context.Background())
 	go srv.RunExpiry(expiryCtx, time.Minute)
+	// Every node runs the key-transparency loop; one at a time sequences.
+	ktCtx, stopKT := context.WithCancel(context.Background())
+	ktDone := make(chan struct{})
+	go func() {
+		defer close(ktDone)
+		srv.RunTransparency(ktCtx)
+	}()
 
 	errc := make(chan error, 1)
 	go func() {
@@ -284,6 +334,8 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	// in-flight calls finish, then close the store, which commits what is
 	// queued for it.
 	stopExpiry()
+	stopKT()
+	<-ktDone
 	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil {

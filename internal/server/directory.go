@@ -156,7 +156,23 @@ func (d *directoryService) GetDeviceList(ctx context.Context, req *connect.Reque
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&parleyv1.GetDeviceListResponse{SignedDeviceList: l.Signed}), nil
+	resp := &parleyv1.GetDeviceListResponse{SignedDeviceList: l.Signed}
+	// Key transparency (docs/server.md §5.2): the head and the search
+	// proof of the greatest version sequenced into the newest published
+	// epoch, whatever version was asked for. signed_device_list may be a
+	// newer, not yet sequenced successor of kt_value; the client checks
+	// the chain from kt_value to it.
+	if d.s.kt != nil {
+		if v := d.s.kt.view.Load(); v != nil {
+			if resp.KtHead, err = v.head(req.Msg.KtFromSize); err != nil {
+				return nil, err
+			}
+			if resp.KtSearch, resp.KtValue, err = d.s.ktSearch(ctx, v, name); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return connect.NewResponse(resp), nil
 }
 
 func (d *directoryService) UploadPrekeys(ctx context.Context, req *connect.Request[parleyv1.UploadPrekeysRequest]) (*connect.Response[parleyv1.UploadPrekeysResponse], error) {

@@ -89,6 +89,8 @@ func (s *Server) toConnect(ctx context.Context, procedure string, err error) err
 		mf  *store.MailboxFullError
 		bt  *store.BackupTooLargeError
 		bc  *store.BackupChunkCountError
+
+		behind *ktBehind
 	)
 	switch {
 	case errors.Is(err, context.Canceled):
@@ -143,6 +145,13 @@ func (s *Server) toConnect(ctx context.Context, procedure string, err error) err
 		return connect.NewError(connect.CodeUnimplemented, err)
 	case errors.Is(err, store.ErrNotFound):
 		return connect.NewError(connect.CodeNotFound, err)
+	case errors.Is(err, store.ErrUsernameInLog):
+		return connect.NewError(connect.CodeAlreadyExists, errors.New(
+			"this username belonged to a deleted account and stays reserved: its device lists are in the key-transparency log for good; choose another"))
+	case errors.Is(err, errKTUnavailable), errors.As(err, &behind):
+		return connect.NewError(connect.CodeUnavailable, err)
+	case errors.Is(err, errKTOff):
+		return connect.NewError(connect.CodeUnimplemented, err)
 	case errors.Is(err, store.ErrAccountExists):
 		return connect.NewError(connect.CodeAlreadyExists, errors.New("this username is taken; choose another"))
 	case errors.Is(err, store.ErrDeviceExists):

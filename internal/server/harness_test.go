@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +27,8 @@ import (
 // behind a loopback HTTP listener.
 type harness struct {
 	t     *testing.T
+	cfg   Config
+	close func() // stops everything; idempotent
 	srv   *Server
 	st    *sqlite.Store
 	path  string // the SQLite file of st, when newHarness made it
@@ -33,11 +36,29 @@ type harness struct {
 	auth  parleyv1connect.AuthServiceClient
 	dir   parleyv1connect.DirectoryServiceClient
 	relay parleyv1connect.RelayServiceClient
+	kt    parleyv1connect.TransparencyServiceClient
+}
+
+// runTransparency runs the server's sequencer until the returned function
+// is called, which waits for it to stop.
+func runTransparency(srv *Server) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.RunTransparency(ctx)
+	}()
+	return func() { cancel(); <-done }
 }
 
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "parleyd.db")
+	return newHarnessAt(t, cfg, filepath.Join(t.TempDir(), "parleyd.db"))
+}
+
+// newHarnessAt runs a server on the SQLite file at path.
+func newHarnessAt(t *testing.T, cfg Config, path string) *harness {
+	t.Helper()
 	st, err := sqlite.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -50,29 +71,44 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	hs := httptest.NewUnstartedServer(srv.Handler())
 	hs.EnableHTTP2 = true
 	hs.StartTLS()
-	h := &harness{t: t, srv: srv, st: st, path: path, http: hs}
+	h := &harness{t: t, cfg: cfg, srv: srv, st: st, path: path, http: hs}
 	c := hs.Client()
 	h.auth = parleyv1connect.NewAuthServiceClient(c, hs.URL)
 	h.dir = parleyv1connect.NewDirectoryServiceClient(c, hs.URL)
 	h.relay = parleyv1connect.NewRelayServiceClient(c, hs.URL)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		hs.Close()
-		if err := st.Close(); err != nil {
-			t.Errorf("store close: %v", err)
-		}
-		_ = b.Close()
-	})
+	h.kt = parleyv1connect.NewTransparencyServiceClient(c, hs.URL)
+	stopKT := runTransparency(srv)
+	var once sync.Once
+	h.close = func() {
+		once.Do(func() {
+			stopKT()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := srv.Shutdown(ctx); err != nil {
+				t.Errorf("shutdown: %v", err)
+			}
+			hs.Close()
+			if err := st.Close(); err != nil {
+				t.Errorf("store close: %v", err)
+			}
+			_ = b.Close()
+		})
+	}
+	t.Cleanup(h.close)
 	return h
+}
+
+// restart stops the server and starts another on the same store file.
+func (h *harness) restart() *harness {
+	h.t.Helper()
+	h.close()
+	return newHarnessAt(h.t, h.cfg, h.path)
 }
 
 func testConfig() Config {
 	cfg := DefaultConfig()
 	cfg.Logger = discardLogger()
+	cfg.KTEpochInterval = 20 * time.Millisecond
 	return cfg
 }
 

@@ -37,6 +37,20 @@ var public = map[string]bool{
 	parleyv1connect.DirectoryServiceRecoverAccountProcedure:   true,
 }
 
+// transparencyProcedures are public and charged to the per-IP
+// key-transparency limit (KTIPRate): auditors and witnesses have no
+// account, and proofs cost the server VRF evaluations.
+var transparencyProcedures = map[string]bool{
+	parleyv1connect.TransparencyServiceGetConfigProcedure: true,
+	parleyv1connect.TransparencyServiceGetHeadProcedure:   true,
+	parleyv1connect.TransparencyServiceSearchProcedure:    true,
+	parleyv1connect.TransparencyServiceMonitorProcedure:   true,
+	parleyv1connect.TransparencyServiceGetEpochsProcedure: true,
+}
+
+// ipLimitKT names the per-IP key-transparency limit.
+const ipLimitKT = "kt-ip"
+
 type deviceKey struct{}
 
 // caller returns the authenticated device of a request.
@@ -62,6 +76,13 @@ func (i *interceptor) admit(ctx context.Context, procedure, peer string, header 
 	if d := s.ipLimits.wait(peer, s.now()); d > 0 {
 		s.metrics.limited.WithLabelValues("ip").Inc()
 		return ctx, &rateLimited{limit: "ip", after: d}
+	}
+	if transparencyProcedures[procedure] {
+		if d := s.ktLimits.wait(peer, s.now()); d > 0 {
+			s.metrics.limited.WithLabelValues(ipLimitKT).Inc()
+			return ctx, &rateLimited{limit: ipLimitKT, after: d}
+		}
+		return ctx, nil
 	}
 	if public[procedure] {
 		return ctx, nil

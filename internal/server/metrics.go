@@ -23,6 +23,17 @@ type metrics struct {
 	acked     prometheus.Counter
 	expired   prometheus.Counter
 	streams   prometheus.Gauge
+
+	// Key transparency.
+	ktEpochs          prometheus.Gauge // epochs in the log, as this node knows it
+	ktPublished       prometheus.Gauge // log size of the served head
+	ktPending         prometheus.Gauge
+	ktSequencer       prometheus.Gauge // 1 on the sequencer
+	ktEpochsMade      prometheus.Counter
+	ktSequenced       prometheus.Counter
+	ktRefused         prometheus.Counter
+	ktSequencing      prometheus.Histogram
+	ktWitnessFailures *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -43,8 +54,24 @@ func newMetrics() *metrics {
 		acked:     prometheus.NewCounter(prometheus.CounterOpts{Name: "parleyd_envelopes_acked_total", Help: "Envelopes acknowledged."}),
 		expired:   prometheus.NewCounter(prometheus.CounterOpts{Name: "parleyd_envelopes_expired_total", Help: "Envelopes deleted at their time-to-live."}),
 		streams:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "parleyd_streams", Help: "Open delivery streams."}),
+
+		ktEpochs:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "parleyd_kt_epochs", Help: "Epochs in the key-transparency log (this node's state)."}),
+		ktPublished:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "parleyd_kt_published_size", Help: "Log size of the head this node serves (cosigned per policy)."}),
+		ktPending:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "parleyd_kt_pending", Help: "Device lists waiting to be sequenced."}),
+		ktSequencer:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "parleyd_kt_sequencer", Help: "1 if this node is the key-transparency sequencer."}),
+		ktEpochsMade: prometheus.NewCounter(prometheus.CounterOpts{Name: "parleyd_kt_epochs_made_total", Help: "Epochs this node sequenced."}),
+		ktSequenced:  prometheus.NewCounter(prometheus.CounterOpts{Name: "parleyd_kt_updates_sequenced_total", Help: "Device lists this node sequenced."}),
+		ktRefused:    prometheus.NewCounter(prometheus.CounterOpts{Name: "parleyd_kt_updates_refused_total", Help: "Pending updates that could not be sequenced (a corrupt store)."}),
+		ktSequencing: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "parleyd_kt_epoch_seconds", Help: "Time to make, commit and cosign one epoch.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}),
+		ktWitnessFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parleyd_kt_witness_failures_total", Help: "Checkpoint submissions a witness did not cosign.",
+		}, []string{"witness"}),
 	}
 	m.reg.MustRegister(m.calls, m.latency, m.limited, m.enqueued, m.delivered, m.acked, m.expired, m.streams,
+		m.ktEpochs, m.ktPublished, m.ktPending, m.ktSequencer, m.ktEpochsMade, m.ktSequenced, m.ktRefused, m.ktSequencing, m.ktWitnessFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/parleyim/parley/gen/parley/v1/parleyv1connect"
 	"github.com/parleyim/parley/internal/bus"
 	"github.com/parleyim/parley/internal/identity"
+	"github.com/parleyim/parley/internal/kt/verify"
 	"github.com/parleyim/parley/internal/primitives"
 	"github.com/parleyim/parley/internal/provision"
 	"github.com/parleyim/parley/internal/store"
@@ -106,6 +107,25 @@ type Config struct {
 	BackupIPRate  rate.Limit
 	BackupIPBurst int
 
+	// Key transparency (docs/transparency.md, "Server").
+	KTOrigin string // the checkpoint origin and key name
+	// KTEpochInterval is how often the sequencer makes an epoch of the
+	// pending updates (and followers look for new epochs).
+	KTEpochInterval time.Duration
+	// KTMaxEpochAge is how old the newest epoch may grow before the
+	// sequencer publishes an empty one; at most verify.DefaultMaxAge/2.
+	KTMaxEpochAge time.Duration
+	// KTWitnesses are the witnesses checkpoints are submitted to, and
+	// KTWitnessThreshold how many of them must cosign a checkpoint before
+	// it is served (-1: all of them).
+	KTWitnesses        []Witness
+	KTWitnessThreshold int
+	KTWitnessTimeout   time.Duration // one submission to one witness
+	// Per client IP address: TransparencyService calls, per second and
+	// burst.
+	KTIPRate  rate.Limit
+	KTIPBurst int
+
 	Logger *slog.Logger
 }
 
@@ -134,9 +154,20 @@ func DefaultConfig() Config {
 		BackupUploadTTL:     24 * time.Hour,
 		BackupIPRate:        rate.Every(6 * time.Second),
 		BackupIPBurst:       20,
+		KTOrigin:            DefaultKTOrigin,
+		KTEpochInterval:     time.Second,
+		KTMaxEpochAge:       time.Hour,
+		KTWitnessThreshold:  -1,
+		KTWitnessTimeout:    10 * time.Second,
+		KTIPRate:            100,
+		KTIPBurst:           200,
 		Logger:              slog.Default(),
 	}
 }
+
+// DefaultKTOrigin is the checkpoint origin when none is configured;
+// operators should set their server's name (docs/operations.md).
+const DefaultKTOrigin = "parley.invalid/kt"
 
 // Server serves the Parley API.
 type Server struct {
@@ -152,6 +183,8 @@ type Server struct {
 	prov         provisioning  // mailboxes; see provisioning.go
 	backups      store.Backups // nil when the store keeps none; see backup.go
 	backupLimits *limiterSet
+	kt           *ktLog // key transparency; see transparency.go
+	ktLimits     *limiterSet
 
 	// streamsCtx is cancelled by Shutdown so that delivery streams end and
 	// the HTTP server can drain.
@@ -174,6 +207,13 @@ const secretName = "auth-token-key-v1"
 func New(cfg Config, st store.Store, b bus.Bus) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.KTEpochInterval <= 0 || cfg.KTMaxEpochAge <= 0 || cfg.KTMaxEpochAge > verify.DefaultMaxAge/2 {
+		return nil, fmt.Errorf("server: KTEpochInterval %v and KTMaxEpochAge %v: both must be positive, and KTMaxEpochAge at most %v so that clients' freshness check passes",
+			cfg.KTEpochInterval, cfg.KTMaxEpochAge, verify.DefaultMaxAge/2)
+	}
+	if cfg.KTWitnessThreshold > len(cfg.KTWitnesses) || cfg.KTWitnessThreshold < -1 {
+		return nil, fmt.Errorf("server: KTWitnessThreshold %d with %d witnesses", cfg.KTWitnessThreshold, len(cfg.KTWitnesses))
 	}
 	if cfg.BackupGenerations < 1 {
 		return nil, fmt.Errorf("server: BackupGenerations is %d: at least one backup generation must be kept", cfg.BackupGenerations)
@@ -198,6 +238,7 @@ func New(cfg Config, st store.Store, b bus.Bus) (*Server, error) {
 		ipLimits:      newLimiterSet(cfg.IPRate, cfg.IPBurst),
 		prov:          newProvisioning(cfg, st),
 		backupLimits:  newLimiterSet(cfg.BackupIPRate, cfg.BackupIPBurst),
+		ktLimits:      newLimiterSet(cfg.KTIPRate, cfg.KTIPBurst),
 		streamsCtx:    ctx,
 		stopStreams:   cancel,
 		shuttingDown:  make(chan struct{}),
@@ -205,10 +246,16 @@ func New(cfg Config, st store.Store, b bus.Bus) (*Server, error) {
 		maxAckPerCall: 1000,
 	}
 	s.backups, _ = st.(store.Backups)
+	if t, ok := st.(store.Transparency); ok {
+		if s.kt, err = newKTLog(context.Background(), s, t); err != nil {
+			cancel()
+			return nil, fmt.Errorf("server: key transparency: %w", err)
+		}
+	}
 	return s, nil
 }
 
-// Handler returns the HTTP handler: the four Connect services, /healthz
+// Handler returns the HTTP handler: the Connect services, /healthz
 // and /metrics.
 func (s *Server) Handler() http.Handler {
 	opts := connect.WithHandlerOptions(
@@ -226,6 +273,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle(parleyv1connect.NewRelayServiceHandler(&relayService{s}, opts))
 	mux.Handle(parleyv1connect.NewProvisioningServiceHandler(&provisioningService{s}, opts))
 	mux.Handle(parleyv1connect.NewBackupServiceHandler(&backupService{s}, opts))
+	mux.Handle(parleyv1connect.NewTransparencyServiceHandler(&transparencyService{s}, opts))
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("GET /metrics", s.metrics.handler())
 	return mux

@@ -134,8 +134,10 @@ type Send struct {
 // its documentation says otherwise.
 type Store interface {
 	// CreateAccount writes a new account, its first device list, devices
-	// and prekeys, and consumes the invite, all in one transaction.
-	// ErrAccountExists if the username is taken, ErrDeviceExists if a
+	// and prekeys, consumes the invite and queues the list for key
+	// transparency (Transparency), all in one transaction.
+	// ErrAccountExists if the username is taken (also, together with
+	// ErrUsernameInLog, if a deleted account used it), ErrDeviceExists if a
 	// device id is registered already, ErrInviteInvalid if the invite is
 	// unknown, used or expired.
 	CreateAccount(ctx context.Context, a NewAccount) error
@@ -148,7 +150,8 @@ type Store interface {
 	// DeviceList returns a version of an account's device list; version 0
 	// means the current one. ErrNotFound if there is no such version.
 	DeviceList(ctx context.Context, username string, version uint64) (*DeviceList, error)
-	// UpdateDeviceList publishes a new version. ErrVersionConflict if its
+	// UpdateDeviceList publishes a new version and queues it for key
+	// transparency in the same transaction. ErrVersionConflict if its
 	// version is not the current version + 1 (a concurrent update won).
 	// It returns the ids of removed devices.
 	UpdateDeviceList(ctx context.Context, u DeviceListUpdate) (removed []DeviceID, err error)

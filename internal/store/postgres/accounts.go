@@ -45,6 +45,11 @@ func (s *Store) CreateAccount(ctx context.Context, a store.NewAccount) error {
 			if exists {
 				return store.ErrAccountExists
 			}
+			if used, err := ktHistory(ctx, tx, name); err != nil {
+				return err
+			} else if used {
+				return fmt.Errorf("%w: %w", store.ErrAccountExists, store.ErrUsernameInLog)
+			}
 			if taken, err := firstExisting(ctx, tx, devs); err != nil {
 				return err
 			} else if taken != nil {
@@ -63,6 +68,9 @@ func (s *Store) CreateAccount(ctx context.Context, a store.NewAccount) error {
 			q.Queue("INSERT INTO accounts (username, account_key, created, list_version) VALUES ($1, $2, $3, 1)",
 				name, blob(a.Account.AccountKey), fromTime(a.Account.Created))
 			q.Queue("INSERT INTO device_lists (username, version, signed) VALUES ($1, 1, $2)", name, blob(a.List.Signed))
+			if err := queueKT(&q, name, 1, a.List.Signed); err != nil {
+				return err
+			}
 			queueInsertDevices(&q, name, devs)
 			for _, d := range devs {
 				if u, ok := a.Prekeys[d.ID]; ok {
@@ -83,6 +91,9 @@ func uniqueError(what string, err error) error {
 		return nil
 	case code == codeUniqueViolation && constraint == "accounts_pkey":
 		return store.ErrAccountExists
+	case code == codeUniqueViolation && constraint == "kt_pending_username_version_key":
+		// A racing registration of a username with history in the log.
+		return fmt.Errorf("%w: %w", store.ErrAccountExists, store.ErrUsernameInLog)
 	case code == codeUniqueViolation && constraint == "devices_pkey":
 		return store.ErrDeviceExists
 	default:
@@ -342,6 +353,9 @@ func (s *Store) UpdateDeviceList(ctx context.Context, u store.DeviceListUpdate) 
 			}
 			q.Queue("INSERT INTO device_lists (username, version, signed) VALUES ($1, $2, $3)",
 				name, int64(u.List.Version), blob(u.List.Signed))
+			if err := queueKT(&q, name, u.List.Version, u.List.Signed); err != nil {
+				return err
+			}
 			q.Queue("UPDATE accounts SET list_version = $1 WHERE username = $2", int64(u.List.Version), name)
 			return uniqueError("update device list", tx.SendBatch(ctx, &q).Close())
 		})

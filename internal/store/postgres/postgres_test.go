@@ -32,3 +32,17 @@ func TestConformance(t *testing.T) {
 		}
 	})
 }
+
+func TestTransparencyConformance(t *testing.T) {
+	pgtest.ServerDSN(t)
+	storetest.RunTransparency(t, func(t *testing.T) func() store.Store {
+		dsn := pgtest.NewDatabase(t)
+		return func() store.Store {
+			s, err := postgres.Open(context.Background(), dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+	})
+}

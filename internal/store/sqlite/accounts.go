@@ -40,6 +40,11 @@ func (s *Store) CreateAccount(ctx context.Context, a store.NewAccount) error {
 		case !errors.Is(err, sql.ErrNoRows):
 			return dbError("create account", err)
 		}
+		if used, err := t.ktHistory(name); err != nil {
+			return err
+		} else if used {
+			return fmt.Errorf("%w: %w", store.ErrAccountExists, store.ErrUsernameInLog)
+		}
 		for _, d := range a.Devices {
 			if exists, err := t.deviceExists(d.ID); err != nil {
 				return err
@@ -68,6 +73,9 @@ func (s *Store) CreateAccount(ctx context.Context, a store.NewAccount) error {
 			"INSERT INTO device_lists (username, version, signed) VALUES (?, 1, ?)",
 			name, blob(a.List.Signed)); err != nil {
 			return dbError("insert device list", err)
+		}
+		if err := t.queueKT(name, 1, a.List.Signed); err != nil {
+			return err
 		}
 		for _, d := range a.Devices {
 			if err := t.insertDevice(name, d); err != nil {
@@ -271,6 +279,9 @@ func (s *Store) UpdateDeviceList(ctx context.Context, u store.DeviceListUpdate) 
 			"INSERT INTO device_lists (username, version, signed) VALUES (?, ?, ?)",
 			name, int64(u.List.Version), blob(u.List.Signed)); err != nil {
 			return dbError("insert device list", err)
+		}
+		if err := t.queueKT(name, u.List.Version, u.List.Signed); err != nil {
+			return err
 		}
 		if _, err := t.conn.ExecContext(t.ctx,
 			"UPDATE accounts SET list_version = ? WHERE username = ?", int64(u.List.Version), name); err != nil {

@@ -23,6 +23,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite"
@@ -99,6 +100,8 @@ type Store struct {
 	rdb *sql.DB // read-only pool
 	rst rstmts  // prepared statements on rdb
 	w   *writer
+
+	seqHeld atomic.Bool // the key-transparency sequencer role (transparency.go)
 }
 
 var _ store.Store = (*Store)(nil)

@@ -25,3 +25,16 @@ func TestConformance(t *testing.T) {
 
 // testTime is an invite expiry in the future.
 var testTime = time.Now().Add(24 * time.Hour)
+
+func TestTransparencyConformance(t *testing.T) {
+	storetest.RunTransparency(t, func(t *testing.T) func() store.Store {
+		path := filepath.Join(t.TempDir(), "parley.db")
+		return func() store.Store {
+			s, err := sqlite.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+	})
+}

@@ -452,11 +452,19 @@ func testDeleteAccount(t *testing.T, h *harness) {
 	if envs := h.fetchAll(bob.ids[0]); len(envs) != 1 {
 		t.Errorf("bob's queue holds %d envelopes, want 1", len(envs))
 	}
-	// The username and device ids are free again, with nothing left over.
+	// The device ids are free again, with nothing left over; the username
+	// is not: its device lists are in the transparency log for good.
 	again := alice
-	again.Prekeys = map[store.DeviceID]store.PrekeyUpload{}
+	if err := h.s.CreateAccount(h.ctx, again.NewAccount); !errors.Is(err, store.ErrAccountExists) || !errors.Is(err, store.ErrUsernameInLog) {
+		t.Fatalf("CreateAccount of a deleted username: %v, want ErrAccountExists and ErrUsernameInLog", err)
+	}
+	again = newAccount(t, "alice2", 0)
+	for _, d := range alice.Devices {
+		again.Devices = append(again.Devices, device("alice2", d.ID))
+	}
+	again.ids = alice.ids
 	if err := h.s.CreateAccount(h.ctx, again.NewAccount); err != nil {
-		t.Fatalf("CreateAccount after DeleteAccount: %v", err)
+		t.Fatalf("CreateAccount with a deleted account's devices: %v", err)
 	}
 	for _, id := range alice.ids {
 		if ot, pq := h.counts(id); ot != 0 || pq != 0 {
@@ -467,7 +475,7 @@ func testDeleteAccount(t *testing.T, h *harness) {
 		}
 	}
 	if _, err := h.s.DeviceList(h.ctx, "alice", 2); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("old version 2 visible after re-registration: %v", err)
+		t.Errorf("old version 2 visible after deletion: %v", err)
 	}
 }
 
