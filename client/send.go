@@ -80,6 +80,14 @@ func (c *Client) Send(ctx context.Context, to, text string) (*Message, error) {
 	// Both copies carry this device's newest verified checkpoint, so that
 	// the recipients can tell whether the log showed them the same history
 	// (docs/client.md §10.4).
+	// The recipient's list is looked up (and the log verified) first, so
+	// that even a first message carries a checkpoint.
+	c.mu.Lock()
+	_, err = c.devices(ctx, name, false)
+	c.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
 	cp := c.Checkpoint()
 	toPeer := &content.Content{Type: content.TypeText, ID: id, Sent: now, Text: text, Checkpoint: cp}
 	toSelf := &content.Content{Type: content.TypeSentCopy, ID: id, Sent: now, Conversation: name, Text: text, Checkpoint: cp}

@@ -272,11 +272,29 @@ func (c *Client) lookup(ctx context.Context, name string, get getDeviceList) (*i
 	deadline := c.now().Add(wait)
 	for {
 		resp, err := get(ctx, &parleyv1.GetDeviceListRequest{Username: name, KtFromSize: c.fromSize()})
-		if err != nil {
-			if connect.CodeOf(err) == connect.CodeNotFound {
-				return nil, nil, fmt.Errorf("%w: %q", ErrNoSuchUser, name)
+		var srvErr *ServerError
+		switch {
+		case connect.CodeOf(err) == connect.CodeNotFound:
+			return nil, nil, fmt.Errorf("%w: %q", ErrNoSuchUser, name)
+		case errors.As(err, &srvErr) && srvErr.Code == connect.CodeUnavailable && c.now().Before(deadline):
+			// The log has no epoch yet, or this node lags behind the
+			// checkpoint we hold: ask again shortly.
+			if err := c.pause(ctx); err != nil {
+				return nil, nil, err
 			}
+			continue
+		case err != nil:
 			return nil, nil, err
+		case len(resp.KtHead) == 0:
+			// No proofs at all: a server whose log has not published yet,
+			// or one that strips them. Only the former ends.
+			if c.now().After(deadline) {
+				return nil, nil, securityError(what, fmt.Errorf("%w: the server sent no key-transparency proofs for %v", ErrNotInLog, wait))
+			}
+			if err := c.pause(ctx); err != nil {
+				return nil, nil, err
+			}
+			continue
 		}
 		t, err := c.verifyHead(what, resp.KtHead)
 		if err != nil {
@@ -296,10 +314,8 @@ func (c *Client) lookup(ctx context.Context, name string, get getDeviceList) (*i
 			if c.now().After(deadline) {
 				return nil, nil, securityError(what, fmt.Errorf("%w after %v: the server hands out a device list it has not committed to", ErrNotInLog, wait))
 			}
-			select {
-			case <-ctx.Done():
-				return nil, nil, ctx.Err()
-			case <-time.After(c.logCfg.interval() / 2):
+			if err := c.pause(ctx); err != nil {
+				return nil, nil, err
 			}
 			continue
 		}
@@ -311,6 +327,16 @@ func (c *Client) lookup(ctx context.Context, name string, get getDeviceList) (*i
 			return nil, nil, err
 		}
 		return signed, t, nil
+	}
+}
+
+// pause waits half an epoch interval before a lookup asks again.
+func (c *Client) pause(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(c.logCfg.interval() / 2):
+		return nil
 	}
 }
 

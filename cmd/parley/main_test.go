@@ -201,9 +201,10 @@ type parleyd struct {
 	served  chan error
 	handler atomic.Pointer[http.Handler]
 
-	srv *server.Server
-	st  *sqlite.Store
-	bus *mem.Bus
+	srv    *server.Server
+	st     *sqlite.Store
+	bus    *mem.Bus
+	stopKT func() // stops the key-transparency sequencer and waits
 }
 
 // startServer starts the script's parleyd and points PARLEY_SERVER at it.
@@ -252,13 +253,20 @@ func (d *parleyd) start() error {
 	b := mem.New()
 	cfg := server.DefaultConfig()
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.KTEpochInterval = 25 * time.Millisecond
 	srv, err := server.New(cfg, st, b)
 	if err != nil {
 		st.Close()
 		b.Close()
 		return err
 	}
-	d.srv, d.st, d.bus = srv, st, b
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.RunTransparency(ctx)
+	}()
+	d.srv, d.st, d.bus, d.stopKT = srv, st, b, func() { cancel(); <-done }
 	h := srv.Handler()
 	d.handler.Store(&h)
 	return nil
@@ -267,6 +275,7 @@ func (d *parleyd) start() error {
 func (d *parleyd) stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	d.stopKT()
 	_ = d.srv.Shutdown(ctx)
 	_ = d.st.Close()
 	_ = d.bus.Close()
