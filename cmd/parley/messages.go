@@ -190,10 +190,14 @@ func (a *app) warnEvent(e client.Event) {
 		a.exitCode = exitSecurity
 		fmt.Fprintf(a.stderr, "parley: ALERT: KEY TRANSPARENCY: %s\n", strings.TrimPrefix(errorText(e.Err), "security error: "))
 		var ve *verify.Error
-		if errors.As(e.Err, &ve) && ve.Value != nil {
-			fmt.Fprintf(a.stderr, "parley: ALERT: the log holds, as version %d of your device list, one none of your devices made: %s\n", ve.Version+1, describeList(ve.Value))
+		if errors.As(e.Err, &ve) && (ve.Kind == verify.UnexpectedVersion || ve.Kind == verify.HiddenVersion) {
+			if ve.Value != nil {
+				fmt.Fprintf(a.stderr, "parley: ALERT: the log holds, as version %d of your device list, one none of your devices made: %s\n", ve.Version+1, describeList(ve.Value))
+			}
+			fmt.Fprintln(a.stderr, "parley: hint: someone may be shown a device (or an account key) that is not yours; check 'parley devices', remove any device you do not know, and tell your contacts to compare safety numbers with you")
+			return
 		}
-		fmt.Fprintln(a.stderr, "parley: hint: someone may be shown a device (or an account key) that is not yours; check 'parley devices', remove any device you do not know, and tell your contacts to compare safety numbers with you")
+		fmt.Fprintln(a.stderr, "parley: hint: the server's log is not the one this device verified before (it was forked or rolled back); nothing it says about anyone's keys can be trusted now")
 	case client.EventLogFork:
 		a.exitCode = exitSecurity
 		fmt.Fprintf(a.stderr, "parley: ALERT: KEY TRANSPARENCY FORK: the log showed %s a different history than this device: %s\n", from, strings.TrimPrefix(errorText(e.Err), "security error: "))
