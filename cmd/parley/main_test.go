@@ -20,7 +20,9 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/parleyim/parley/internal/bus/mem"
+	"github.com/parleyim/parley/internal/identity"
 	"github.com/parleyim/parley/internal/server"
+	"github.com/parleyim/parley/internal/store"
 	"github.com/parleyim/parley/internal/store/sqlite"
 )
 
@@ -289,11 +291,18 @@ func (d *parleyd) stop() {
 // Rolling back makes the server forget what happened since: accounts
 // registered after the snapshot can be registered again by someone else,
 // with other keys. Clients must notice.
+//	parleyd rogue-device NAME   publish, as a lying operator could, a next
+//	                            version of NAME's device list under a key
+//	                            of its own, naming an extra device
 func cmdParleyd(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 2 || (args[0] != "snapshot" && args[0] != "restore") {
-		ts.Fatalf("usage: parleyd snapshot|restore NAME")
+	if neg || len(args) != 2 || (args[0] != "snapshot" && args[0] != "restore" && args[0] != "rogue-device") {
+		ts.Fatalf("usage: parleyd snapshot|restore|rogue-device NAME")
 	}
 	d := ts.Value(parleydKey{}).(*parleyd)
+	if args[0] == "rogue-device" {
+		ts.Check(d.rogueDevice(args[1]))
+		return
+	}
 	d.stop()
 	from, to := d.dir, filepath.Join(d.dir, args[1])
 	if args[0] == "restore" {
@@ -311,4 +320,39 @@ func cmdParleyd(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Check(os.WriteFile(filepath.Join(to, name), data, 0o600))
 	}
 	ts.Check(d.start())
+}
+
+// rogueDevice writes the next version of name's device list straight into
+// the store (which queues it for the key-transparency log): name's devices
+// plus one of the operator's, signed by an account key the operator made,
+// since it cannot sign with name's.
+func (d *parleyd) rogueDevice(name string) error {
+	ctx := context.Background()
+	cur, err := d.st.DeviceList(ctx, name, 0)
+	if err != nil {
+		return err
+	}
+	prev, err := identity.ParseSignedDeviceList(cur.Signed)
+	if err != nil {
+		return err
+	}
+	l, err := prev.Verify(nil)
+	if err != nil {
+		return err
+	}
+	spy := identity.GenerateDeviceKeys().Public()
+	now := time.Now()
+	fake, err := identity.SignDeviceList(identity.GenerateAccountKey(), &identity.DeviceList{Account: name, Version: l.Version + 1, Prev: prev.Hash(),
+		Devices: append(l.Devices, identity.DeviceEntry{Device: spy, Name: "tablet", Added: uint64(now.Unix())})})
+	if err != nil {
+		return err
+	}
+	var devs []store.Device
+	for _, e := range append(l.Devices, identity.DeviceEntry{Device: spy}) {
+		devs = append(devs, store.Device{ID: store.DeviceID(e.Device.ID()), Username: name, Public: e.Device.Marshal(), Added: now, LastSeen: now})
+	}
+	_, err = d.st.UpdateDeviceList(ctx, store.DeviceListUpdate{
+		List: store.DeviceList{Username: name, Version: cur.Version + 1, Signed: fake.Marshal()}, Devices: devs,
+	})
+	return err
 }

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -54,7 +55,7 @@ was.`,
 					st, err = client.LoadAuditState(f)
 					f.Close()
 					if err != nil {
-						return fmt.Errorf("%s: %w", state, err)
+						return fmt.Errorf("%w (%s)", err, state)
 					}
 					before = st.Size()
 				}
@@ -81,7 +82,8 @@ was.`,
 				}{server, st.Size(), st.Size() - before, string(st.Checkpoint)})
 			}
 			fmt.Fprintf(a.stdout, "audited %d epochs (%d new): the log is append-only and its checkpoint matches\n", st.Size(), st.Size()-before)
-			fmt.Fprintf(a.stdout, "checkpoint:\n%s", st.Checkpoint)
+			text, _, _ := strings.Cut(string(st.Checkpoint), "\n\n")
+			fmt.Fprintf(a.stdout, "checkpoint: %s\n", sanitize(strings.ReplaceAll(text, "\n", " ")))
 			return nil
 		},
 	}
