@@ -291,6 +291,7 @@ func (d *parleyd) stop() {
 // Rolling back makes the server forget what happened since: accounts
 // registered after the snapshot can be registered again by someone else,
 // with other keys. Clients must notice.
+//
 //	parleyd rogue-device NAME   publish, as a lying operator could, a next
 //	                            version of NAME's device list under a key
 //	                            of its own, naming an extra device
