@@ -563,3 +563,47 @@ func TestForkedViewsDetected(t *testing.T) {
 		t.Fatalf("an honest checkpoint: %v", k)
 	}
 }
+
+// TestUnloggedDeviceListRefused: a server that hands out bob's list without
+// key-transparency proofs (as if it had not logged it) is waited for a
+// bounded time and then refused with ErrNotInLog, a security error.
+func TestUnloggedDeviceListRefused(t *testing.T) {
+	ts := newTestServer(t)
+	alice, lt := ts.registerLying(t, "alice", nil)
+	ts.register(t, "bob")
+	lt.set(procGetDeviceList, rewrite(func(t *testing.T, m *parleyv1.GetDeviceListResponse) {
+		m.KtHead, m.KtSearch, m.KtValue = nil, nil, nil
+	}))
+	start := time.Now()
+	_, err := alice.Send(context.Background(), "bob", "hello")
+	var se *SecurityError
+	if !errors.Is(err, ErrNotInLog) || !errors.Is(err, ErrSecurity) || !errors.As(err, &se) {
+		t.Fatalf("send: %v, want a security error wrapping ErrNotInLog", err)
+	}
+	if d := time.Since(start); d < minSequenceWait || d > 10*minSequenceWait {
+		t.Fatalf("gave up after %v, want about %v", d, minSequenceWait)
+	}
+}
+
+// TestMonitorAcceptsTheAccountsOwnVersions: versions published by any of
+// the account's devices (a link approved on the first device, a removal)
+// are accounted for on every device, however many it missed: no alert.
+func TestMonitorAcceptsTheAccountsOwnVersions(t *testing.T) {
+	ts := newTestServer(t)
+	bob := ts.register(t, "bob")
+	bob2 := ts.link(t, bob, "bob-phone")
+	bob3 := ts.link(t, bob2, "bob-tablet")
+	if err := bob3.RemoveDevice(context.Background(), bob2.DeviceID()); err != nil {
+		t.Fatal(err)
+	}
+	waitSequenced(t, bob, "bob", 3)
+	for _, c := range []*Client{bob, bob3} {
+		if err := c.MonitorAccount(context.Background()); err != nil {
+			t.Fatalf("%s: %v", c.DeviceID(), err)
+		}
+		m, err := c.loadMonitor(context.Background())
+		if err != nil || m.next != 4 {
+			t.Fatalf("monitor position %+v, %v; want next version 4", m, err)
+		}
+	}
+}
