@@ -237,6 +237,8 @@ func decodeEpoch(se store.KTEpoch, want uint64) (*kt.Epoch, *kt.LogEntry, error)
 func (s *Server) RunTransparency(ctx context.Context) {
 	l := s.kt
 	defer l.release()
+	s.log.Info("key transparency", "origin", l.signer.Origin(), "ed25519_vkey", l.signer.Ed25519VerifierKey(),
+		"witnesses", len(l.witnesses), "threshold", l.self.Witnesses.Threshold)
 	t := time.NewTicker(s.cfg.KTEpochInterval)
 	defer t.Stop()
 	for {

@@ -1,0 +1,155 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parleyim/parley/internal/bus/mem"
+	"github.com/parleyim/parley/internal/kt"
+	"github.com/parleyim/parley/internal/primitives"
+	"github.com/parleyim/parley/internal/primitives/vrf"
+	"github.com/parleyim/parley/internal/store"
+	"github.com/parleyim/parley/internal/store/sqlite"
+)
+
+// BenchmarkKTUpdates measures sustained key-transparency updates through
+// the server (docs/performance.md, "Key transparency through the server"):
+//
+//	go test -run '^$' -bench BenchmarkKTUpdates -benchmem -benchtime 5x -count 5 ./internal/server
+//
+// One op is one epoch of ktBenchBatch updates, each a 4,000-byte value.
+//
+// impl=library: the library's in-memory path, as internal/kt's
+// BenchmarkUpdates runs it — a VRF proof and commitment per update spread
+// over the cores, the epoch applied to a kt.State, the checkpoint signed.
+//
+// impl=server: the same number of device lists published through the
+// store (UpdateDeviceList, concurrently, each queuing its KT update in its
+// own transaction) and then sequenced by the server's sequencer step on a
+// real SQLite file: reading the queue, the same VRF work, the epoch
+// committed atomically with its openings and the queue rows deleted,
+// the head published. server/library is the ratio of the two rates in the
+// same run; sequencer-updates/s counts the sequencer step alone.
+func BenchmarkKTUpdates(b *testing.B) {
+	var libraryRate float64
+	value := make([]byte, 4000)
+	b.Run("impl=library", func(b *testing.B) {
+		vk := vrf.GenerateKey()
+		signer, err := kt.NewCheckpointSigner("parley.example/kt", primitives.GenerateEd25519(), primitives.GenerateSigningKey())
+		if err != nil {
+			b.Fatal(err)
+		}
+		st := kt.NewState()
+		b.ReportAllocs()
+		b.ResetTimer()
+		for n := 0; n < b.N; n++ {
+			leaves := make([]kt.Leaf, ktBenchBatch)
+			parallelFor(ktBenchBatch, func(i int) {
+				l, _, err := kt.NewUpdate(vk, fmt.Sprintf("user-%d", i), uint32(n), value)
+				if err != nil {
+					panic(err)
+				}
+				leaves[i] = l
+			})
+			e := kt.Epoch{Number: uint64(n), Timestamp: uint64(time.Now().UnixMilli()), Leaves: leaves}
+			if _, err := st.Apply(&e); err != nil {
+				b.Fatal(err)
+			}
+			size := st.Log().Size()
+			root, _ := st.Log().Root(size)
+			if _, err := signer.Sign(size, root); err != nil {
+				b.Fatal(err)
+			}
+		}
+		libraryRate = float64(ktBenchBatch*b.N) / b.Elapsed().Seconds()
+		b.ReportMetric(libraryRate, "updates/s")
+	})
+	b.Run("impl=server", func(b *testing.B) {
+		ctx := context.Background()
+		st, err := sqlite.Open(filepath.Join(b.TempDir(), "parleyd.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer st.Close()
+		cfg := testConfig()
+		srv, err := New(cfg, st, mem.New())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer srv.kt.release()
+		devs := make([][]store.Device, ktBenchBatch)
+		parallelFor(ktBenchBatch, func(i int) {
+			name := fmt.Sprintf("user-%d", i)
+			var id store.DeviceID
+			primitives.Random(id[:])
+			devs[i] = []store.Device{{ID: id, Username: name, Public: []byte("public"), Added: time.Now(), LastSeen: time.Now()}}
+			if err := st.CreateAccount(ctx, store.NewAccount{
+				Account: store.Account{Username: name, AccountKey: []byte("key"), Created: time.Now(), ListVersion: 1},
+				List:    store.DeviceList{Username: name, Version: 1, Signed: value},
+				Devices: devs[i],
+			}); err != nil {
+				panic(err)
+			}
+		})
+		if err := srv.kt.step(ctx); err != nil { // sequences the registrations
+			b.Fatal(err)
+		}
+		var stepTime time.Duration
+		b.ReportAllocs()
+		b.ResetTimer()
+		for n := 0; n < b.N; n++ {
+			parallelWriters(ktBenchBatch, 64, func(i int) {
+				if _, err := st.UpdateDeviceList(ctx, store.DeviceListUpdate{
+					List:    store.DeviceList{Username: fmt.Sprintf("user-%d", i), Version: uint64(n + 2), Signed: value},
+					Devices: devs[i],
+				}); err != nil {
+					panic(err)
+				}
+			})
+			before := srv.kt.state.Log().Size()
+			start := time.Now()
+			if err := srv.kt.step(ctx); err != nil {
+				b.Fatal(err)
+			}
+			stepTime += time.Since(start)
+			if srv.kt.state.Log().Size() != before+1 || srv.kt.view.Load().size != before+1 {
+				b.Fatal("the step did not publish one epoch")
+			}
+		}
+		b.StopTimer()
+		if n, _ := st.PendingKTCount(ctx); n != 0 {
+			b.Fatalf("%d updates left pending", n)
+		}
+		rate := float64(ktBenchBatch*b.N) / b.Elapsed().Seconds()
+		b.ReportMetric(rate, "updates/s")
+		b.ReportMetric(float64(ktBenchBatch*b.N)/stepTime.Seconds(), "sequencer-updates/s")
+		if libraryRate > 0 {
+			b.ReportMetric(rate/libraryRate, "server/library")
+		}
+	})
+}
+
+const ktBenchBatch = 3000
+
+// parallelFor runs fn(0..n-1) spread over the cores.
+func parallelFor(n int, fn func(i int)) {
+	parallelWriters(n, runtime.GOMAXPROCS(0), fn)
+}
+
+// parallelWriters runs fn(0..n-1) on workers goroutines.
+func parallelWriters(n, workers int, fn func(i int)) {
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n; i += workers {
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
+}
