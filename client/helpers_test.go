@@ -1,8 +1,6 @@
 package client
 
 import (
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,8 +8,6 @@ import (
 	parleyv1 "github.com/parleyim/parley/gen/parley/v1"
 	"github.com/parleyim/parley/internal/store"
 )
-
-func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func envelopeProto(e *store.Envelope) *parleyv1.Envelope {
 	return &parleyv1.Envelope{Seq: e.Seq, MessageId: e.MessageID[:], Sender: e.SenderUsername,
