@@ -460,7 +460,7 @@ func restore(ctx context.Context, home, server, name string, k backup.RecoveryKe
 	if err != nil {
 		return nil, err
 	}
-	c, fail, err := newHome(home, server, name, opts)
+	c, fail, err := newHome(ctx, home, server, name, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -515,15 +515,12 @@ func restore(ctx context.Context, home, server, name string, k backup.RecoveryKe
 	// The account as the directory shows it must be signed by the key the
 	// backup holds: otherwise this is a backup of another account (or of
 	// an account deleted and registered again by someone else).
-	got, err := c.dir.GetDeviceList(ctx, connect.NewRequest(&parleyv1.GetDeviceListRequest{Username: name}))
-	if connect.CodeOf(err) == connect.CodeNotFound {
-		return fail(fmt.Errorf("%w: %q", ErrNoSuchUser, name))
-	} else if err != nil {
-		return fail(wrapRPC("fetching the device list", err))
-	}
-	prevSigned, err := identity.ParseSignedDeviceList(got.Msg.SignedDeviceList)
+	prevSigned, trusted, err := c.lookup(ctx, name, c.anonymousGet)
 	if err != nil {
-		return fail(securityError("own device list", err))
+		return fail(err)
+	}
+	if err := c.commitTrusted(ctx, trusted); err != nil {
+		return fail(err)
 	}
 	prev, err := prevSigned.Verify(nil)
 	if err != nil {

@@ -32,6 +32,8 @@ import (
 	"github.com/parleyim/parley/gen/parley/v1/parleyv1connect"
 	"github.com/parleyim/parley/internal/clientdb"
 	"github.com/parleyim/parley/internal/identity"
+	"github.com/parleyim/parley/internal/kt"
+	"github.com/parleyim/parley/internal/kt/verify"
 	"github.com/parleyim/parley/internal/prekey"
 	"github.com/parleyim/parley/internal/primitives"
 	"github.com/parleyim/parley/internal/username"
@@ -70,6 +72,11 @@ type Options struct {
 	HTTPClient *http.Client
 	// Logger receives debug logs; nothing secret is ever logged.
 	Logger *slog.Logger
+	// LogConfig pins the server's key-transparency log, obtained out of
+	// band, when a new home is created (Register, StartLink, Restore,
+	// StartRecovery). Without it the client pins what the server says
+	// (trust on first use). Open ignores it: the home's pin stays.
+	LogConfig *LogConfig
 }
 
 // Client is one device of one account. Its methods are safe for
@@ -107,6 +114,15 @@ type Client struct {
 	relay  parleyv1connect.RelayServiceClient
 	prov   parleyv1connect.ProvisioningServiceClient
 	backup parleyv1connect.BackupServiceClient
+
+	transparency parleyv1connect.TransparencyServiceClient
+	// Key transparency, under mu: the pinned log, its verifier, the newest
+	// verified checkpoint, and the contacts' checkpoints already found
+	// consistent with it.
+	logCfg  *LogConfig
+	kt      *verify.Config
+	trusted *verify.Trusted
+	checked map[kt.Checkpoint]bool
 
 	tokenMu  sync.Mutex
 	token    string
@@ -150,6 +166,7 @@ func (c *Client) connect(server string, hc *http.Client) {
 	c.relay = parleyv1connect.NewRelayServiceClient(hc, server)
 	c.prov = parleyv1connect.NewProvisioningServiceClient(hc, server)
 	c.backup = parleyv1connect.NewBackupServiceClient(hc, server)
+	c.transparency = parleyv1connect.NewTransparencyServiceClient(hc, server)
 }
 
 // Register creates an account with this device as its first device, in a
@@ -159,7 +176,7 @@ func Register(ctx context.Context, home, server, name string, opts Options) (*Cl
 	if err != nil {
 		return nil, err
 	}
-	c, fail, err := newHome(home, server, name, opts)
+	c, fail, err := newHome(ctx, home, server, name, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +225,10 @@ func Register(ctx context.Context, home, server, name string, opts Options) (*Cl
 // newHome creates the store of a new home and a client on it. fail closes
 // and deletes the store, so that a failed setup leaves nothing behind and
 // the user can simply retry.
-func newHome(home, server, name string, opts Options) (c *Client, fail func(error) (*Client, error), err error) {
+//
+// The new home pins the server's key-transparency log (opts.LogConfig, or
+// the server's answer to GetConfig).
+func newHome(ctx context.Context, home, server, name string, opts Options) (c *Client, fail func(error) (*Client, error), err error) {
 	server, err = NormalizeServerURL(server)
 	if err != nil {
 		return nil, nil, err
@@ -221,7 +241,8 @@ func newHome(home, server, name string, opts Options) (c *Client, fail func(erro
 	if err != nil {
 		return nil, nil, err
 	}
-	c = &Client{db: db, home: home, username: name, log: opts.logger(), now: time.Now, lists: map[string]*identity.DeviceList{}}
+	c = newClient(db, home, opts)
+	c.username = name
 	c.connect(server, opts.httpClient())
 	fail = func(err error) (*Client, error) {
 		db.Close()
@@ -229,6 +250,10 @@ func newHome(home, server, name string, opts Options) (c *Client, fail func(erro
 			os.Remove(path + suffix)
 		}
 		return nil, err
+	}
+	if err := c.pinLog(ctx, opts, opts.httpClient()); err != nil {
+		_, err = fail(err)
+		return nil, nil, err
 	}
 	return c, fail, nil
 }
@@ -253,12 +278,17 @@ func Open(ctx context.Context, home string, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{db: db, home: home, log: opts.logger(), now: time.Now, lists: map[string]*identity.DeviceList{}}
+	c := newClient(db, home, opts)
 	if err := c.load(ctx, opts.httpClient()); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return c, nil
+}
+
+func newClient(db *clientdb.DB, home string, opts Options) *Client {
+	return &Client{db: db, home: home, log: opts.logger(), now: time.Now, lists: map[string]*identity.DeviceList{},
+		checked: map[kt.Checkpoint]bool{}}
 }
 
 func (c *Client) load(ctx context.Context, hc *http.Client) error {
@@ -282,7 +312,7 @@ func (c *Client) load(ctx context.Context, hc *http.Client) error {
 	c.selfID = c.self.ID()
 	c.token, c.tokenExp = id.Token, id.TokenExpiry
 	c.connect(id.ServerURL, hc)
-	return nil
+	return c.loadLog(ctx)
 }
 
 // Close closes the local store.

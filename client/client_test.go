@@ -47,10 +47,17 @@ func newTestServerLogging(t testing.TB, w io.Writer) *testServer {
 	b := mem.New()
 	cfg := server.DefaultConfig()
 	cfg.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg.KTEpochInterval = 20 * time.Millisecond
 	srv, err := server.New(cfg, st, b)
 	if err != nil {
 		t.Fatal(err)
 	}
+	ktCtx, stopKT := context.WithCancel(context.Background())
+	ktDone := make(chan struct{})
+	go func() {
+		defer close(ktDone)
+		srv.RunTransparency(ktCtx)
+	}()
 	hs := httptest.NewUnstartedServer(srv.Handler())
 	hs.EnableHTTP2 = true
 	hs.StartTLS()
@@ -58,6 +65,8 @@ func newTestServerLogging(t testing.TB, w io.Writer) *testServer {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		stopKT()
+		<-ktDone
 		_ = srv.Shutdown(ctx)
 		hs.Close()
 		_ = st.Close()

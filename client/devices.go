@@ -197,7 +197,7 @@ func removedDevices(from, to *identity.DeviceList) []identity.DeviceID {
 // device's keys, verifies that the published list is signed by that account
 // key and names this device, and uploads the device's prekeys.
 func joinAccount(ctx context.Context, home, server, name string, account *identity.AccountKey, device *identity.DeviceKeys, opts Options) (*Client, error) {
-	c, fail, err := newHome(home, server, name, opts)
+	c, fail, err := newHome(ctx, home, server, name, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -219,13 +219,9 @@ func joinAccount(ctx context.Context, home, server, name string, account *identi
 // a chained successor of the list the device was handed. c.mu need not be
 // held: the client is not shared yet.
 func (c *Client) checkJoined(ctx context.Context, handed *identity.SignedDeviceList) (*identity.SignedDeviceList, error) {
-	got, err := call(ctx, c, "fetching the device list", c.dir.GetDeviceList, &parleyv1.GetDeviceListRequest{Username: c.username})
+	signed, trusted, err := c.lookup(ctx, c.username, c.authedGet)
 	if err != nil {
 		return nil, err
-	}
-	signed, err := identity.ParseSignedDeviceList(got.SignedDeviceList)
-	if err != nil {
-		return nil, securityError("own device list", err)
 	}
 	list, err := signed.Verify(handed)
 	if err != nil {
@@ -236,6 +232,9 @@ func (c *Client) checkJoined(ctx context.Context, handed *identity.SignedDeviceL
 	}
 	if _, ok := list.Lookup(c.selfID); !ok {
 		return nil, securityError("own device list", errors.New("does not name this device"))
+	}
+	if err := c.commitTrusted(ctx, trusted); err != nil {
+		return nil, err
 	}
 	c.lists[c.username] = list
 	return signed, nil

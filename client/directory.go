@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"connectrpc.com/connect"
-
 	parleyv1 "github.com/parleyim/parley/gen/parley/v1"
 	"github.com/parleyim/parley/internal/clientdb"
 	"github.com/parleyim/parley/internal/identity"
@@ -20,21 +18,19 @@ import (
 // versions is filled in and every link verified. A first-seen account is
 // trusted on first use of its account key (key transparency replaces this
 // in a later issue). The accepted list is stored. c.mu must be held.
+//
+// Key transparency (lookup) vouches first that the list is the one the log
+// commits to for everyone (or its chained successor); the chain to what
+// this device accepted before is checked on top. The verified checkpoint
+// is stored only once all of it passed.
 func (c *Client) deviceList(ctx context.Context, name string) (*identity.DeviceList, error) {
 	prev, err := c.storedList(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := call(ctx, c, "fetching the device list of "+name, c.dir.GetDeviceList, &parleyv1.GetDeviceListRequest{Username: name})
+	signed, trusted, err := c.lookup(ctx, name, c.authedGet)
 	if err != nil {
-		if connect.CodeOf(err) == connect.CodeNotFound {
-			return nil, fmt.Errorf("%w: %q", ErrNoSuchUser, name)
-		}
 		return nil, err
-	}
-	signed, err := identity.ParseSignedDeviceList(resp.SignedDeviceList)
-	if err != nil {
-		return nil, securityError(fmt.Sprintf("device list of %q", name), err)
 	}
 	list, err := signed.Verify(prev)
 	var gap *identity.GapError
@@ -56,6 +52,9 @@ func (c *Client) deviceList(ctx context.Context, name string) (*identity.DeviceL
 			}
 			return nil, ErrDeviceRemoved
 		}
+	}
+	if err := c.commitTrusted(ctx, trusted); err != nil {
+		return nil, err
 	}
 	if prev == nil || prev.Hash() != signed.Hash() {
 		var old *identity.DeviceList

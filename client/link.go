@@ -76,6 +76,12 @@ func StartLink(ctx context.Context, home, server, name string, opts Options) (*P
 	if devName == "" {
 		devName = defaultDeviceName()
 	}
+	if opts.LogConfig == nil {
+		// Pin the log now, before anything else is asked of the server.
+		if opts.LogConfig, err = FetchLogConfig(ctx, server, opts.HTTPClient); err != nil {
+			return nil, err
+		}
+	}
 	p := &PendingLink{DeviceName: devName, home: home, server: server, username: name, opts: opts, device: identity.GenerateDeviceKeys()}
 	if p.prekeys, p.upload, err = prekey.NewSet(p.device.Signing, InitialPrekeys); err != nil {
 		return nil, err
@@ -150,7 +156,7 @@ func (p *PendingLink) Wait(ctx context.Context, progress func(Progress)) (*Clien
 		}
 		switch v := item.(type) {
 		case *provision.Account:
-			if c, fail, err = newHome(p.home, p.server, p.username, p.opts); err != nil {
+			if c, fail, err = newHome(ctx, p.home, p.server, p.username, p.opts); err != nil {
 				return nil, err
 			}
 			c.account, c.device, c.self = v.Key, p.device, p.device.Public()

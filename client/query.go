@@ -9,6 +9,7 @@ import (
 	parleyv1 "github.com/parleyim/parley/gen/parley/v1"
 	"github.com/parleyim/parley/internal/clientdb"
 	"github.com/parleyim/parley/internal/identity"
+	"github.com/parleyim/parley/internal/primitives"
 	"github.com/parleyim/parley/internal/username"
 )
 
@@ -40,8 +41,13 @@ func (c *Client) History(ctx context.Context, with string, limit int, before tim
 type Contact struct {
 	Username string
 	Devices  int
+	// Verified: the person compared safety numbers (MarkVerified) and
+	// the account key is still the one they compared.
 	Verified bool
-	Added    time.Time
+	// KeyChanged: the person verified this contact, but its account key
+	// has changed since; sends are refused until they verify again.
+	KeyChanged bool
+	Added      time.Time
 }
 
 // Contacts lists the accounts this device knows.
@@ -53,12 +59,22 @@ func (c *Client) Contacts(ctx context.Context) ([]Contact, error) {
 	out := make([]Contact, 0, len(cs))
 	for _, ct := range cs {
 		n := 0
+		var key [32]byte
 		if s, err := identity.ParseSignedDeviceList(ct.DeviceList); err == nil {
 			if l, err := s.Verify(nil); err == nil {
-				n = len(l.Devices)
+				n, key = len(l.Devices), l.Key.Fingerprint()
 			}
 		}
-		out = append(out, Contact{Username: ct.Username, Devices: n, Verified: ct.Verified, Added: ct.Added})
+		verified, changed := ct.Verified, false
+		if verified {
+			fp, ok, err := c.verifiedKey(ctx, ct.Username)
+			if err != nil {
+				return nil, err
+			}
+			changed = ok && !primitives.Equal(fp[:], key[:])
+			verified = ok && !changed
+		}
+		out = append(out, Contact{Username: ct.Username, Devices: n, Verified: verified, KeyChanged: changed, Added: ct.Added})
 	}
 	return out, nil
 }
@@ -150,7 +166,9 @@ func (c *Client) SafetyNumber(ctx context.Context, with string) (number string, 
 
 // MarkVerified records that the person compared their safety number with
 // name's (SafetyNumber, in person or by QR) and it matched. The mark
-// belongs to the account key of the device list stored for name.
+// belongs to the account key of the device list stored for name: if that
+// key changes later, sends to name fail with ErrVerifiedKeyChanged until
+// the person compares the new number and calls MarkVerified again.
 func (c *Client) MarkVerified(ctx context.Context, with string) error {
 	name, err := username.Normalize(with)
 	if err != nil {
@@ -161,15 +179,20 @@ func (c *Client) MarkVerified(ctx context.Context, with string) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, err := c.devices(ctx, name, false); err != nil {
+	l, err := c.devices(ctx, name, false)
+	if err != nil {
 		return err
 	}
+	fp := l.Key.Fingerprint()
 	return c.db.Update(ctx, func(tx *clientdb.Tx) error {
 		ct, err := tx.Contact(name)
 		if err != nil {
 			return err
 		}
 		ct.Verified = true
-		return tx.PutContact(ct)
+		if err := tx.PutContact(ct); err != nil {
+			return err
+		}
+		return tx.SetSetting(verifiedKeyPrefix+name, fp[:])
 	})
 }

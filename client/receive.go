@@ -55,6 +55,18 @@ const (
 	EventRecoveryShare
 	// EventRecoveryRevoked means Event.From took back its recovery share.
 	EventRecoveryRevoked
+	// EventKeyTransparencyAlert means monitoring this account found a
+	// device-list version in the key-transparency log that none of its
+	// devices made (Event.Err, a *SecurityError wrapping a *verify.Error
+	// of kind UnexpectedVersion whose Value is that list), or that the log
+	// lost one it made: someone may be shown a device that is not yours.
+	// Receive goes on; the alert comes back until the log is explained.
+	EventKeyTransparencyAlert
+	// EventLogFork means the checkpoint Event.From piggybacked on a
+	// message is not one history with this device's view of the log
+	// (Event.Err, a *SecurityError wrapping a *verify.Error of kind Fork):
+	// the server showed the two of you different logs.
+	EventLogFork
 )
 
 func (k EventKind) String() string {
@@ -75,6 +87,10 @@ func (k EventKind) String() string {
 		return "recovery-share"
 	case EventRecoveryRevoked:
 		return "recovery-revoked"
+	case EventKeyTransparencyAlert:
+		return "key-transparency-alert"
+	case EventLogFork:
+		return "log-fork"
 	default:
 		return "EventKind(" + strconv.Itoa(int(k)) + ")"
 	}
@@ -160,6 +176,14 @@ func (e *stopError) Unwrap() error { return e.err }
 func (c *Client) receiveOnce(ctx context.Context, opts ReceiveOptions, fn func(Event) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Watch this account's entries in the log on every (re)connection.
+	if err := c.MonitorAccount(ctx); isSecurity(err) {
+		if ferr := fn(Event{Kind: EventKeyTransparencyAlert, From: c.username, Err: err}); ferr != nil {
+			return &stopError{ferr}
+		}
+	} else if err != nil {
+		c.log.Debug("monitoring this account", "err", err)
+	}
 	var stream *connect.ServerStreamForClient[parleyv1.ReceiveResponse]
 	for attempt := 0; ; attempt++ {
 		tok, err := c.login(ctx)
@@ -359,6 +383,15 @@ func (c *Client) decryptEnvelope(ctx context.Context, e *parleyv1.Envelope) ([]E
 			}
 		default:
 			cerr = fmt.Errorf("client: a %s from %q is not allowed", ct.Type, sender)
+		}
+	}
+	if cerr == nil && ct.Checkpoint != nil {
+		// A contact's (or own other device's) view of the log, compared
+		// with ours; only a fork is worth an event.
+		if err := c.checkPeerCheckpoint(ctx, sender, ct.Checkpoint); isFork(err) {
+			events = append(events, Event{Kind: EventLogFork, From: sender, FromDevice: devID, Err: err})
+		} else if err != nil {
+			c.log.Debug("comparing a piggybacked checkpoint", "from", sender, "err", err)
 		}
 	}
 	// The session advanced whatever the content says: store it.

@@ -310,6 +310,12 @@ func StartRecovery(ctx context.Context, home, server, name string, opts Options)
 	if devName == "" {
 		devName = defaultDeviceName()
 	}
+	if opts.LogConfig == nil {
+		// Pin the log now, before anything else is asked of the server.
+		if opts.LogConfig, err = FetchLogConfig(ctx, server, opts.HTTPClient); err != nil {
+			return nil, err
+		}
+	}
 	dev := identity.GenerateDeviceKeys()
 	offer, secret, err := provision.NewOffer(dev.Public(), devName, time.Now())
 	if err != nil {

@@ -77,8 +77,20 @@ func (c *Client) Send(ctx context.Context, to, text string) (*Message, error) {
 	var id [16]byte
 	primitives.Random(id[:])
 	now := c.now().Truncate(time.Millisecond)
-	toPeer := &content.Content{Type: content.TypeText, ID: id, Sent: now, Text: text}
-	toSelf := &content.Content{Type: content.TypeSentCopy, ID: id, Sent: now, Conversation: name, Text: text}
+	// Both copies carry this device's newest verified checkpoint, so that
+	// the recipients can tell whether the log showed them the same history
+	// (docs/client.md §10.4).
+	// The recipient's list is looked up (and the log verified) first, so
+	// that even a first message carries a checkpoint.
+	c.mu.Lock()
+	_, err = c.devices(ctx, name, false)
+	c.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	cp := c.Checkpoint()
+	toPeer := &content.Content{Type: content.TypeText, ID: id, Sent: now, Text: text, Checkpoint: cp}
+	toSelf := &content.Content{Type: content.TypeSentCopy, ID: id, Sent: now, Conversation: name, Text: text, Checkpoint: cp}
 	if name == c.username {
 		toPeer = toSelf // a note to self reaches only this account's other devices
 	}
@@ -163,6 +175,11 @@ func (c *Client) deliver(ctx context.Context, name string, id [16]byte, peerBody
 		peer, err := c.devices(ctx, name, refresh)
 		if err != nil {
 			return err
+		}
+		if name != c.username {
+			if err := c.checkVerified(ctx, name, peer); err != nil {
+				return err
+			}
 		}
 		for _, e := range peer.Devices {
 			if e.Device.ID() != c.selfID {

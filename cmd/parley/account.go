@@ -228,11 +228,12 @@ func (a *app) contactsCommand() *cobra.Command {
 			if a.json {
 				for _, ct := range cs {
 					err := writeJSON(a.stdout, struct {
-						Username string    `json:"username"`
-						Devices  int       `json:"devices"`
-						Verified bool      `json:"verified"`
-						Added    time.Time `json:"added"`
-					}{ct.Username, ct.Devices, ct.Verified, ct.Added.UTC()})
+						Username   string    `json:"username"`
+						Devices    int       `json:"devices"`
+						Verified   bool      `json:"verified"`
+						KeyChanged bool      `json:"key_changed,omitempty"`
+						Added      time.Time `json:"added"`
+					}{ct.Username, ct.Devices, ct.Verified, ct.KeyChanged, ct.Added.UTC()})
 					if err != nil {
 						return err
 					}
@@ -243,8 +244,11 @@ func (a *app) contactsCommand() *cobra.Command {
 			fmt.Fprintln(tw, "USERNAME\tDEVICES\tVERIFIED\tADDED")
 			for _, ct := range cs {
 				v := "no"
-				if ct.Verified {
+				switch {
+				case ct.Verified:
 					v = "yes"
+				case ct.KeyChanged:
+					v = "KEY CHANGED"
 				}
 				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", ct.Username, ct.Devices, v, ct.Added.Local().Format(timeLayout))
 			}

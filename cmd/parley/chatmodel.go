@@ -192,6 +192,10 @@ func (m *chatModel) event(e client.Event) {
 		m.notice(fmt.Sprintf("could not decrypt a message from %s: %s", e.From, errorText(e.Err)), errors.Is(e.Err, client.ErrSecurity))
 	case client.EventSessionReset:
 		m.notice(fmt.Sprintf("%s reset its session with this device; a message may have been lost", e.From), false)
+	case client.EventKeyTransparencyAlert:
+		m.notice("key transparency alert on your own account: "+errorText(e.Err)+" (run 'parley receive' for details)", true)
+	case client.EventLogFork:
+		m.notice(fmt.Sprintf("the key-transparency log showed %s a different history: %s", e.From, errorText(e.Err)), true)
 	}
 }
 

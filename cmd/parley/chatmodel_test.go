@@ -286,3 +286,21 @@ func TestGroupSafetyNumber(t *testing.T) {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
 	}
 }
+
+// TestChatKeyTransparencyAlerts: an own-account alert and a fork take the
+// status line as security notices, which chatter does not replace.
+func TestChatKeyTransparencyAlerts(t *testing.T) {
+	m, _ := newTestChat(t)
+	update(t, m, eventMsg{Kind: client.EventLogFork, From: "bob", Err: errors.New("client: security error: forked log")})
+	if v := m.View(); !strings.Contains(v, "SECURITY: the server may be lying: the key-transparency log") {
+		t.Fatalf("view:\n%s", v)
+	}
+	update(t, m, eventMsg{Kind: client.EventSessionReset, From: "bob"})
+	if v := m.View(); strings.Contains(v, "reset its session") {
+		t.Fatalf("a security notice was replaced:\n%s", v)
+	}
+	update(t, m, eventMsg{Kind: client.EventKeyTransparencyAlert, From: "alice", Err: errors.New("client: security error: unexpected version")})
+	if v := m.View(); !strings.Contains(v, "SECURITY: the server may be lying: key transparency alert") {
+		t.Fatalf("view:\n%s", v)
+	}
+}

@@ -168,6 +168,15 @@ func describe(err error, a *app) (msg string, hints []string, code int) {
 			"the server may be lying: it sent keys or a device list that do not verify",
 			"nothing was accepted from it; do not retry blindly: compare safety numbers with the other person over a channel you trust (parley safety-number USERNAME)",
 		}
+	case errors.Is(err, client.ErrVerifiedKeyChanged):
+		msg = "WARNING: " + msg
+		code = exitSecurity
+		hints = []string{
+			"the safety number you compared with this contact no longer holds: their account key is new",
+			"nothing was sent; compare the new number with them in person or over a channel you trust, then run 'parley verify USERNAME' again",
+		}
+	case errors.Is(err, errNotVerified):
+		hints = []string{"if the numbers differ, someone may be in the middle: do not trust this contact's key; in scripts, give --yes"}
 	case errors.As(err, &ce):
 		msg = "invalid link code: " + ce.Reason
 		hints = []string{"type the code exactly as 'parley device link' shows it on the new device"}

@@ -20,7 +20,9 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/parleyim/parley/internal/bus/mem"
+	"github.com/parleyim/parley/internal/identity"
 	"github.com/parleyim/parley/internal/server"
+	"github.com/parleyim/parley/internal/store"
 	"github.com/parleyim/parley/internal/store/sqlite"
 )
 
@@ -201,9 +203,10 @@ type parleyd struct {
 	served  chan error
 	handler atomic.Pointer[http.Handler]
 
-	srv *server.Server
-	st  *sqlite.Store
-	bus *mem.Bus
+	srv    *server.Server
+	st     *sqlite.Store
+	bus    *mem.Bus
+	stopKT func() // stops the key-transparency sequencer and waits
 }
 
 // startServer starts the script's parleyd and points PARLEY_SERVER at it.
@@ -252,13 +255,20 @@ func (d *parleyd) start() error {
 	b := mem.New()
 	cfg := server.DefaultConfig()
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.KTEpochInterval = 25 * time.Millisecond
 	srv, err := server.New(cfg, st, b)
 	if err != nil {
 		st.Close()
 		b.Close()
 		return err
 	}
-	d.srv, d.st, d.bus = srv, st, b
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.RunTransparency(ctx)
+	}()
+	d.srv, d.st, d.bus, d.stopKT = srv, st, b, func() { cancel(); <-done }
 	h := srv.Handler()
 	d.handler.Store(&h)
 	return nil
@@ -267,6 +277,7 @@ func (d *parleyd) start() error {
 func (d *parleyd) stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	d.stopKT()
 	_ = d.srv.Shutdown(ctx)
 	_ = d.st.Close()
 	_ = d.bus.Close()
@@ -280,11 +291,19 @@ func (d *parleyd) stop() {
 // Rolling back makes the server forget what happened since: accounts
 // registered after the snapshot can be registered again by someone else,
 // with other keys. Clients must notice.
+//
+//	parleyd rogue-device NAME   publish, as a lying operator could, a next
+//	                            version of NAME's device list under a key
+//	                            of its own, naming an extra device
 func cmdParleyd(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 2 || (args[0] != "snapshot" && args[0] != "restore") {
-		ts.Fatalf("usage: parleyd snapshot|restore NAME")
+	if neg || len(args) != 2 || (args[0] != "snapshot" && args[0] != "restore" && args[0] != "rogue-device") {
+		ts.Fatalf("usage: parleyd snapshot|restore|rogue-device NAME")
 	}
 	d := ts.Value(parleydKey{}).(*parleyd)
+	if args[0] == "rogue-device" {
+		ts.Check(d.rogueDevice(args[1]))
+		return
+	}
 	d.stop()
 	from, to := d.dir, filepath.Join(d.dir, args[1])
 	if args[0] == "restore" {
@@ -302,4 +321,39 @@ func cmdParleyd(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Check(os.WriteFile(filepath.Join(to, name), data, 0o600))
 	}
 	ts.Check(d.start())
+}
+
+// rogueDevice writes the next version of name's device list straight into
+// the store (which queues it for the key-transparency log): name's devices
+// plus one of the operator's, signed by an account key the operator made,
+// since it cannot sign with name's.
+func (d *parleyd) rogueDevice(name string) error {
+	ctx := context.Background()
+	cur, err := d.st.DeviceList(ctx, name, 0)
+	if err != nil {
+		return err
+	}
+	prev, err := identity.ParseSignedDeviceList(cur.Signed)
+	if err != nil {
+		return err
+	}
+	l, err := prev.Verify(nil)
+	if err != nil {
+		return err
+	}
+	spy := identity.GenerateDeviceKeys().Public()
+	now := time.Now()
+	fake, err := identity.SignDeviceList(identity.GenerateAccountKey(), &identity.DeviceList{Account: name, Version: l.Version + 1, Prev: prev.Hash(),
+		Devices: append(l.Devices, identity.DeviceEntry{Device: spy, Name: "tablet", Added: uint64(now.Unix())})})
+	if err != nil {
+		return err
+	}
+	var devs []store.Device
+	for _, e := range append(l.Devices, identity.DeviceEntry{Device: spy}) {
+		devs = append(devs, store.Device{ID: store.DeviceID(e.Device.ID()), Username: name, Public: e.Device.Marshal(), Added: now, LastSeen: now})
+	}
+	_, err = d.st.UpdateDeviceList(ctx, store.DeviceListUpdate{
+		List: store.DeviceList{Username: name, Version: cur.Version + 1, Signed: fake.Marshal()}, Devices: devs,
+	})
+	return err
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/parleyim/parley/client"
+	"github.com/parleyim/parley/internal/identity"
+	"github.com/parleyim/parley/internal/kt/verify"
 )
 
 func (a *app) sendCommand() *cobra.Command {
@@ -87,7 +89,7 @@ exits with status 3 after the rest of the queue.`,
 					}
 					_, err := fmt.Fprintln(a.stdout, messageLine(e.Message, false))
 					return err
-				case client.EventUndecryptable, client.EventSessionReset:
+				case client.EventUndecryptable, client.EventSessionReset, client.EventKeyTransparencyAlert, client.EventLogFork:
 					a.warnEvent(e)
 				case client.EventDeviceAdded, client.EventDeviceRemoved:
 					if e.From == c.Username() && e.FromDevice == c.DeviceID() {
@@ -148,6 +150,25 @@ func (a *app) recoveryEvent(e client.Event) error {
 	return err
 }
 
+// describeList summarises a device list the log holds (for an alert): its
+// account key's fingerprint and devices, or why it does not parse.
+func describeList(value []byte) string {
+	s, err := identity.ParseSignedDeviceList(value)
+	if err != nil {
+		return "not a device list (" + err.Error() + ")"
+	}
+	l, err := s.Verify(nil)
+	if err != nil {
+		return "a device list with a bad signature"
+	}
+	fp := l.Key.Fingerprint()
+	var devs []string
+	for _, d := range l.Devices {
+		devs = append(devs, fmt.Sprintf("%s (%q)", d.Device.ID(), d.Name))
+	}
+	return sanitize(fmt.Sprintf("account key %x…, devices %s", fp[:8], strings.Join(devs, ", ")))
+}
+
 // warnEvent reports a receive event that is not a message on stderr.
 func (a *app) warnEvent(e client.Event) {
 	from := e.From
@@ -165,6 +186,22 @@ func (a *app) warnEvent(e client.Event) {
 		fmt.Fprintf(a.stderr, "parley: warning: could not decrypt a message from %s (device %s): %s\n", from, e.FromDevice, errorText(e.Err))
 	case client.EventSessionReset:
 		fmt.Fprintf(a.stderr, "parley: warning: %s (device %s) reset its session with this device; a message to it may have been lost\n", from, e.FromDevice)
+	case client.EventKeyTransparencyAlert:
+		a.exitCode = exitSecurity
+		fmt.Fprintf(a.stderr, "parley: ALERT: KEY TRANSPARENCY: %s\n", strings.TrimPrefix(errorText(e.Err), "security error: "))
+		var ve *verify.Error
+		if errors.As(e.Err, &ve) && (ve.Kind == verify.UnexpectedVersion || ve.Kind == verify.HiddenVersion) {
+			if ve.Value != nil {
+				fmt.Fprintf(a.stderr, "parley: ALERT: the log holds, as version %d of your device list, one none of your devices made: %s\n", ve.Version+1, describeList(ve.Value))
+			}
+			fmt.Fprintln(a.stderr, "parley: hint: someone may be shown a device (or an account key) that is not yours; check 'parley devices', remove any device you do not know, and tell your contacts to compare safety numbers with you")
+			return
+		}
+		fmt.Fprintln(a.stderr, "parley: hint: the server's log is not the one this device verified before (it was forked or rolled back); nothing it says about anyone's keys can be trusted now")
+	case client.EventLogFork:
+		a.exitCode = exitSecurity
+		fmt.Fprintf(a.stderr, "parley: ALERT: KEY TRANSPARENCY FORK: the log showed %s a different history than this device: %s\n", from, strings.TrimPrefix(errorText(e.Err), "security error: "))
+		fmt.Fprintln(a.stderr, "parley: hint: the server is showing different people different key directories; do not trust new keys from it, and keep this output: the two signed checkpoints are the evidence")
 	}
 }
 

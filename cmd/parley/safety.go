@@ -45,24 +45,31 @@ With --json it prints the number and the QR payload (base64).`,
 					QR           string `json:"qr"`
 				}{c.Username(), with, safetyDigits(number), base64.StdEncoding.EncodeToString(qr)})
 			}
-			fmt.Fprintf(a.stdout, "safety number of %s and %s:\n\n%s\n\n", c.Username(), with, groupSafetyNumber(number))
-			if !noQR {
-				qrterminal.GenerateWithConfig(string(qr), qrterminal.Config{
-					Level:          qrterminal.M,
-					Writer:         a.stdout,
-					HalfBlocks:     true,
-					BlackChar:      qrterminal.BLACK_BLACK,
-					WhiteBlackChar: qrterminal.WHITE_BLACK,
-					WhiteChar:      qrterminal.WHITE_WHITE,
-					BlackWhiteChar: qrterminal.BLACK_WHITE,
-					QuietZone:      2,
-				})
-				fmt.Fprintln(a.stdout)
-			}
+			a.printSafetyNumber(c.Username(), with, number, qr, !noQR)
 			fmt.Fprintf(a.stdout, "compare the number with %s in person or over a channel you trust\n", with)
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&noQR, "no-qr", false, "do not draw the QR code")
 	return cmd
+}
+
+// printSafetyNumber prints the grouped safety number and, with qr, its QR
+// code.
+func (a *app) printSafetyNumber(account, with, number string, payload []byte, qr bool) {
+	fmt.Fprintf(a.stdout, "safety number of %s and %s:\n\n%s\n\n", account, with, groupSafetyNumber(number))
+	if !qr {
+		return
+	}
+	qrterminal.GenerateWithConfig(string(payload), qrterminal.Config{
+		Level:          qrterminal.M,
+		Writer:         a.stdout,
+		HalfBlocks:     true,
+		BlackChar:      qrterminal.BLACK_BLACK,
+		WhiteBlackChar: qrterminal.WHITE_BLACK,
+		WhiteChar:      qrterminal.WHITE_WHITE,
+		BlackWhiteChar: qrterminal.BLACK_WHITE,
+		QuietZone:      2,
+	})
+	fmt.Fprintln(a.stdout)
 }

@@ -66,6 +66,10 @@ const (
 	MaxDataSize = 1024
 	// revokeKeyIDSize is the size of a revoke's key ID, when it names one.
 	revokeKeyIDSize = 8
+	// MaxCheckpointSize bounds a piggybacked key-transparency checkpoint
+	// (a signed note with its cosignatures); it equals
+	// kt.MaxCheckpointSize (docs/transparency.md §11).
+	MaxCheckpointSize = 16 << 10
 )
 
 // Content is one message's meaning.
@@ -83,6 +87,11 @@ type Content struct {
 	// Data is the binary body of TypeRecoveryShare and TypeRecoveryRevoke
 	// (it takes the place of Text in the encoding).
 	Data []byte
+	// Checkpoint is the sender's latest verified key-transparency
+	// checkpoint, the signed note (docs/transparency.md §8, "Forks between
+	// people"), piggybacked so that the recipient can check both were
+	// shown one log. Optional, for the text types only; nil when absent.
+	Checkpoint []byte
 }
 
 // binary reports whether t carries Data rather than Text.
@@ -92,6 +101,11 @@ func (t Type) binary() bool { return t == TypeRecoveryShare || t == TypeRecovery
 //
 //	version (1) || type (1) || id (16) || sent, unix ms (u64)
 //	|| u8 length || conversation || u24 length || text (or data)
+//	[|| u16 length || checkpoint]
+//
+// The checkpoint is present only when non-empty, so encodings without one
+// are exactly those of before it existed, and an empty one is refused
+// (one encoding per content).
 func (c *Content) Marshal() ([]byte, error) {
 	if err := c.check(); err != nil {
 		return nil, err
@@ -107,6 +121,9 @@ func (c *Content) Marshal() ([]byte, error) {
 		body = c.Data
 	}
 	b.AddUint24LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(body) })
+	if c.Checkpoint != nil {
+		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(c.Checkpoint) })
+	}
 	return b.Bytes()
 }
 
@@ -129,6 +146,14 @@ func (c *Content) check() error {
 	}
 	if !c.Type.binary() && c.Data != nil {
 		return wire.Malformed(typ, c.Type.String()+" with data")
+	}
+	if c.Checkpoint != nil {
+		switch {
+		case c.Type != TypeText && c.Type != TypeSentCopy:
+			return wire.Malformed(typ, c.Type.String()+" with a checkpoint")
+		case len(c.Checkpoint) == 0 || len(c.Checkpoint) > MaxCheckpointSize:
+			return wire.Malformed(typ, fmt.Sprintf("checkpoint of %d bytes (1..%d)", len(c.Checkpoint), MaxCheckpointSize))
+		}
 	}
 	switch {
 	case c.Type == TypeRecoveryShare && (len(c.Data) == 0 || len(c.Data) > MaxDataSize):
@@ -157,7 +182,7 @@ func Unmarshal(data []byte) (*Content, error) {
 	s := cryptobyte.String(data)
 	var v, t uint8
 	var ms uint64
-	var conv, text cryptobyte.String
+	var conv, text, cp cryptobyte.String
 	c := &Content{}
 	if !s.ReadUint8(&v) {
 		return nil, wire.Malformed(typ, "truncated")
@@ -168,6 +193,15 @@ func Unmarshal(data []byte) (*Content, error) {
 	if !s.ReadUint8(&t) || !s.CopyBytes(c.ID[:]) || !s.ReadUint64(&ms) ||
 		!s.ReadUint8LengthPrefixed(&conv) || !s.ReadUint24LengthPrefixed(&text) {
 		return nil, wire.Malformed(typ, "truncated")
+	}
+	if !s.Empty() {
+		if !s.ReadUint16LengthPrefixed(&cp) {
+			return nil, wire.Malformed(typ, "truncated checkpoint")
+		}
+		if len(cp) == 0 {
+			return nil, wire.Malformed(typ, "empty checkpoint")
+		}
+		c.Checkpoint = append([]byte(nil), cp...)
 	}
 	if !s.Empty() {
 		return nil, wire.Malformed(typ, "trailing bytes")

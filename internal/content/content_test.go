@@ -22,12 +22,15 @@ func samples() []*Content {
 		{Type: TypeRecoveryShare, ID: [16]byte{5}, Sent: sent, Data: []byte{0, 1, 2, 0xff}},
 		{Type: TypeRecoveryRevoke, ID: [16]byte{6}, Sent: sent, Data: []byte{1, 2, 3, 4, 5, 6, 7, 8}},
 		{Type: TypeRecoveryRevoke, ID: [16]byte{7}, Sent: sent},
+		{Type: TypeText, ID: [16]byte{8}, Sent: sent, Text: "hi", Checkpoint: []byte("a signed note")},
+		{Type: TypeSentCopy, ID: [16]byte{9}, Sent: sent, Conversation: "bob", Text: "hi", Checkpoint: []byte{0}},
 	}
 }
 
 func same(a, b *Content) bool {
 	return a.Type == b.Type && a.ID == b.ID && a.Sent.Equal(b.Sent) && a.Conversation == b.Conversation &&
-		a.Text == b.Text && bytes.Equal(a.Data, b.Data) && (a.Data == nil) == (b.Data == nil)
+		a.Text == b.Text && bytes.Equal(a.Data, b.Data) && (a.Data == nil) == (b.Data == nil) &&
+		bytes.Equal(a.Checkpoint, b.Checkpoint) && (a.Checkpoint == nil) == (b.Checkpoint == nil)
 }
 
 func TestRoundTripAndStrictPrefixes(t *testing.T) {
@@ -47,7 +50,19 @@ func TestRoundTripAndStrictPrefixes(t *testing.T) {
 		if !bytes.Equal(again, enc) {
 			t.Fatal("does not re-encode identically")
 		}
+		// The one prefix that decodes is, for a content with a
+		// checkpoint, the same content without it (the field is optional).
+		bare := -1
+		if c.Checkpoint != nil {
+			bare = len(enc) - 2 - len(c.Checkpoint)
+		}
 		for i := range len(enc) {
+			if i == bare {
+				if got, err := Unmarshal(enc[:i]); err != nil || got.Checkpoint != nil || got.Text != c.Text {
+					t.Fatalf("without its checkpoint: %+v, %v", got, err)
+				}
+				continue
+			}
 			if _, err := Unmarshal(enc[:i]); !errors.Is(err, wire.ErrMalformed) {
 				t.Fatalf("prefix %d: %v", i, err)
 			}
@@ -72,6 +87,10 @@ func TestInvalidContentRefused(t *testing.T) {
 		{Type: TypeRecoveryRevoke, Sent: sent, Data: []byte{1, 2, 3}},
 		{Type: TypeText, Sent: sent, Text: "\xff"},
 		{Type: TypeSentCopy, Sent: sent, Conversation: strings.Repeat("x", MaxNameSize+1)},
+		{Type: TypeText, Sent: sent, Checkpoint: []byte{}},
+		{Type: TypeText, Sent: sent, Checkpoint: make([]byte, MaxCheckpointSize+1)},
+		{Type: TypeSessionReset, Sent: sent, Checkpoint: []byte{1}},
+		{Type: TypeRecoveryShare, Sent: sent, Data: []byte{1}, Checkpoint: []byte{1}},
 	}
 	for _, c := range bad {
 		if _, err := c.Marshal(); !errors.Is(err, wire.ErrMalformed) {
@@ -83,7 +102,8 @@ func TestInvalidContentRefused(t *testing.T) {
 		t.Fatalf("oversized text: %v, want a size error", err)
 	}
 	// The largest content fits the padding limit.
-	max := &Content{Type: TypeSentCopy, Sent: sent, Conversation: strings.Repeat("x", MaxNameSize), Text: strings.Repeat("x", MaxTextSize)}
+	max := &Content{Type: TypeSentCopy, Sent: sent, Conversation: strings.Repeat("x", MaxNameSize), Text: strings.Repeat("x", MaxTextSize),
+		Checkpoint: make([]byte, MaxCheckpointSize)}
 	enc, err := max.Marshal()
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +120,25 @@ type contentVector struct {
 	Conversation string `json:"conversation"`
 	Text         string `json:"text"`
 	Data         string `json:"data,omitempty"`
+	Checkpoint   string `json:"checkpoint,omitempty"`
 	Encoding     string `json:"encoding"`
+}
+
+// TestEncodingWithoutCheckpointUnchanged: a content without a checkpoint
+// encodes exactly as before the field existed (the first vectors were
+// written then), and an empty checkpoint on the wire is refused.
+func TestEncodingWithoutCheckpointUnchanged(t *testing.T) {
+	c := &Content{Type: TypeText, ID: [16]byte{1}, Sent: sent, Text: "hi"}
+	enc, _ := c.Marshal()
+	if want := 1 + 1 + 16 + 8 + 1 + 3 + 2; len(enc) != want {
+		t.Fatalf("encoding of %d bytes, want %d", len(enc), want)
+	}
+	if _, err := Unmarshal(append(enc, 0, 0)); !errors.Is(err, wire.ErrMalformed) {
+		t.Fatalf("empty checkpoint: %v", err)
+	}
+	if got, err := Unmarshal(append(enc, 0, 1, 7)); err != nil || !bytes.Equal(got.Checkpoint, []byte{7}) {
+		t.Fatalf("one-byte checkpoint: %+v, %v", got, err)
+	}
 }
 
 func TestVectors(t *testing.T) {
@@ -116,7 +154,8 @@ func TestVectors(t *testing.T) {
 			t.Fatal(err)
 		}
 		if byte(c.Type) != v.Type || !bytes.Equal(c.ID[:], vectortest.Hex(t, v.ID)) || c.Sent.UnixMilli() != v.SentUnixMs ||
-			c.Conversation != v.Conversation || c.Text != v.Text || !bytes.Equal(c.Data, vectortest.Hex(t, v.Data)) {
+			c.Conversation != v.Conversation || c.Text != v.Text || !bytes.Equal(c.Data, vectortest.Hex(t, v.Data)) ||
+			!bytes.Equal(c.Checkpoint, vectortest.Hex(t, v.Checkpoint)) {
 			t.Fatalf("vector decodes to %+v", c)
 		}
 		again, _ := c.Marshal()

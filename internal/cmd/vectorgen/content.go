@@ -14,6 +14,7 @@ type contentVector struct {
 	Conversation string `json:"conversation"`
 	Text         string `json:"text"`
 	Data         string `json:"data,omitempty"`
+	Checkpoint   string `json:"checkpoint,omitempty"`
 	Encoding     string `json:"encoding"`
 }
 
@@ -28,6 +29,8 @@ func init() {
 			{Type: content.TypeRecoveryShare, ID: [16]byte{0x06}, Sent: sent, Data: []byte("a backup.Share encoding")},
 			{Type: content.TypeRecoveryRevoke, ID: [16]byte{0x07}, Sent: sent, Data: []byte{1, 2, 3, 4, 5, 6, 7, 8}},
 			{Type: content.TypeRecoveryRevoke, ID: [16]byte{0x08}, Sent: sent},
+			{Type: content.TypeText, ID: [16]byte{0x09}, Sent: sent, Text: "with a checkpoint",
+				Checkpoint: []byte("parley.example/kt\n7\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n\u2014 parley.example/kt AAAAAA==\n")},
 		}
 		var out []contentVector
 		var seeds [][]byte
@@ -39,7 +42,7 @@ func init() {
 			seeds = append(seeds, enc)
 			out = append(out, contentVector{
 				Type: byte(c.Type), ID: hex.EncodeToString(c.ID[:]), SentUnixMs: c.Sent.UnixMilli(),
-				Conversation: c.Conversation, Text: c.Text, Data: hex.EncodeToString(c.Data), Encoding: hex.EncodeToString(enc),
+				Conversation: c.Conversation, Text: c.Text, Data: hex.EncodeToString(c.Data), Checkpoint: hex.EncodeToString(c.Checkpoint), Encoding: hex.EncodeToString(enc),
 			})
 		}
 		addCorpus("internal/content", "FuzzUnmarshal", seeds...)
