@@ -136,7 +136,11 @@ func Idle(ctx context.Context, cfg IdleConfig) (*IdleReport, error) {
 		if err := u.register(ctx, ups, &ec); err != nil {
 			return err
 		}
-		u.key = nil // not needed again; 100,000 of them add up
+		// The stream needs only the token (valid for the server's
+		// TokenTTL, an hour by default). The keys' expanded ML-DSA
+		// private halves are tens of KiB each, which at 100,000
+		// devices would take gigabytes of the load tool's memory.
+		u.key, d.keys = nil, nil
 		devs[i] = d
 		if n := registered.Add(1); n%1000 == 0 || n == int64(cfg.Streams) {
 			progress(fmt.Sprintf("registered %d/%d devices", n, cfg.Streams))
