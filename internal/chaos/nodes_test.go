@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -42,7 +41,8 @@ func parleyd(t *testing.T) string {
 	binOnce.Do(func() {
 		goTool, err := exec.LookPath("go")
 		if err != nil {
-			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+			binError = fmt.Errorf("the go command is needed to build parleyd: %v", err)
+			return
 		}
 		binDir, binError = os.MkdirTemp("", "parley-chaos-")
 		if binError != nil {

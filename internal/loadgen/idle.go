@@ -59,10 +59,10 @@ type IdleConfig struct {
 // IdleReport is what Idle measured.
 type IdleReport struct {
 	URL         string  `json:"url"`
-	Streams     int     `json:"streams"`      // asked for
-	Open        int64   `json:"open"`         // open on the node at the second sample
-	Failed      int64   `json:"failed"`       // streams that did not open
-	Connections int64   `json:"connections"`  // TCP connections opened
+	Streams     int     `json:"streams"`     // asked for
+	Open        int64   `json:"open"`        // open on the node at the second sample
+	Failed      int64   `json:"failed"`      // streams that did not open
+	Connections int64   `json:"connections"` // TCP connections opened
 	RegisterSec float64 `json:"register_seconds"`
 	OpenSec     float64 `json:"open_seconds"`
 	Settled     bool    `json:"settled"` // both samples followed a garbage collection
