@@ -193,6 +193,18 @@ func (n *node) logTail() string {
 	return strings.Join(lines[max(len(lines)-20, 0):], "\n")
 }
 
+// logLines returns the lines of the node's log that contain substr.
+func (n *node) logLines(substr string) string {
+	b, _ := os.ReadFile(filepath.Join(n.dir, "log"))
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 // healthy reports whether the node answers /healthz.
 func (n *node) healthy() bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
