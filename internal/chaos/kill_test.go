@@ -116,8 +116,16 @@ func TestKillNodesUnderLoad(t *testing.T) {
 	if r.Sent < 500 {
 		t.Errorf("only %d messages sent", r.Sent)
 	}
-	// The kills must have hit the load: streams on a killed node end.
-	if r.Errors["receive: unavailable"]+r.Errors["receive: unknown"]+r.Errors["receive: internal"] == 0 {
+	// The kills must have hit the load: streams on a killed node end
+	// (connect reports a cut stream as internal, "incomplete envelope", or
+	// as canceled, "connection reset by peer").
+	var cut int64
+	for k, v := range r.Errors {
+		if strings.HasPrefix(k, "receive: ") {
+			cut += v
+		}
+	}
+	if cut == 0 {
 		t.Errorf("no delivery stream was cut by a kill: %v", r.Errors)
 	}
 	for _, n := range nodes {

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -42,7 +41,8 @@ func parleyd(t *testing.T) string {
 	binOnce.Do(func() {
 		goTool, err := exec.LookPath("go")
 		if err != nil {
-			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+			binError = fmt.Errorf("the go command is needed to build parleyd: %v", err)
+			return
 		}
 		binDir, binError = os.MkdirTemp("", "parley-chaos-")
 		if binError != nil {
@@ -191,6 +191,18 @@ func (n *node) logTail() string {
 	b, _ := os.ReadFile(filepath.Join(n.dir, "log"))
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	return strings.Join(lines[max(len(lines)-20, 0):], "\n")
+}
+
+// logLines returns the lines of the node's log that contain substr.
+func (n *node) logLines(substr string) string {
+	b, _ := os.ReadFile(filepath.Join(n.dir, "log"))
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // healthy reports whether the node answers /healthz.

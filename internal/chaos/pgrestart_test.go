@@ -119,6 +119,9 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 	for k := range r.Errors {
 		if strings.HasSuffix(k, ": internal") {
 			t.Errorf("the nodes answered Internal while the database restarted: %v", r.Errors)
+			for _, n := range nodes {
+				t.Logf("%s:\n%s", n.name, n.logLines("internal error"))
+			}
 			break
 		}
 	}

@@ -167,6 +167,9 @@ func (d *device) login(ctx context.Context, stale string, ec *errorCounts) (stri
 	if d.token != "" && d.token != stale {
 		return d.token, nil
 	}
+	if d.keys == nil {
+		return "", fmt.Errorf("loadgen: log in %s again: its keys were dropped after the first login", d.user.name)
+	}
 	var tok string
 	err := retry(ctx, d, "login", ec, func(ctx context.Context, c nodeClients) error {
 		ch, err := c.auth.Challenge(ctx, connect.NewRequest(&parleyv1.ChallengeRequest{DeviceId: d.id[:]}))

@@ -59,10 +59,10 @@ type IdleConfig struct {
 // IdleReport is what Idle measured.
 type IdleReport struct {
 	URL         string  `json:"url"`
-	Streams     int     `json:"streams"`      // asked for
-	Open        int64   `json:"open"`         // open on the node at the second sample
-	Failed      int64   `json:"failed"`       // streams that did not open
-	Connections int64   `json:"connections"`  // TCP connections opened
+	Streams     int     `json:"streams"`     // asked for
+	Open        int64   `json:"open"`        // open on the node at the second sample
+	Failed      int64   `json:"failed"`      // streams that did not open
+	Connections int64   `json:"connections"` // TCP connections opened
 	RegisterSec float64 `json:"register_seconds"`
 	OpenSec     float64 `json:"open_seconds"`
 	Settled     bool    `json:"settled"` // both samples followed a garbage collection
@@ -136,7 +136,11 @@ func Idle(ctx context.Context, cfg IdleConfig) (*IdleReport, error) {
 		if err := u.register(ctx, ups, &ec); err != nil {
 			return err
 		}
-		u.key = nil // not needed again; 100,000 of them add up
+		// The stream needs only the token (valid for the server's
+		// TokenTTL, an hour by default). The keys' expanded ML-DSA
+		// private halves are tens of KiB each, which at 100,000
+		// devices would take gigabytes of the load tool's memory.
+		u.key, d.keys = nil, nil
 		devs[i] = d
 		if n := registered.Add(1); n%1000 == 0 || n == int64(cfg.Streams) {
 			progress(fmt.Sprintf("registered %d/%d devices", n, cfg.Streams))
@@ -161,8 +165,17 @@ func Idle(ctx context.Context, cfg IdleConfig) (*IdleReport, error) {
 	defer closeStreams()
 	var (
 		open, failed atomic.Int64
-		streams      sync.WaitGroup
+		mu           sync.Mutex
+		held         []*connect.ServerStreamForClient[parleyv1.ReceiveResponse]
 	)
+	defer func() {
+		closeStreams()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, rs := range held {
+			_ = rs.Close()
+		}
+	}()
 	start = time.Now()
 	_ = forEach(ctx, cfg.Streams, cfg.OpenConcurrency, func(i int) error {
 		d := devs[i]
@@ -178,10 +191,11 @@ func Idle(ctx context.Context, cfg IdleConfig) (*IdleReport, error) {
 			}
 			return nil
 		}
-		streams.Go(func() {
-			<-streamCtx.Done()
-			_ = rs.Close()
-		})
+		// Nobody reads it again: an idle stream costs the load tool no
+		// goroutine of its own.
+		mu.Lock()
+		held = append(held, rs)
+		mu.Unlock()
 		if n := open.Add(1); n%1000 == 0 || n == int64(cfg.Streams) {
 			progress(fmt.Sprintf("opened %d/%d streams", n, cfg.Streams))
 		}
@@ -214,8 +228,6 @@ func Idle(ctx context.Context, cfg IdleConfig) (*IdleReport, error) {
 		r.StackPerStream = float64(after.StackInuse-before.StackInuse) / n
 		r.GoroutinesPerStream = float64(after.Goroutines-before.Goroutines) / n
 	}
-	closeStreams()
-	streams.Wait()
 	r.Errors = ec.snapshot()
 	return r, nil
 }

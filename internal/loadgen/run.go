@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -50,16 +51,19 @@ func (e *Engine) Run(ctx context.Context) (*Report, error) {
 	recvCtx, stopRecv := context.WithCancel(ctx)
 	defer stopRecv()
 	var (
-		recvWG sync.WaitGroup
-		ready  sync.WaitGroup
+		recvWG    sync.WaitGroup
+		remaining atomic.Int64 // streams yet to report their queue drained
+		readyCh   = make(chan struct{})
 	)
-	ready.Add(len(devs))
+	remaining.Store(int64(len(devs)))
 	for _, d := range devs {
-		once := sync.OnceFunc(ready.Done)
-		recvWG.Go(func() { e.receiveLoop(recvCtx, d, once) })
+		drained := sync.OnceFunc(func() {
+			if remaining.Add(-1) == 0 {
+				close(readyCh)
+			}
+		})
+		recvWG.Go(func() { e.receiveLoop(recvCtx, d, drained) })
 	}
-	readyCh := make(chan struct{})
-	go func() { ready.Wait(); close(readyCh) }()
 	select {
 	case <-readyCh:
 	case <-time.After(streamsReadyTimeout):

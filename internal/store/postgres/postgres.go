@@ -249,14 +249,14 @@ func dbError(what string, err error) error {
 // than that the statement failed: no connection could be made, the server
 // is starting up or shutting down, or it cut the connection. Measured
 // while restarting the server under load (TestSurvivesDatabaseRestart):
-// "connection refused" and SQLSTATE 57P03 while connecting, 57P01 and an
-// unexpected EOF on connections that were open.
+// "connection refused" and SQLSTATE 57P03 while connecting, 57P01, an
+// unexpected EOF and "conn closed" on connections that were open.
 func unavailable(err error) bool {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
 	var ce *pgconn.ConnectError
-	if errors.As(err, &ce) {
+	if errors.As(err, &ce) || errors.Is(err, pgconn.ErrConnClosed) {
 		return true
 	}
 	code, _ := pgCode(err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Retries.
@@ -22,9 +23,11 @@ import (
 // of several devices picks its own order — but not impossible, and the
 // caller should not see them.
 //
-// Nothing else is retried: after any other failure, and above all after a
-// failed COMMIT, whether the transaction took effect is unknown, and only
-// the caller (whose sends are idempotent) can decide to try again.
+// So is a failure that happened before anything reached the server
+// (pgconn.SafeToRetry). Nothing else is retried: after any other failure,
+// and above all after a failed COMMIT, whether the transaction took effect
+// is unknown, and only the caller (whose sends are idempotent) can decide
+// to try again.
 const (
 	// maxAttempts bounds the tries of one transaction.
 	maxAttempts = 5
@@ -41,10 +44,16 @@ const (
 )
 
 // retryable reports whether err is a failure after which the whole
-// transaction can run again.
+// transaction can run again: the server aborted it, or it failed before
+// anything was sent (pgconn.SafeToRetry) — typically on a pooled
+// connection that the database closed while it sat idle, during a
+// restart; the next attempt gets a fresh one from the pool.
 func retryable(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
 	code, _ := pgCode(err)
-	return code == codeSerializationFailure || code == codeDeadlockDetected
+	return code == codeSerializationFailure || code == codeDeadlockDetected || pgconn.SafeToRetry(err)
 }
 
 // backoff returns how long to wait before attempt (2, 3, ...).

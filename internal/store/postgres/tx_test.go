@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/parleyim/parley/internal/store"
 )
 
 func TestWithRetryStopsAtMaxAttempts(t *testing.T) {
@@ -49,6 +53,58 @@ func TestWithRetryOnlyRetriesWhatIsSafe(t *testing.T) {
 	})
 	if err != nil || calls != 3 {
 		t.Errorf("succeeding third attempt: %d attempts, %v", calls, err)
+	}
+}
+
+// safeToRetry is an error pgconn says happened before anything was sent
+// (as its "conn closed" on a connection the database dropped).
+type safeToRetry struct{}
+
+func (safeToRetry) Error() string     { return "conn closed" }
+func (safeToRetry) SafeToRetry() bool { return true }
+
+// TestWithRetryRetriesWhatNeverReachedTheServer: a transaction that
+// failed before sending anything (a pooled connection the database closed
+// during a restart) runs again, on the next connection.
+func TestWithRetryRetriesWhatNeverReachedTheServer(t *testing.T) {
+	calls := 0
+	err := withRetry(context.Background(), "test", func() error {
+		calls++
+		if calls == 1 {
+			return dbError("begin", safeToRetry{})
+		}
+		return nil
+	})
+	if err != nil || calls != 2 {
+		t.Errorf("%d attempts, %v; want 2 and success", calls, err)
+	}
+}
+
+// TestUnavailableErrors: what the database says while it restarts is
+// store.ErrUnavailable; what a statement did wrong is not.
+func TestUnavailableErrors(t *testing.T) {
+	for _, err := range []error{
+		&pgconn.PgError{Code: codeAdminShutdown},
+		&pgconn.PgError{Code: codeCannotConnectNow},
+		&pgconn.PgError{Code: "08006"},
+		fmt.Errorf("x: %w", pgconn.ErrConnClosed),
+		io.ErrUnexpectedEOF,
+		&net.OpError{Op: "read", Err: errors.New("connection reset by peer")},
+	} {
+		if got := dbError("op", err); !errors.Is(got, store.ErrUnavailable) || !errors.Is(got, err) {
+			t.Errorf("%v: %v does not match store.ErrUnavailable and the cause", err, got)
+		}
+	}
+	for _, err := range []error{
+		&pgconn.PgError{Code: codeUniqueViolation},
+		&pgconn.PgError{Code: codeSerializationFailure},
+		context.Canceled,
+		context.DeadlineExceeded,
+		errors.New("something else"),
+	} {
+		if got := dbError("op", err); errors.Is(got, store.ErrUnavailable) {
+			t.Errorf("%v: classified unavailable", err)
+		}
 	}
 }
 
