@@ -145,6 +145,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	witnesses := &witnessFlag{}
 	fs.Var(witnesses, "kt-witness", "a witness as \"VKEY URL\" (its cosignature/v1 note verifier key and tlog-witness URL prefix); repeat for several, or separate with ';' in PARLEYD_KT_WITNESS")
 	fs.IntVar(&sc.KTWitnessThreshold, "kt-witness-threshold", sc.KTWitnessThreshold, "how many witnesses must cosign a checkpoint before it is served (-1: all)")
+	fs.DurationVar(&sc.KTWitnessTimeout, "kt-witness-timeout", sc.KTWitnessTimeout, "how long one checkpoint submission to one witness may take")
+	ktRate := fs.Float64("kt-ip-rate", float64(sc.KTIPRate), "key-transparency requests per second per client IP address (sustained)")
+	fs.IntVar(&sc.KTIPBurst, "kt-ip-burst", sc.KTIPBurst, "key-transparency requests per client IP address in a burst")
 	fs.StringVar(&cfg.readyFile, "ready-file", "", "write the server URL to this file once listening (for scripts)")
 	if err := envFlags(fs); err != nil {
 		fmt.Fprintf(stderr, "parleyd: error: %v\n", err)
@@ -158,7 +161,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		fmt.Fprintf(stderr, "parleyd: error: unexpected argument %q\n", fs.Arg(0))
 		return nil, errors.New("usage")
 	}
-	sc.DeviceRate, sc.IPRate = rate.Limit(*deviceRate), rate.Limit(*ipRate)
+	sc.DeviceRate, sc.IPRate, sc.KTIPRate = rate.Limit(*deviceRate), rate.Limit(*ipRate), rate.Limit(*ktRate)
 	sc.KTWitnesses = witnesses.ws
 	if sc.KTOrigin == "" {
 		sc.KTOrigin = server.DefaultKTOrigin
