@@ -3,7 +3,6 @@ package chaos
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -92,27 +91,7 @@ func TestKillNodesUnderLoad(t *testing.T) {
 		t.Fatal(res.err)
 	}
 	r := res.r
-	var kinds []string
-	var errors int64
-	for k, v := range r.Errors {
-		kinds = append(kinds, fmt.Sprintf("%s %d", k, v))
-		errors += v
-	}
-	sort.Strings(kinds)
-	t.Logf("%d messages acknowledged (%d envelopes), %d delivered, %d duplicates absorbed by de-duplication, "+
-		"%d delivered of sends that failed, lost %d; p50 %.1f ms, p99 %.1f ms, max %.0f ms; errors: %s",
-		r.Sent, r.SentEnvelopes, r.Delivered, r.Duplicates, r.Unacknowledged, r.Lost,
-		r.Latency.P50, r.Latency.P99, r.Latency.Max, strings.Join(kinds, ", "))
-
-	if r.Lost != 0 {
-		t.Errorf("%d acknowledged envelopes never reached their device", r.Lost)
-	}
-	if r.Corrupt != 0 || r.SweepFailed != 0 || r.FailedSends != 0 {
-		t.Errorf("corrupt %d, sweep failed for %d devices, %d sends given up", r.Corrupt, r.SweepFailed, r.FailedSends)
-	}
-	if r.Delivered != r.SentEnvelopes+r.Unacknowledged {
-		t.Errorf("delivered %d, sent %d + %d unacknowledged", r.Delivered, r.SentEnvelopes, r.Unacknowledged)
-	}
+	checkNothingLost(t, r)
 	if r.Sent < 500 {
 		t.Errorf("only %d messages sent", r.Sent)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+
+	"github.com/parleyim/parley/internal/loadgen"
 )
 
 // binDir holds the parleyd binary built for this test process.
@@ -216,4 +219,30 @@ func (n *node) healthy() bool {
 	}
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
+}
+
+// checkNothingLost logs a load run's report and checks what every chaos
+// test promises: every acknowledged envelope reached its device (exactly
+// once after de-duplication, which the report counts), nothing arrived
+// corrupt, and every device's queue was read to its end.
+func checkNothingLost(t *testing.T, r *loadgen.Report) {
+	t.Helper()
+	var kinds []string
+	for k, v := range r.Errors {
+		kinds = append(kinds, fmt.Sprintf("%s %d", k, v))
+	}
+	sort.Strings(kinds)
+	t.Logf("%d messages acknowledged (%d envelopes), %d delivered, %d duplicates absorbed by de-duplication, "+
+		"%d delivered of sends that failed, lost %d; p50 %.1f ms, p99 %.1f ms, max %.0f ms; errors: %s",
+		r.Sent, r.SentEnvelopes, r.Delivered, r.Duplicates, r.Unacknowledged, r.Lost,
+		r.Latency.P50, r.Latency.P99, r.Latency.Max, strings.Join(kinds, ", "))
+	if r.Lost != 0 {
+		t.Errorf("%d acknowledged envelopes never reached their device", r.Lost)
+	}
+	if r.Corrupt != 0 || r.SweepFailed != 0 || r.FailedSends != 0 {
+		t.Errorf("corrupt %d, sweep failed for %d devices, %d sends given up", r.Corrupt, r.SweepFailed, r.FailedSends)
+	}
+	if r.Delivered != r.SentEnvelopes+r.Unacknowledged {
+		t.Errorf("delivered %d, sent %d + %d unacknowledged", r.Delivered, r.SentEnvelopes, r.Unacknowledged)
+	}
 }
