@@ -3,6 +3,8 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -153,5 +155,56 @@ func TestMigrateFailureLeavesOldSchema(t *testing.T) {
 	}
 	if len(tables) != 1 || tables[0] != "invites" {
 		t.Errorf("tables after a failed migration = %v, want only the one that was there", tables)
+	}
+}
+
+// TestMigrationQueuesExistingDeviceLists: upgrading to the schema with key
+// transparency (0004) puts every device list published before it into the
+// log, each account's versions in order (see the SQLite twin).
+func TestMigrationQueuesExistingDeviceLists(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	c := rawConn(t, dsn)
+	for _, f := range []string{"0001_init.sql", "0002_mailboxes.sql", "0003_backups.sql"} {
+		body, err := os.ReadFile(filepath.Join("migrations", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Exec(ctx, string(body)); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+	for _, q := range []string{
+		`CREATE TABLE schema_version (singleton BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (singleton), version INTEGER NOT NULL CHECK (version >= 0))`,
+		"INSERT INTO schema_version (version) VALUES (3)",
+		`INSERT INTO accounts (username, account_key, created, list_version) VALUES ('bob', '\x01', 0, 1), ('alice', '\x02', 0, 2)`,
+		`INSERT INTO device_lists (username, version, signed) VALUES ('alice', 2, '\xa2'), ('bob', 1, '\xb1'), ('alice', 1, '\xa1')`,
+	} {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	s, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.PendingKT(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		name    string
+		version uint32
+		value   byte
+	}{{"alice", 0, 0xa1}, {"alice", 1, 0xa2}, {"bob", 0, 0xb1}}
+	if len(got) != len(want) {
+		t.Fatalf("PendingKT after the upgrade: %d updates, want %d", len(got), len(want))
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.Username != w.name || g.Version != w.version || len(g.Value) != 1 || g.Value[0] != w.value {
+			t.Errorf("update %d = %s v%d %x, want %s v%d %x", i, g.Username, g.Version, g.Value, w.name, w.version, w.value)
+		}
 	}
 }

@@ -220,3 +220,59 @@ func TestOpenOddPath(t *testing.T) {
 		t.Errorf("database not created at %q: %v", path, err)
 	}
 }
+
+// TestMigrationQueuesExistingDeviceLists: a server upgraded to the schema
+// with key transparency (0004) puts every device list published before
+// the upgrade into the log, each account's versions in order — otherwise
+// clients, which verify every lookup against the log, could not reach
+// accounts that existed before the upgrade.
+func TestMigrationQueuesExistingDeviceLists(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "upgrade.db")
+	db := rawDB(t, path)
+	// The schema as a release before key transparency left it: migrations
+	// 0001–0003, applied from the files, and the version recorded.
+	for _, f := range []string{"0001_init.sql", "0002_mailboxes.sql", "0003_backups.sql"} {
+		body, err := os.ReadFile(filepath.Join("migrations", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(string(body)); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+	for _, q := range []string{
+		"CREATE TABLE schema_version (version INTEGER NOT NULL) STRICT",
+		"INSERT INTO schema_version (version) VALUES (3)",
+		"INSERT INTO accounts (username, account_key, created, list_version) VALUES ('bob', x'01', 0, 1), ('alice', x'02', 0, 2)",
+		"INSERT INTO device_lists (username, version, signed) VALUES ('alice', 2, x'a2'), ('bob', 1, x'b1'), ('alice', 1, x'a1')",
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+
+	s := mustOpen(t, path)
+	defer s.Close()
+	got, err := s.PendingKT(context.Background(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		name    string
+		version uint32
+		value   byte
+	}{{"alice", 0, 0xa1}, {"alice", 1, 0xa2}, {"bob", 0, 0xb1}}
+	if len(got) != len(want) {
+		t.Fatalf("PendingKT after the upgrade: %d updates, want %d", len(got), len(want))
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.Username != w.name || g.Version != w.version || len(g.Value) != 1 || g.Value[0] != w.value {
+			t.Errorf("update %d = %s v%d %x, want %s v%d %x", i, g.Username, g.Version, g.Value, w.name, w.version, w.value)
+		}
+		if i > 0 && g.Seq <= got[i-1].Seq {
+			t.Errorf("update %d has seq %d after %d: not in order", i, g.Seq, got[i-1].Seq)
+		}
+	}
+}
