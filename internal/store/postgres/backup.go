@@ -221,7 +221,6 @@ func (s *Store) BackupChunks(ctx context.Context, locator store.BackupLocator, g
 	limit = min(max(limit, 0), MaxBackupChunkFetch)
 	var out [][]byte
 	err := s.use(ctx, func() error {
-		out = nil
 		rows, err := s.pool.Query(ctx, `SELECT c.idx, c.chunk FROM backups b
 			LEFT JOIN backup_chunks c ON c.upload = b.upload AND c.idx >= $1 AND c.idx < $2
 			WHERE b.locator = $3 AND b.generation = $4 ORDER BY c.idx`,
@@ -229,32 +228,10 @@ func (s *Store) BackupChunks(ctx context.Context, locator store.BackupLocator, g
 		if err != nil {
 			return dbError("read backup chunks", err)
 		}
-		defer rows.Close()
-		found := false
-		want := int64(from)
-		for rows.Next() {
-			found = true
-			var (
-				idx   *int64
-				chunk []byte
-			)
-			if err := rows.Scan(&idx, &chunk); err != nil {
-				return dbError("read backup chunks", err)
-			}
-			if idx == nil {
-				continue
-			}
-			if *idx != want {
-				return fmt.Errorf("postgres: read backup chunks: chunk %d where %d was due: %w", *idx, want, ErrCorrupt)
-			}
-			want++
-			if chunk == nil {
-				chunk = []byte{}
-			}
-			out = append(out, chunk)
-		}
-		if err := rows.Err(); err != nil {
-			return dbError("read backup chunks", err)
+		var found bool
+		out, found, err = scanIndexed(rows, from, "read backup chunks")
+		if err != nil {
+			return err
 		}
 		if !found {
 			return store.ErrNotFound

@@ -177,39 +177,16 @@ func (s *Store) Frames(ctx context.Context, address store.MailboxAddress, from u
 	limit = min(limit, MaxFrameFetch)
 	var out [][]byte
 	err := s.use(ctx, func() error {
-		out = nil
 		rows, err := s.pool.Query(ctx, `SELECT f.idx, f.frame FROM mailboxes m
 			LEFT JOIN mailbox_frames f ON f.address = m.address AND f.idx >= $1
 			WHERE m.address = $2 ORDER BY f.idx LIMIT $3`, int64(from), address[:], limit)
 		if err != nil {
 			return dbError("read frames", err)
 		}
-		defer rows.Close()
-		found := false
-		want := int64(from)
-		for rows.Next() {
-			found = true
-			var (
-				idx   *int64
-				frame []byte
-			)
-			if err := rows.Scan(&idx, &frame); err != nil {
-				return dbError("read frames", err)
-			}
-			if idx == nil {
-				continue // the mailbox, without frames from this index
-			}
-			if *idx != want {
-				return fmt.Errorf("postgres: read frames: frame %d where %d was due: %w", *idx, want, ErrCorrupt)
-			}
-			want++
-			if frame == nil {
-				frame = []byte{} // suite: an empty frame is an empty slice
-			}
-			out = append(out, frame)
-		}
-		if err := rows.Err(); err != nil {
-			return dbError("read frames", err)
+		var found bool
+		out, found, err = scanIndexed(rows, from, "read frames")
+		if err != nil {
+			return err
 		}
 		if !found {
 			return store.ErrNotFound
@@ -288,4 +265,40 @@ func expireMailboxChunk(ctx context.Context, tx pgx.Tx, before int64) (deleted, 
 		return 0, 0, dbError("expire mailboxes", err)
 	}
 	return int(tag.RowsAffected()), len(addrs), nil
+}
+
+// scanIndexed reads the rows of a query that left-joins a parent row (a
+// mailbox, a backup generation) with a run of its indexed blobs (frames,
+// chunks), ordered by index: (idx, blob), with a NULL idx for a parent
+// without blobs in the range. It returns the blobs, which must run
+// without gaps from from, and whether the parent was found at all. An
+// empty blob comes back as an empty, non-nil slice.
+func scanIndexed(rows pgx.Rows, from uint32, what string) (out [][]byte, found bool, err error) {
+	defer rows.Close()
+	want := int64(from)
+	for rows.Next() {
+		found = true
+		var (
+			idx  *int64
+			blob []byte
+		)
+		if err := rows.Scan(&idx, &blob); err != nil {
+			return nil, false, dbError(what, err)
+		}
+		if idx == nil {
+			continue // the parent, without blobs from this index
+		}
+		if *idx != want {
+			return nil, false, fmt.Errorf("postgres: %s: index %d where %d was due: %w", what, *idx, want, ErrCorrupt)
+		}
+		want++
+		if blob == nil {
+			blob = []byte{} // suite: an empty blob is an empty slice
+		}
+		out = append(out, blob)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, dbError(what, err)
+	}
+	return out, found, nil
 }

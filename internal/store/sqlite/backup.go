@@ -195,32 +195,10 @@ func (s *Store) BackupChunks(ctx context.Context, locator store.BackupLocator, g
 		if err != nil {
 			return dbError("read backup chunks", err)
 		}
-		defer rows.Close()
-		found := false
-		want := int64(from)
-		for rows.Next() {
-			found = true
-			var (
-				idx   sql.NullInt64
-				chunk []byte
-			)
-			if err := rows.Scan(&idx, &chunk); err != nil {
-				return dbError("read backup chunks", err)
-			}
-			if !idx.Valid {
-				continue
-			}
-			if idx.Int64 != want {
-				return fmt.Errorf("sqlite: read backup chunks: chunk %d where %d was due: %w", idx.Int64, want, ErrCorrupt)
-			}
-			want++
-			if chunk == nil {
-				chunk = []byte{}
-			}
-			out = append(out, chunk)
-		}
-		if err := rows.Err(); err != nil {
-			return dbError("read backup chunks", err)
+		var found bool
+		out, found, err = scanIndexed(rows, from, "read backup chunks")
+		if err != nil {
+			return err
 		}
 		if !found {
 			return store.ErrNotFound

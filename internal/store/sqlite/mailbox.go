@@ -142,32 +142,10 @@ func (s *Store) Frames(ctx context.Context, address store.MailboxAddress, from u
 		if err != nil {
 			return dbError("read frames", err)
 		}
-		defer rows.Close()
-		found := false
-		want := int64(from)
-		for rows.Next() {
-			found = true
-			var (
-				idx   sql.NullInt64
-				frame []byte
-			)
-			if err := rows.Scan(&idx, &frame); err != nil {
-				return dbError("read frames", err)
-			}
-			if !idx.Valid {
-				continue // the mailbox, without frames from this index
-			}
-			if idx.Int64 != want {
-				return fmt.Errorf("sqlite: read frames: frame %d where %d was due: %w", idx.Int64, want, ErrCorrupt)
-			}
-			want++
-			if frame == nil {
-				frame = []byte{}
-			}
-			out = append(out, frame)
-		}
-		if err := rows.Err(); err != nil {
-			return dbError("read frames", err)
+		var found bool
+		out, found, err = scanIndexed(rows, from, "read frames")
+		if err != nil {
+			return err
 		}
 		if !found {
 			return store.ErrNotFound
@@ -213,4 +191,40 @@ func (s *Store) ExpireMailboxes(ctx context.Context, now time.Time) (int, error)
 			return total, nil
 		}
 	}
+}
+
+// scanIndexed reads the rows of a query that left-joins a parent row (a
+// mailbox, a backup generation) with a run of its indexed blobs (frames,
+// chunks), ordered by index: (idx, blob), with a NULL idx for a parent
+// without blobs in the range. It returns the blobs, which must run
+// without gaps from from, and whether the parent was found at all. An
+// empty blob comes back as an empty, non-nil slice.
+func scanIndexed(rows *sql.Rows, from uint32, what string) (out [][]byte, found bool, err error) {
+	defer rows.Close()
+	want := int64(from)
+	for rows.Next() {
+		found = true
+		var (
+			idx  sql.NullInt64
+			blob []byte
+		)
+		if err := rows.Scan(&idx, &blob); err != nil {
+			return nil, false, dbError(what, err)
+		}
+		if !idx.Valid {
+			continue // the parent, without blobs from this index
+		}
+		if idx.Int64 != want {
+			return nil, false, fmt.Errorf("sqlite: %s: index %d where %d was due: %w", what, idx.Int64, want, ErrCorrupt)
+		}
+		want++
+		if blob == nil {
+			blob = []byte{}
+		}
+		out = append(out, blob)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, dbError(what, err)
+	}
+	return out, found, nil
 }
