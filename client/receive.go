@@ -10,6 +10,7 @@ import (
 	"connectrpc.com/connect"
 
 	parleyv1 "github.com/parleyim/parley/gen/parley/v1"
+	"github.com/parleyim/parley/internal/ackbatch"
 	"github.com/parleyim/parley/internal/backup"
 	"github.com/parleyim/parley/internal/clientdb"
 	"github.com/parleyim/parley/internal/content"
@@ -106,6 +107,10 @@ type Event struct {
 	DeviceName string
 	Err        error
 }
+
+// ackTimeout bounds one Ack call, which may go out after the stream's
+// context has ended.
+const ackTimeout = 10 * time.Second
 
 // ResetInterval is the least time between two automatic session resets
 // towards one device, so that a peer sending garbage cannot make this
@@ -211,6 +216,18 @@ func (c *Client) receiveOnce(ctx context.Context, opts ReceiveOptions, fn func(E
 		return c.streamError(ctx, err)
 	}
 	defer stream.Close()
+	// Acks go out in batches from a goroutine of their own; Close (on
+	// every way out) sends what is left and waits for it.
+	acks := ackbatch.New(ackbatch.DefaultMax, ackbatch.DefaultDelay, func(seqs []uint64) {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackTimeout)
+		defer cancel()
+		if _, err := call(actx, c, "ack", c.relay.Ack, &parleyv1.AckRequest{Seqs: seqs}); err != nil {
+			// Stored but not acknowledged: they will come again and be
+			// recognised as duplicates.
+			c.log.Debug("ack failed", "n", len(seqs), "err", err)
+		}
+	})
+	defer acks.Close()
 	for first := true; first || stream.Receive(); first = false {
 		switch ev := stream.Msg().Event.(type) {
 		case *parleyv1.ReceiveResponse_Envelope:
@@ -218,12 +235,14 @@ func (c *Client) receiveOnce(ctx context.Context, opts ReceiveOptions, fn func(E
 			if err != nil {
 				return err
 			}
+			acks.Add(ev.Envelope.Seq)
 			for _, e := range events {
 				if err := fn(e); err != nil {
 					return &stopError{err}
 				}
 			}
 		case *parleyv1.ReceiveResponse_Drained:
+			acks.Flush()
 			if err := fn(Event{Kind: EventDrained}); err != nil {
 				return &stopError{err}
 			}
@@ -255,27 +274,18 @@ func (c *Client) streamError(ctx context.Context, err error) error {
 	return wrapRPC("receive", err)
 }
 
-// handleEnvelope decrypts, stores and acknowledges one envelope. It returns
-// an error only when the envelope should be delivered again (the store or
-// the network failed); anything wrong with the envelope itself is reported
-// as an event and the envelope is acknowledged, so that it does not come
-// back forever.
+// handleEnvelope decrypts and stores one envelope; the caller then
+// acknowledges it. It returns an error only when the envelope should be
+// delivered again (the store or the network failed); anything wrong with
+// the envelope itself is reported as an event and the envelope is
+// acknowledged, so that it does not come back forever.
 func (c *Client) handleEnvelope(ctx context.Context, e *parleyv1.Envelope) ([]Event, error) {
 	c.mu.Lock()
-	events, err := c.processEnvelope(ctx, e)
-	c.mu.Unlock()
-	if err != nil {
-		return nil, err
-	}
-	if _, err := call(ctx, c, "ack", c.relay.Ack, &parleyv1.AckRequest{Seqs: []uint64{e.Seq}}); err != nil {
-		// Stored but not acknowledged: it will come again and be
-		// recognised as a duplicate.
-		c.log.Debug("ack failed", "err", err)
-	}
-	return events, nil
+	defer c.mu.Unlock()
+	return c.processEnvelope(ctx, e)
 }
 
-// processEnvelope is handleEnvelope without the ack. Device-list changes
+// processEnvelope is handleEnvelope under c.mu. Device-list changes
 // accepted on the way (an unknown sender device makes the client refresh
 // the sender's list) come first in the events. c.mu must be held.
 func (c *Client) processEnvelope(ctx context.Context, e *parleyv1.Envelope) ([]Event, error) {

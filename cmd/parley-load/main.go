@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/parleyim/parley/internal/ackbatch"
 	"github.com/parleyim/parley/internal/loadgen"
 )
 
@@ -168,8 +169,8 @@ each address has its own per-IP budget (servers on loopback only).`,
 	f.IntVar(&cfg.EnvelopeSize, "size", loadgen.DefaultEnvelopeSize, "bytes per envelope, as stored by the server")
 	f.IntVar(&cfg.Conns, "conns", 0, "HTTP/2 connections the devices share (default one per device)")
 	f.IntVar(&sources, "source-addrs", 0, "dial from this many loopback addresses, 127.0.0.2 upwards (servers on loopback only)")
-	f.IntVar(&cfg.AckBatch, "ack-batch", 64, "acknowledge after this many envelopes")
-	f.DurationVar(&cfg.AckIdle, "ack-idle", 5*time.Millisecond, "or after the stream has been quiet this long")
+	f.IntVar(&cfg.AckBatch, "ack-batch", ackbatch.DefaultMax, "acknowledge after this many envelopes")
+	f.DurationVar(&cfg.AckDelay, "ack-delay", ackbatch.DefaultDelay, "or this long after the oldest envelope not yet acknowledged")
 	f.DurationVar(&cfg.DrainTimeout, "drain-timeout", 30*time.Second, "how long to wait after the send phase for deliveries")
 	f.IntVar(&cfg.SetupConcurrency, "setup-concurrency", 16, "accounts registered at once")
 	return cmd

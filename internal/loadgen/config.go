@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"time"
+
+	"github.com/parleyim/parley/internal/ackbatch"
 )
 
 // Config is one load run. Zero fields take the defaults listed.
@@ -33,11 +35,12 @@ type Config struct {
 	// SourceAddrs are loopback addresses to dial from (see net.go); empty
 	// lets the kernel choose.
 	SourceAddrs []netip.Addr
-	// AckBatch and AckIdle: a device acknowledges every AckBatch
-	// envelopes, or when its stream has been quiet for AckIdle (defaults
-	// 64 and 5 ms, as in BenchmarkRelay).
+	// AckBatch and AckDelay: a device acknowledges every AckBatch
+	// envelopes, or AckDelay after the oldest it has not acknowledged
+	// (defaults 64 and 100 ms, as the SDK and BenchmarkRelay do:
+	// internal/ackbatch).
 	AckBatch int
-	AckIdle  time.Duration
+	AckDelay time.Duration
 	// DrainTimeout bounds the wait, after the send phase, for every
 	// acknowledged message to be delivered (default 30 s).
 	DrainTimeout time.Duration
@@ -57,8 +60,6 @@ const (
 	DefaultEnvelopeSize = 338
 	defaultUsers        = 100
 	defaultDuration     = 10 * time.Second
-	defaultAckBatch     = 64
-	defaultAckIdle      = 5 * time.Millisecond
 	defaultDrain        = 30 * time.Second
 	defaultSetup        = 16
 	// progressInterval is how often Progress is called and the servers'
@@ -84,10 +85,10 @@ func (c *Config) withDefaults() (Config, error) {
 		o.Conns = o.Users * o.DevicesPerUser
 	}
 	if o.AckBatch == 0 {
-		o.AckBatch = defaultAckBatch
+		o.AckBatch = ackbatch.DefaultMax
 	}
-	if o.AckIdle == 0 {
-		o.AckIdle = defaultAckIdle
+	if o.AckDelay == 0 {
+		o.AckDelay = ackbatch.DefaultDelay
 	}
 	if o.DrainTimeout == 0 {
 		o.DrainTimeout = defaultDrain

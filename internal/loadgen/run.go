@@ -11,6 +11,7 @@ import (
 	"connectrpc.com/connect"
 
 	parleyv1 "github.com/parleyim/parley/gen/parley/v1"
+	"github.com/parleyim/parley/internal/ackbatch"
 	"github.com/parleyim/parley/internal/primitives"
 )
 
@@ -325,8 +326,8 @@ func (e *Engine) receiveLoop(ctx context.Context, d *device, onDrained func()) {
 }
 
 // stream runs one delivery stream of d on node until it ends, and says
-// whether it got as far as its Drained marker. Acks go out from a
-// goroutine of their own, so that receiving never waits for one.
+// whether it got as far as its Drained marker. Acks go out in batches
+// from a goroutine of their own, as the SDK's do (internal/ackbatch).
 func (e *Engine) stream(ctx context.Context, d *device, node int32, onDrained func()) (reached bool, err error) {
 	rs, err := d.conn.nodes[node].relay.Receive(ctx, authed(d.currentToken(), &parleyv1.ReceiveRequest{}))
 	if err != nil {
@@ -335,65 +336,24 @@ func (e *Engine) stream(ctx context.Context, d *device, node int32, onDrained fu
 	e.streams.Add(1)
 	defer e.streams.Add(-1)
 
-	msgs := make(chan *parleyv1.ReceiveResponse, 256)
-	var streamErr error
-	go func() {
-		defer close(msgs)
-		for rs.Receive() {
-			msgs <- rs.Msg()
-		}
-		streamErr = rs.Err()
-		_ = rs.Close()
-	}()
-	acks := make(chan []uint64, 16)
-	acksDone := make(chan struct{})
-	go func() {
-		defer close(acksDone)
-		for seqs := range acks {
-			e.ack(d, seqs)
-		}
-	}()
-	var seqs []uint64
-	flush := func() {
-		if len(seqs) > 0 {
-			acks <- seqs
-			seqs = nil
+	defer rs.Close()
+	acks := ackbatch.New(e.cfg.AckBatch, e.cfg.AckDelay, func(seqs []uint64) { e.ack(d, seqs) })
+	defer acks.Close()
+	for rs.Receive() {
+		switch ev := rs.Msg().Event.(type) {
+		case *parleyv1.ReceiveResponse_Envelope:
+			e.deliver(d, ev.Envelope)
+			acks.Add(ev.Envelope.Seq)
+		case *parleyv1.ReceiveResponse_Drained:
+			reached = true
+			onDrained()
+			acks.Flush()
 		}
 	}
-	defer func() {
-		flush()
-		close(acks)
-		<-acksDone
-	}()
-	idle := time.NewTimer(time.Hour)
-	defer idle.Stop()
-	for {
-		select {
-		case m, ok := <-msgs:
-			if !ok {
-				if streamErr == nil {
-					streamErr = errors.New("loadgen: the server closed the delivery stream")
-				}
-				return reached, streamErr
-			}
-			switch ev := m.Event.(type) {
-			case *parleyv1.ReceiveResponse_Envelope:
-				e.deliver(d, ev.Envelope)
-				seqs = append(seqs, ev.Envelope.Seq)
-				if len(seqs) >= e.cfg.AckBatch {
-					flush()
-				} else {
-					idle.Reset(e.cfg.AckIdle)
-				}
-			case *parleyv1.ReceiveResponse_Drained:
-				reached = true
-				onDrained()
-				flush()
-			}
-		case <-idle.C:
-			flush()
-		}
+	if err := rs.Err(); err != nil {
+		return reached, err
 	}
+	return reached, errors.New("loadgen: the server closed the delivery stream")
 }
 
 // ack acknowledges seqs on d's current node, once: a lost ack only

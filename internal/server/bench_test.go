@@ -16,6 +16,7 @@ import (
 	"golang.org/x/time/rate"
 
 	parleyv1 "github.com/parleyim/parley/gen/parley/v1"
+	"github.com/parleyim/parley/internal/ackbatch"
 	"github.com/parleyim/parley/internal/identity"
 	"github.com/parleyim/parley/internal/prekey"
 	"github.com/parleyim/parley/internal/primitives"
@@ -38,8 +39,8 @@ import (
 // connection (HTTP/2 over loopback) to a real server on a real SQLite
 // file. Every sender sends 1:1 messages to its receiver as fast as the
 // server answers, each a real Double Ratchet ciphertext; every receiver
-// holds a Receive stream, decrypts, and acknowledges in batches
-// (relayAckBatch envelopes, or after relayAckIdle without a new one). The
+// holds a Receive stream, decrypts, and acknowledges in batches as the
+// SDK does (internal/ackbatch: 64 envelopes, or 100 ms after the oldest). The
 // metrics: envelopes/s delivered (decrypted by the receiver), the p50 and
 // p99 latency from the start of a send (before encryption) to the end of
 // its decryption, the CPU time of the whole process per envelope, and
@@ -107,11 +108,6 @@ const (
 	// relayPlaintextSize is the size of a message before padding: a short
 	// chat message, padded to wire.MinPaddedSize like every short one.
 	relayPlaintextSize = 64
-	// relayAckBatch and relayAckIdle: a receiver acknowledges every
-	// relayAckBatch envelopes, or when its stream has been idle for
-	// relayAckIdle, so that acks cost one call per batch, not per message.
-	relayAckBatch = 64
-	relayAckIdle  = 5 * time.Millisecond
 	// relayFloorBatch is how many rows one floor transaction inserts.
 	relayFloorBatch = 64
 	// relayFloorDevices is how many queues the floor's rows spread over.
@@ -505,59 +501,18 @@ func (p *relayPair) send(work <-chan struct{}, t0 time.Time, fail func(error)) {
 }
 
 // receive is the receiver's loop: decrypt each envelope, acknowledge in
-// batches, until the stream ends. It returns the latencies it measured.
-// Acks go out from a goroutine of their own, so that decryption never
-// waits for one.
+// batches as the SDK does (internal/ackbatch), until the stream ends. It
+// returns the latencies it measured.
 func (p *relayPair) receive(t0 time.Time, delivered *atomic.Int64, fail func(error)) []time.Duration {
-	batches := make(chan []uint64, 64)
-	acked := make(chan struct{})
-	go func() {
-		defer close(acked)
-		for seqs := range batches {
-			// Not the stream's context: the last acks go out after it ends.
-			if _, err := p.to.relay.Ack(context.Background(), req(p.to.account, &parleyv1.AckRequest{Seqs: seqs})); err != nil {
-				fail(fmt.Errorf("%s: ack: %w", p.to.name, err))
-			}
+	acks := ackbatch.New(ackbatch.DefaultMax, ackbatch.DefaultDelay, func(seqs []uint64) {
+		// Not the stream's context: the last acks go out after it ends.
+		if _, err := p.to.relay.Ack(context.Background(), req(p.to.account, &parleyv1.AckRequest{Seqs: seqs})); err != nil {
+			fail(fmt.Errorf("%s: ack: %w", p.to.name, err))
 		}
-	}()
+	})
+	defer acks.Close()
 	var lat []time.Duration
-	var seqs []uint64
-	ack := func() {
-		if len(seqs) > 0 {
-			batches <- seqs
-			seqs = nil
-		}
-	}
-	defer func() {
-		ack()
-		close(batches)
-		<-acked
-	}()
-	idle := time.NewTimer(time.Hour)
-	defer idle.Stop()
-	for {
-		var e *parleyv1.Envelope
-		var ok bool
-		select {
-		case e, ok = <-p.stream.envelopes:
-		default:
-			// Nothing waiting: acknowledge what we have once the stream
-			// has been idle for relayAckIdle.
-			if len(seqs) == 0 {
-				e, ok = <-p.stream.envelopes
-				break
-			}
-			idle.Reset(relayAckIdle)
-			select {
-			case e, ok = <-p.stream.envelopes:
-			case <-idle.C:
-				ack()
-				continue
-			}
-		}
-		if !ok {
-			return lat
-		}
+	for e := range p.stream.envelopes {
 		pt, err := p.decrypt(e, time.Now())
 		if err != nil {
 			fail(fmt.Errorf("%s: decrypt: %w", p.to.name, err))
@@ -565,9 +520,7 @@ func (p *relayPair) receive(t0 time.Time, delivered *atomic.Int64, fail func(err
 		}
 		lat = append(lat, time.Since(t0)-time.Duration(binary.BigEndian.Uint64(pt)))
 		delivered.Add(1)
-		seqs = append(seqs, e.Seq)
-		if len(seqs) >= relayAckBatch {
-			ack()
-		}
+		acks.Add(e.Seq)
 	}
+	return lat
 }
