@@ -72,7 +72,8 @@ func (s *Server) newToken(id store.DeviceID) (string, time.Time) {
 	return base64.RawURLEncoding.EncodeToString(b), exp
 }
 
-// authenticate resolves a bearer token to a current device.
+// authenticate resolves a bearer token to a current device: its id and
+// account, without its keys (authcache.go).
 func (s *Server) authenticate(ctx context.Context, header string) (*store.Device, error) {
 	tok, ok := strings.CutPrefix(header, "Bearer ")
 	if !ok {
@@ -89,12 +90,21 @@ func (s *Server) authenticate(ctx context.Context, header string) (*store.Device
 	if exp := time.Unix(int64(binary.BigEndian.Uint64(b[17:25])), 0); !s.now().Before(exp) {
 		return nil, errUnauthenticated
 	}
-	d, err := s.store.Device(ctx, store.DeviceID(b[1:17]))
+	id := store.DeviceID(b[1:17])
+	now := time.Now()
+	if name, ok := s.authCache.get(id, now); ok {
+		return &store.Device{ID: id, Username: name}, nil
+	}
+	d, err := s.store.Device(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		// Removed since the token was issued.
 		return nil, errUnauthenticated
 	}
-	return d, err
+	if err != nil {
+		return nil, err
+	}
+	s.authCache.put(id, d.Username, now)
+	return &store.Device{ID: id, Username: d.Username}, nil
 }
 
 type authService struct{ s *Server }

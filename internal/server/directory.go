@@ -177,7 +177,11 @@ func (d *directoryService) GetDeviceList(ctx context.Context, req *connect.Reque
 
 func (d *directoryService) UploadPrekeys(ctx context.Context, req *connect.Request[parleyv1.UploadPrekeysRequest]) (*connect.Response[parleyv1.UploadPrekeysResponse], error) {
 	s, dev := d.s, caller(ctx)
-	pub, err := identity.ParseDevicePublic(dev.Public)
+	full, err := s.store.Device(ctx, dev.ID)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := identity.ParseDevicePublic(full.Public)
 	if err != nil {
 		return nil, err
 	}
@@ -385,6 +389,7 @@ func (s *Server) publishList(ctx context.Context, account string, signedList []b
 	if err != nil {
 		return nil, err
 	}
+	s.authCache.forget(removed...)
 	for _, id := range removed {
 		resp.Removed = append(resp.Removed, append([]byte(nil), id[:]...))
 		// End the removed device's delivery stream: claiming its stream

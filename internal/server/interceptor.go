@@ -110,9 +110,6 @@ func (i *interceptor) admit(ctx context.Context, procedure, peer string, header 
 	if err != nil {
 		return ctx, err
 	}
-	if stream {
-		dev = &store.Device{ID: dev.ID, Username: dev.Username}
-	}
 	if d := s.deviceLimits.wait(string(dev.ID[:]), s.now()); d > 0 {
 		s.metrics.limited.WithLabelValues("device").Inc()
 		return ctx, &rateLimited{limit: "device", after: d}
