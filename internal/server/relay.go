@@ -41,24 +41,18 @@ func (r *relayService) Send(ctx context.Context, req *connect.Request[parleyv1.S
 	if err != nil {
 		return nil, err
 	}
-	rdevs, err := s.store.Devices(ctx, recipient)
+	// The recipient's devices and the sender's own, in one read.
+	sets, err := s.store.DeviceIDs(ctx, recipient, dev.Username)
 	if err != nil {
 		return nil, err
 	}
-	if len(rdevs) == 0 {
+	if len(sets[0]) == 0 {
 		return nil, store.ErrNotFound
 	}
-	want := map[store.DeviceID]bool{}
-	for _, d := range rdevs {
-		want[d.ID] = true
-	}
-	if recipient != dev.Username {
-		own, err := s.store.Devices(ctx, dev.Username)
-		if err != nil {
-			return nil, err
-		}
-		for _, d := range own {
-			want[d.ID] = true
+	want := make(map[store.DeviceID]bool, len(sets[0])+len(sets[1]))
+	for _, set := range sets {
+		for _, id := range set {
+			want[id] = true
 		}
 	}
 	delete(want, dev.ID)

@@ -157,6 +157,11 @@ type Store interface {
 	UpdateDeviceList(ctx context.Context, u DeviceListUpdate) (removed []DeviceID, err error)
 	// Devices returns an account's current devices, ordered by id.
 	Devices(ctx context.Context, username string) ([]Device, error)
+	// DeviceIDs returns, for each username, the ids of its account's
+	// current devices, ordered by id: ids[i] belongs to usernames[i], and
+	// an unknown account has none. It is the read every send makes, so it
+	// reads no keys.
+	DeviceIDs(ctx context.Context, usernames ...string) (ids [][]DeviceID, err error)
 	// Device returns a current device or ErrNotFound.
 	Device(ctx context.Context, id DeviceID) (*Device, error)
 	// TouchDevice records that a device was seen. Not necessarily durable.

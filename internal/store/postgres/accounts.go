@@ -368,6 +368,44 @@ func (s *Store) UpdateDeviceList(ctx context.Context, u store.DeviceListUpdate) 
 
 // Devices implements store.Store. An unknown account is ErrNotFound; an
 // account whose list has no devices has none.
+// DeviceIDs implements store.Store in one statement (one snapshot).
+func (s *Store) DeviceIDs(ctx context.Context, usernames ...string) ([][]store.DeviceID, error) {
+	ids := make([][]store.DeviceID, len(usernames))
+	err := s.use(ctx, func() error {
+		rows, err := s.pool.Query(ctx, `SELECT username, id FROM devices WHERE username = ANY($1) ORDER BY username, id`, usernames)
+		if err != nil {
+			return dbError("list device ids", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				name string
+				raw  []byte
+			)
+			if err := rows.Scan(&name, &raw); err != nil {
+				return dbError("list device ids", err)
+			}
+			id, err := deviceID(raw)
+			if err != nil {
+				return err
+			}
+			for j, u := range usernames {
+				if u == name {
+					ids[j] = append(ids[j], id)
+				}
+			}
+		}
+		return dbError("list device ids", rows.Err())
+	})
+	if err != nil {
+		return nil, wrapStore("list device ids", err)
+	}
+	for _, l := range ids {
+		slices.SortFunc(l, func(a, b store.DeviceID) int { return bytes.Compare(a[:], b[:]) })
+	}
+	return ids, nil
+}
+
 func (s *Store) Devices(ctx context.Context, username string) ([]store.Device, error) {
 	var ds []store.Device
 	err := s.use(ctx, func() error {

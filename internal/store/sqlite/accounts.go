@@ -332,7 +332,7 @@ func deviceID(b []byte) (store.DeviceID, error) {
 func (s *Store) Devices(ctx context.Context, username string) ([]store.Device, error) {
 	var ds []store.Device
 	err := s.read(func() error {
-		rows, err := s.rst.devices.QueryContext(ctx, username)
+		rows, err := s.rdb.QueryContext(ctx, "SELECT id, public, added, last_seen FROM devices WHERE username = ? ORDER BY id", username)
 		if err != nil {
 			return dbError("list devices", err)
 		}
@@ -364,6 +364,56 @@ func (s *Store) Devices(ctx context.Context, username string) ([]store.Device, e
 	// so the documented order does not rest on that.
 	slices.SortFunc(ds, func(a, b store.Device) int { return bytes.Compare(a.ID[:], b.ID[:]) })
 	return ds, nil
+}
+
+// DeviceIDs implements store.Store, two accounts per query.
+func (s *Store) DeviceIDs(ctx context.Context, usernames ...string) ([][]store.DeviceID, error) {
+	ids := make([][]store.DeviceID, len(usernames))
+	err := s.read(func() error {
+		for i := 0; i < len(usernames); i += 2 {
+			a, b := usernames[i], usernames[i]
+			if i+1 < len(usernames) {
+				b = usernames[i+1]
+			}
+			rows, err := s.rst.deviceIDs.QueryContext(ctx, a, b)
+			if err != nil {
+				return dbError("list device ids", err)
+			}
+			for rows.Next() {
+				var (
+					name string
+					raw  []byte
+				)
+				if err := rows.Scan(&name, &raw); err != nil {
+					rows.Close()
+					return dbError("list device ids", err)
+				}
+				id, err := deviceID(raw)
+				if err != nil {
+					rows.Close()
+					return err
+				}
+				for j := i; j < min(i+2, len(usernames)); j++ {
+					if usernames[j] == name {
+						ids[j] = append(ids[j], id)
+					}
+				}
+			}
+			err = rows.Err()
+			rows.Close()
+			if err != nil {
+				return dbError("list device ids", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range ids {
+		slices.SortFunc(l, func(a, b store.DeviceID) int { return bytes.Compare(a[:], b[:]) })
+	}
+	return ids, nil
 }
 
 func scanDevice(r interface{ Scan(...any) error }, username string) (store.Device, error) {

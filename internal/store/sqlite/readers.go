@@ -8,13 +8,13 @@ import (
 
 // rstmts are the reader pool's prepared statements for the queries every
 // relay call makes: authenticating the caller (device), checking the
-// devices a send addresses (devices) and reading a queue (fetch). Without
+// devices a send addresses (deviceIDs) and reading a queue (fetch). Without
 // them SQLite parses and plans the SQL on every call, which cost about a
 // tenth of the relay's CPU (docs/performance.md). database/sql prepares a
 // statement on each pooled connection the first time it runs there and
 // keeps it.
 type rstmts struct {
-	device, devices, fetch *sql.Stmt
+	device, deviceIDs, fetch *sql.Stmt
 }
 
 func (r *rstmts) prepare(db *sql.DB) error {
@@ -24,7 +24,9 @@ func (r *rstmts) prepare(db *sql.DB) error {
 		q string
 	}{
 		{&r.device, "SELECT username, public, added, last_seen FROM devices WHERE id = ?"},
-		{&r.devices, "SELECT id, public, added, last_seen FROM devices WHERE username = ? ORDER BY id"},
+		// Two accounts at a time (a send's recipient and sender), from the
+		// covering index devices_by_account.
+		{&r.deviceIDs, "SELECT username, id FROM devices WHERE username IN (?, ?) ORDER BY username, id"},
 		{&r.fetch, `SELECT seq, message_id, sender_username, sender_device, body, created, expires
 			FROM envelopes WHERE device = ? AND seq > ? AND expires >= ? ORDER BY seq LIMIT ?`},
 	} {
@@ -39,7 +41,7 @@ func (r *rstmts) prepare(db *sql.DB) error {
 }
 
 func (r *rstmts) close() {
-	for _, s := range []*sql.Stmt{r.device, r.devices, r.fetch} {
+	for _, s := range []*sql.Stmt{r.device, r.deviceIDs, r.fetch} {
 		if s != nil {
 			s.Close()
 		}

@@ -391,6 +391,42 @@ func testDeviceListRemovesDevices(t *testing.T, h *harness) {
 	}
 }
 
+// testDeviceIDs: each username gets its own account's current device ids,
+// in the order asked, whatever the number of names; an unknown account has
+// none; a removed device is gone at once.
+func testDeviceIDs(t *testing.T, h *harness) {
+	alice := h.register("alice", 3)
+	bob := h.register("bob", 1)
+	carol := h.register("carol", 2)
+	want := map[string][]store.DeviceID{
+		"alice": sortedIDs(alice.ids), "bob": sortedIDs(bob.ids), "carol": sortedIDs(carol.ids), "nobody": nil,
+	}
+	for _, names := range [][]string{
+		{"alice"}, {"bob", "alice"}, {"alice", "alice"}, {"nobody", "carol"},
+		{"carol", "nobody", "bob", "alice", "bob"}, {},
+	} {
+		ids, err := h.s.DeviceIDs(h.ctx, names...)
+		if err != nil {
+			t.Fatalf("DeviceIDs(%q): %v", names, err)
+		}
+		if len(ids) != len(names) {
+			t.Fatalf("DeviceIDs(%q) gave %d lists", names, len(ids))
+		}
+		for i, n := range names {
+			if !slices.Equal(ids[i], want[n]) {
+				t.Errorf("DeviceIDs(%q)[%d] (%s) = %x, want %x", names, i, n, ids[i], want[n])
+			}
+		}
+	}
+	if _, err := h.update("alice", 2, []store.Device{alice.Devices[0]}, nil); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := h.s.DeviceIDs(h.ctx, "alice")
+	if err != nil || len(ids) != 1 || !slices.Equal(ids[0], []store.DeviceID{alice.Devices[0].ID}) {
+		t.Fatalf("after removing two devices: %x, %v; want only %x", ids, err, alice.Devices[0].ID)
+	}
+}
+
 // testDeviceListAddsTakenDevice adds a device id that another account
 // holds: ErrDeviceExists, and nothing of the update is applied.
 func testDeviceListAddsTakenDevice(t *testing.T, h *harness) {

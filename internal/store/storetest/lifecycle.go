@@ -48,6 +48,7 @@ func testClosed(t *testing.T, h *harness) {
 			return err
 		},
 		"Devices":      func() error { _, err := s.Devices(ctx, "alice"); return err },
+		"DeviceIDs":    func() error { _, err := s.DeviceIDs(ctx, "alice"); return err },
 		"Device":       func() error { _, err := s.Device(ctx, id); return err },
 		"TouchDevice":  func() error { return s.TouchDevice(ctx, id, time.Now()) },
 		"AddPrekeys":   func() error { return s.AddPrekeys(ctx, id, prekeys(id, 1, 1)) },

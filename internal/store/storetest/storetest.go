@@ -75,6 +75,7 @@ func Run(t *testing.T, newStore func(t *testing.T) (open func() store.Store)) {
 		{"DeviceListConcurrentUpdates", testDeviceListConcurrentUpdates},
 		{"DeviceListRemovesDevices", testDeviceListRemovesDevices},
 		{"DeviceListAddsTakenDevice", testDeviceListAddsTakenDevice},
+		{"DeviceIDs", testDeviceIDs},
 		{"TouchDevice", testTouchDevice},
 		{"PrekeysReplace", testPrekeysReplace},
 		{"PrekeysOneTimeIdempotent", testPrekeysOneTimeIdempotent},
