@@ -12,8 +12,9 @@ import (
 )
 
 // BenchmarkRead measures the reads every relay call makes (docs/performance.md,
-// "Relay"): the caller's device (authentication), an account's devices (a
-// send's recipients) and a page of a queue (a delivery stream's fetch).
+// "Relay"): the caller's device (authentication), an account's devices,
+// the device ids of a send's two accounts (recipient and sender) and a page
+// of a queue (a delivery stream's fetch).
 //
 //	go test -run '^$' -bench BenchmarkRead -count 6 ./internal/store/sqlite/
 func BenchmarkRead(b *testing.B) {
@@ -40,6 +41,13 @@ func BenchmarkRead(b *testing.B) {
 		for b.Loop() {
 			if _, err := s.Devices(ctx, "user0"); err != nil {
 				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("op=device-ids", func(b *testing.B) {
+		for b.Loop() {
+			if ids, err := s.DeviceIDs(ctx, "user0", "user1"); err != nil || len(ids[0]) == 0 || len(ids[1]) == 0 {
+				b.Fatal(ids, err)
 			}
 		}
 	})

@@ -215,6 +215,10 @@ func configureWriter(ctx context.Context, conn *sql.Conn) error {
 		"PRAGMA foreign_keys = ON",
 		// The writer's cache holds the hot index pages of the queue.
 		"PRAGMA cache_size = -16384",
+		// Each write of a group commit runs under a savepoint (writer.go),
+		// whose statement journal SQLite would otherwise keep in a
+		// temporary file: a write system call per page changed.
+		"PRAGMA temp_store = MEMORY",
 	} {
 		if _, err := conn.ExecContext(ctx, p); err != nil {
 			return fmt.Errorf("%s: %w", p, err)
