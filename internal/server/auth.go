@@ -73,7 +73,7 @@ func (s *Server) newToken(id store.DeviceID) (string, time.Time) {
 }
 
 // authenticate resolves a bearer token to a current device: its id and
-// account, without its keys (authcache.go).
+// account, without its keys (nodecache.go).
 func (s *Server) authenticate(ctx context.Context, header string) (*store.Device, error) {
 	tok, ok := strings.CutPrefix(header, "Bearer ")
 	if !ok {
@@ -92,7 +92,7 @@ func (s *Server) authenticate(ctx context.Context, header string) (*store.Device
 	}
 	id := store.DeviceID(b[1:17])
 	now := time.Now()
-	if name, ok := s.authCache.get(id, now); ok {
+	if name, ok := s.cache.accountOf.get(id, now); ok {
 		return &store.Device{ID: id, Username: name}, nil
 	}
 	d, err := s.store.Device(ctx, id)
@@ -103,7 +103,7 @@ func (s *Server) authenticate(ctx context.Context, header string) (*store.Device
 	if err != nil {
 		return nil, err
 	}
-	s.authCache.put(id, d.Username, now)
+	s.cache.accountOf.put(id, d.Username, now)
 	return &store.Device{ID: id, Username: d.Username}, nil
 }
 

@@ -66,7 +66,7 @@ func (d *directoryService) DeleteAccount(ctx context.Context, req *connect.Reque
 		return nil, err
 	}
 	for _, dv := range devs {
-		s.authCache.forget(dv.ID)
+		s.cache.forgetAccount(name, dv.ID)
 		// As for a removed device: claiming the stream displaces it, and
 		// the stream finds its device gone.
 		if _, release, err := s.bus.Claim(ctx, dv.ID); err == nil {

@@ -389,7 +389,7 @@ func (s *Server) publishList(ctx context.Context, account string, signedList []b
 	if err != nil {
 		return nil, err
 	}
-	s.authCache.forget(removed...)
+	s.cache.forgetAccount(account, removed...)
 	for _, id := range removed {
 		resp.Removed = append(resp.Removed, append([]byte(nil), id[:]...))
 		// End the removed device's delivery stream: claiming its stream

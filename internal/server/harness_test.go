@@ -282,3 +282,19 @@ func code(err error) connect.Code {
 }
 
 var _ http.Handler = (*http.ServeMux)(nil)
+
+// mismatchOf returns the MismatchedDevices detail of a refused send, or nil.
+func mismatchOf(err error) *parleyv1.MismatchedDevices {
+	var ce *connect.Error
+	if !errors.As(err, &ce) {
+		return nil
+	}
+	for _, d := range ce.Details() {
+		if v, err := d.Value(); err == nil {
+			if m, ok := v.(*parleyv1.MismatchedDevices); ok {
+				return m
+			}
+		}
+	}
+	return nil
+}

@@ -41,26 +41,11 @@ func (r *relayService) Send(ctx context.Context, req *connect.Request[parleyv1.S
 	if err != nil {
 		return nil, err
 	}
-	// The recipient's devices and the sender's own, in one read.
-	sets, err := s.store.DeviceIDs(ctx, recipient, dev.Username)
-	if err != nil {
-		return nil, err
-	}
-	if len(sets[0]) == 0 {
-		return nil, store.ErrNotFound
-	}
-	want := make(map[store.DeviceID]bool, len(sets[0])+len(sets[1]))
-	for _, set := range sets {
-		for _, id := range set {
-			want[id] = true
-		}
-	}
-	delete(want, dev.ID)
-
 	now := s.now()
-	send := store.Send{MaxQueue: s.cfg.MaxQueue}
-	got := map[store.DeviceID]bool{}
-	var mm mismatch
+	// Each envelope is checked once; which devices it must cover is
+	// checked against the device sets below.
+	envs := make([]store.Envelope, 0, len(m.Envelopes))
+	got := make(map[store.DeviceID]bool, len(m.Envelopes))
 	for _, e := range m.Envelopes {
 		id, err := deviceID(e.DeviceId)
 		if err != nil {
@@ -76,39 +61,81 @@ func (r *relayService) Send(ctx context.Context, req *connect.Request[parleyv1.S
 		if _, err := wire.UnmarshalEnvelope(e.Body); err != nil {
 			return nil, err
 		}
-		if !want[id] {
-			mm.extra = append(mm.extra, id)
-			continue
-		}
-		send.Envelopes = append(send.Envelopes, store.Envelope{
+		envs = append(envs, store.Envelope{
 			Device: id, MessageID: store.MessageID(m.MessageId),
 			SenderUsername: dev.Username, SenderDevice: dev.ID,
 			Body: e.Body, Created: now, Expires: now.Add(s.cfg.MessageTTL),
 		})
+	}
+	// First against the device sets this node remembers (nodecache.go);
+	// a send they refuse, or the store finds addressed to a device that
+	// is gone, is checked again against the store before it is refused.
+	for fresh := false; ; fresh = true {
+		sets, cached, err := s.deviceSets(ctx, fresh, recipient, dev.Username)
+		if err != nil {
+			return nil, err
+		}
+		if len(sets[0]) == 0 {
+			return nil, store.ErrNotFound
+		}
+		if mm := matchDevices(got, sets, dev.ID); mm != nil {
+			if cached {
+				continue
+			}
+			s.classifyStale(ctx, mm, recipient, dev.Username)
+			sortIDs(mm.missing)
+			sortIDs(mm.extra)
+			sortIDs(mm.stale)
+			return nil, mm
+		}
+		if len(envs) == 0 {
+			break
+		}
+		err = s.store.Enqueue(ctx, store.Send{MaxQueue: s.cfg.MaxQueue, Envelopes: envs})
+		var ud *store.UnknownDeviceError
+		if errors.As(err, &ud) && cached {
+			// Removed since this node read the sets.
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		break
+	}
+	s.metrics.enqueued.Add(float64(len(envs)))
+	for _, e := range envs {
+		// A lost notification costs only latency: the queue is the truth.
+		_ = s.bus.Notify(ctx, e.Device)
+	}
+	return connect.NewResponse(&parleyv1.SendResponse{ServerTimeMs: now.UnixMilli()}), nil
+}
+
+// matchDevices compares the devices a send has envelopes for (got) with
+// the recipient's and the sender's current devices (sets, recipient
+// first), less the sending device. It returns nil if they are the same.
+func matchDevices(got map[store.DeviceID]bool, sets [][]store.DeviceID, sender store.DeviceID) *mismatch {
+	want := make(map[store.DeviceID]bool, len(sets[0])+len(sets[1]))
+	for _, set := range sets {
+		for _, id := range set {
+			want[id] = true
+		}
+	}
+	delete(want, sender)
+	var mm mismatch
+	for id := range got {
+		if !want[id] {
+			mm.extra = append(mm.extra, id)
+		}
 	}
 	for id := range want {
 		if !got[id] {
 			mm.missing = append(mm.missing, id)
 		}
 	}
-	if len(mm.missing) > 0 || len(mm.extra) > 0 {
-		s.classifyStale(ctx, &mm, recipient, dev.Username)
-		sortIDs(mm.missing)
-		sortIDs(mm.extra)
-		sortIDs(mm.stale)
-		return nil, &mm
+	if len(mm.missing) == 0 && len(mm.extra) == 0 {
+		return nil
 	}
-	if len(send.Envelopes) > 0 {
-		if err := s.store.Enqueue(ctx, send); err != nil {
-			return nil, err
-		}
-		s.metrics.enqueued.Add(float64(len(send.Envelopes)))
-		for _, e := range send.Envelopes {
-			// A lost notification costs only latency: the queue is the truth.
-			_ = s.bus.Notify(ctx, e.Device)
-		}
-	}
-	return connect.NewResponse(&parleyv1.SendResponse{ServerTimeMs: now.UnixMilli()}), nil
+	return &mm
 }
 
 // classifyStale moves the extra devices that used to be in one of the

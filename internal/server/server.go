@@ -179,7 +179,7 @@ type Server struct {
 
 	tokenKey     []byte // MACs challenges and tokens; shared by every node through the store
 	deviceLimits *limiterSet
-	authCache    *authCache
+	cache        nodeCaches
 	ipLimits     *limiterSet
 	prov         provisioning  // mailboxes; see provisioning.go
 	backups      store.Backups // nil when the store keeps none; see backup.go
@@ -236,7 +236,7 @@ func New(cfg Config, st store.Store, b bus.Bus) (*Server, error) {
 		now:           time.Now,
 		tokenKey:      key,
 		deviceLimits:  newLimiterSet(cfg.DeviceRate, cfg.DeviceBurst),
-		authCache:     newAuthCache(),
+		cache:         newNodeCaches(),
 		ipLimits:      newLimiterSet(cfg.IPRate, cfg.IPBurst),
 		prov:          newProvisioning(cfg, st),
 		backupLimits:  newLimiterSet(cfg.BackupIPRate, cfg.BackupIPBurst),

@@ -88,16 +88,7 @@ func TestSendToStaleDeviceSetRefused(t *testing.T) {
 	if code(err) != connect.CodeFailedPrecondition {
 		t.Fatalf("mismatched send: %v, want FailedPrecondition", err)
 	}
-	var ce *connect.Error
-	errors.As(err, &ce)
-	var mm *parleyv1.MismatchedDevices
-	for _, d := range ce.Details() {
-		if v, err := d.Value(); err == nil {
-			if m, ok := v.(*parleyv1.MismatchedDevices); ok {
-				mm = m
-			}
-		}
-	}
+	mm := mismatchOf(err)
 	bid := bob.id()
 	if mm == nil || len(mm.Missing) != 1 || !bytes.Equal(mm.Missing[0], bid[:]) || len(mm.Extra) != 1 || !bytes.Equal(mm.Extra[0], bogus) {
 		t.Fatalf("mismatch detail = %v", mm)
