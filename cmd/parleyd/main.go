@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -93,6 +94,7 @@ type config struct {
 	logLevel     string
 	registration string
 	server       server.Config
+	debugListen  string // net/http/pprof, loopback only; empty: off
 	readyFile    string // test hook: write the listen URL here once serving
 	postgres     string // DSN; empty for SQLite in data
 	nats         string // URL; empty for the in-process bus
@@ -148,6 +150,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&sc.KTWitnessTimeout, "kt-witness-timeout", sc.KTWitnessTimeout, "how long one checkpoint submission to one witness may take")
 	ktRate := fs.Float64("kt-ip-rate", float64(sc.KTIPRate), "key-transparency requests per second per client IP address (sustained)")
 	fs.IntVar(&sc.KTIPBurst, "kt-ip-burst", sc.KTIPBurst, "key-transparency requests per client IP address in a burst")
+	fs.StringVar(&cfg.debugListen, "debug-listen", "", "serve Go profiles (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060; off when empty")
 	fs.StringVar(&cfg.readyFile, "ready-file", "", "write the server URL to this file once listening (for scripts)")
 	if err := envFlags(fs); err != nil {
 		fmt.Fprintf(stderr, "parleyd: error: %v\n", err)
@@ -258,6 +261,11 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 			"give --tls-cert and --tls-key, or --acme-domain, or listen on 127.0.0.1"}
 	}
 
+	if cfg.debugListen != "" && !isLoopback(cfg.debugListen) {
+		return &hinted{fmt.Errorf("refusing to serve profiles on %s, which is not a loopback address", cfg.debugListen),
+			"profiles show the server's internals: give --debug-listen a loopback address such as 127.0.0.1:6060 and reach it over SSH"}
+	}
+
 	if err := os.MkdirAll(cfg.data, 0o700); err != nil {
 		return fmt.Errorf("creating the data directory: %w", err)
 	}
@@ -306,6 +314,17 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		if err := os.WriteFile(cfg.readyFile, []byte(url), 0o600); err != nil {
 			return err
 		}
+	}
+
+	if cfg.debugListen != "" {
+		stopDebug, err := serveProfiles(cfg.debugListen, stdout, log)
+		if err != nil {
+			ln.Close()
+			st.Close()
+			b.Close()
+			return err
+		}
+		defer stopDebug()
 	}
 
 	expiryCtx, stopExpiry := context.WithCancel(context.Background())
@@ -424,4 +443,27 @@ func runInvite(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	fmt.Fprintln(stdout, token)
 	return exitOK
+}
+
+// serveProfiles serves net/http/pprof's handlers on addr (a loopback
+// address, checked by the caller) until the returned function is called.
+func serveProfiles(addr string, stdout io.Writer, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--debug-listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(stdout, "parleyd: profiles on http://%s/debug/pprof/\n", ln.Addr())
+	go func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("profile server", "err", err)
+		}
+	}()
+	return func() { _ = hs.Close() }, nil
 }

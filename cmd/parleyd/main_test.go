@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -154,5 +155,39 @@ func TestBadFlagIsUsageError(t *testing.T) {
 	}
 	if code := run(context.Background(), []string{"--registration", "sometimes"}, &bytes.Buffer{}, &errb); code != exitUsage {
 		t.Fatalf("exit %d", code)
+	}
+}
+
+// TestProfilesOnLoopbackOnly: --debug-listen serves Go's profiles on its own
+// loopback listener, never on the API's, and refuses any other address.
+func TestProfilesOnLoopbackOnly(t *testing.T) {
+	url, out, _ := start(t, "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--debug-listen", "127.0.0.1:0")
+	_, rest, ok := strings.Cut(out.String(), "parleyd: profiles on ")
+	if !ok {
+		t.Fatalf("startup output names no profile address: %q", out.String())
+	}
+	profiles, _, _ := strings.Cut(rest, "\n")
+	resp, err := http.Get(profiles + "heap?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "heap profile") {
+		t.Fatalf("heap profile: %s %.100q", resp.Status, body)
+	}
+	resp, err = http.Get(url + "/debug/pprof/heap?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		t.Fatal("the API listener serves profiles")
+	}
+
+	var o, errb bytes.Buffer
+	code := run(context.Background(), []string{"--data", t.TempDir(), "--listen", "127.0.0.1:0", "--debug-listen", "0.0.0.0:0"}, &o, &errb)
+	if code != exitError || !strings.Contains(errb.String(), "refusing to serve profiles on 0.0.0.0:0") || !strings.Contains(errb.String(), "parleyd: hint:") {
+		t.Fatalf("--debug-listen off loopback: exit %d, stderr %q", code, errb.String())
 	}
 }
