@@ -125,6 +125,9 @@ func TestEveryAcknowledgedMessageDeliveredOnce(t *testing.T) {
 	if len(r.Servers) != 1 || r.Servers[0].Start == nil || r.Servers[0].End == nil || r.Servers[0].End.RSS <= 0 || r.Servers[0].Peak.HeapInuse <= 0 {
 		t.Errorf("server memory: %+v", r.Servers)
 	}
+	if r.ServerCPUPerEnvelope <= 0 {
+		t.Errorf("server CPU per envelope: %v (samples %+v, %+v)", r.ServerCPUPerEnvelope, r.Servers[0].Start, r.Servers[0].End)
+	}
 	if progress.Load() == 0 {
 		t.Error("no progress reported")
 	}

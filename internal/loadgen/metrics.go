@@ -21,9 +21,10 @@ const (
 	metricGoroutines = "go_goroutines"
 	metricStreams    = "parleyd_streams"
 	metricGCCount    = "go_gc_duration_seconds_count"
+	metricCPU        = "process_cpu_seconds_total"
 )
 
-var scraped = []string{metricRSS, metricHeapInuse, metricStackInuse, metricGoroutines, metricStreams, metricGCCount}
+var scraped = []string{metricRSS, metricHeapInuse, metricStackInuse, metricGoroutines, metricStreams, metricGCCount, metricCPU}
 
 // Limits on what a scrape reads: a node's /metrics is a few tens of KiB.
 const (
@@ -42,6 +43,8 @@ type ServerSample struct {
 	StackInuse int64 `json:"stack_inuse_bytes"` // goroutine stacks, outside the heap
 	Goroutines int64 `json:"goroutines"`
 	Streams    int64 `json:"streams"`
+	// CPUSeconds is the process's user and system CPU time so far.
+	CPUSeconds float64 `json:"cpu_seconds"`
 	gcCount    int64
 }
 
@@ -116,5 +119,6 @@ func scrape(ctx context.Context, hc *http.Client, base string) (ServerSample, er
 	return ServerSample{
 		RSS: int64(m[metricRSS]), HeapInuse: int64(m[metricHeapInuse]), StackInuse: int64(m[metricStackInuse]),
 		Goroutines: int64(m[metricGoroutines]), Streams: int64(m[metricStreams]), gcCount: int64(m[metricGCCount]),
+		CPUSeconds: m[metricCPU],
 	}, nil
 }

@@ -269,3 +269,24 @@ func TestConfigRefusesNonsense(t *testing.T) {
 		t.Errorf("defaults refused: %v", err)
 	}
 }
+
+// TestServerCPUPerEnvelope: the nodes' CPU between the samples, summed, per
+// delivered envelope; unknown (0) when a node restarted or lacks samples.
+func TestServerCPUPerEnvelope(t *testing.T) {
+	at := func(cpu float64) *ServerSample { return &ServerSample{CPUSeconds: cpu} }
+	two := []ServerMemory{{Start: at(1), End: at(1.5)}, {Start: at(10), End: at(10.25)}}
+	if got := serverCPUPerEnvelope(two, 5000); got != 150 {
+		t.Errorf("two nodes, 0.75 s for 5,000 envelopes: %v µs, want 150", got)
+	}
+	for name, servers := range map[string][]ServerMemory{
+		"restarted":  {{Start: at(10), End: at(0.2)}},
+		"no samples": {{Start: at(1)}},
+	} {
+		if got := serverCPUPerEnvelope(servers, 100); got != 0 {
+			t.Errorf("%s: %v, want 0", name, got)
+		}
+	}
+	if got := serverCPUPerEnvelope(two, 0); got != 0 {
+		t.Errorf("nothing delivered: %v, want 0", got)
+	}
+}

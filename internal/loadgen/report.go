@@ -62,6 +62,12 @@ type Report struct {
 	DeliveredPerSec float64 `json:"delivered_per_second"`
 	AckedPerSec     float64 `json:"acked_per_second"`
 
+	// ServerCPUPerEnvelope is the CPU time of every node, from the start
+	// sample to the end sample, per envelope delivered, in microseconds:
+	// the server's own cost, without the load tool's. Zero when a node
+	// lacks samples or restarted (its counter went back).
+	ServerCPUPerEnvelope float64 `json:"server_cpu_us_per_envelope"`
+
 	Latency Latency          `json:"latency_ms"`
 	Errors  map[string]int64 `json:"errors"`
 	Servers []ServerMemory   `json:"servers"`
@@ -177,12 +183,29 @@ func (e *Engine) report(sendPhase, elapsed time.Duration, mem *memoryLog) *Repor
 		r.DeliveredPerSec = float64(r.Delivered) / s
 		r.AckedPerSec = float64(r.Acked) / s
 	}
+	r.ServerCPUPerEnvelope = serverCPUPerEnvelope(r.Servers, r.Delivered)
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	r.Latency = Latency{
 		P50: ms(e.lat.quantile(0.50)), P95: ms(e.lat.quantile(0.95)), P99: ms(e.lat.quantile(0.99)),
 		Max: ms(time.Duration(e.lat.max.Load())), Mean: ms(e.lat.mean()),
 	}
 	return r
+}
+
+// serverCPUPerEnvelope divides the nodes' CPU time by the envelopes
+// delivered, in microseconds; 0 if it cannot be known.
+func serverCPUPerEnvelope(servers []ServerMemory, delivered int64) float64 {
+	if delivered <= 0 {
+		return 0
+	}
+	var cpu float64
+	for _, s := range servers {
+		if s.Start == nil || s.End == nil || s.End.CPUSeconds < s.Start.CPUSeconds {
+			return 0
+		}
+		cpu += s.End.CPUSeconds - s.Start.CPUSeconds
+	}
+	return cpu / float64(delivered) * 1e6
 }
 
 func fmtMs(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }
@@ -206,6 +229,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	p("acked\t%d envelopes\t%.0f/s", r.Acked, r.AckedPerSec)
 	p("latency\tp50 %.1f ms  p95 %.1f ms  p99 %.1f ms  max %.1f ms  mean %.1f ms",
 		r.Latency.P50, r.Latency.P95, r.Latency.P99, r.Latency.Max, r.Latency.Mean)
+	if r.ServerCPUPerEnvelope > 0 {
+		p("server CPU\t%.0f µs per delivered envelope (every node, without the load tool)", r.ServerCPUPerEnvelope)
+	}
 	p("")
 	p("lost\t%d\t(acknowledged sends a recipient device never received)", r.Lost)
 	p("duplicates\t%d\t(redeliveries absorbed by de-duplication)", r.Duplicates)
