@@ -195,9 +195,10 @@ func sortIDs(ids []store.DeviceID) {
 //     a goroutine's stack (by halves, at garbage collections) only while it
 //     uses less than a quarter of it. So each round's work — store reads,
 //     encoding, sending — runs in delivery.round, whose frames are gone
-//     while the stream waits, and the frames that stay (net/http's,
-//     connect's, the interceptor's and Receive's) fit a quarter of 8 KiB:
-//     an idle stream's stack shrinks to 4 KiB instead of staying at 8.
+//     while the stream waits. The frames that stay (net/http's, connect's,
+//     the interceptor's and Receive's) still come to about 1.7 KiB, 2.5
+//     with the runtime's guard, over the quarter of 8 KiB: the stack stays
+//     at 8 KiB (docs/performance.md, "Idle delivery streams").
 //   - The stream's store calls get contexts of their own (storeContext),
 //     not children of the request's: every child context leaves a map of
 //     children allocated in its parent for the parent's life, here the
