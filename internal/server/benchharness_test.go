@@ -15,9 +15,6 @@ import (
 	parleyv1 "github.com/parleyim/parley/gen/parley/v1"
 	"github.com/parleyim/parley/gen/parley/v1/parleyv1connect"
 	"github.com/parleyim/parley/internal/bus/mem"
-	"github.com/parleyim/parley/internal/identity"
-	"github.com/parleyim/parley/internal/prekey"
-	"github.com/parleyim/parley/internal/primitives"
 	"github.com/parleyim/parley/internal/store"
 	"github.com/parleyim/parley/internal/store/sqlite"
 )
@@ -107,41 +104,23 @@ func (s *benchServer) register(name string) (*benchDevice, error) {
 	tr := s.hs.Client().Transport.(*http.Transport).Clone()
 	s.tb.Cleanup(tr.CloseIdleConnections)
 	c := &http.Client{Transport: tr}
+	a, reg, err := newAccount(name, 1)
+	if err != nil {
+		return nil, err
+	}
 	d := &benchDevice{
-		account: &account{name: name, key: identity.GenerateAccountKey(), dev: identity.GenerateDeviceKeys()},
+		account: a,
 		auth:    parleyv1connect.NewAuthServiceClient(c, s.hs.URL),
 		dir:     parleyv1connect.NewDirectoryServiceClient(c, s.hs.URL),
 		relay:   parleyv1connect.NewRelayServiceClient(c, s.hs.URL),
 	}
-	set, up, err := prekey.NewSet(d.dev.Signing, 1)
-	if err != nil {
-		return nil, err
-	}
-	d.prekeys = set
-	d.list, err = identity.SignDeviceList(d.key, &identity.DeviceList{
-		Account: name, Version: 1,
-		Devices: []identity.DeviceEntry{{Device: d.dev.Public(), Name: "bench", Added: 1}},
-	})
-	if err != nil {
-		return nil, err
-	}
 	ctx := context.Background()
-	if _, err := d.dir.Register(ctx, connect.NewRequest(&parleyv1.RegisterRequest{
-		Username: name, SignedDeviceList: d.list.Marshal(), Device: d.dev.Public().Marshal(), Prekeys: upload(up),
-	})); err != nil {
+	if _, err := d.dir.Register(ctx, connect.NewRequest(reg)); err != nil {
 		return nil, fmt.Errorf("register %s: %w", name, err)
 	}
-	id := d.id()
-	ch, err := d.auth.Challenge(ctx, connect.NewRequest(&parleyv1.ChallengeRequest{DeviceId: id[:]}))
-	if err != nil {
-		return nil, fmt.Errorf("challenge %s: %w", name, err)
+	if err := logIn(ctx, d.auth, a); err != nil {
+		return nil, err
 	}
-	sig := d.dev.Signing.Sign(primitives.LabelSigAuthChallenge, ch.Msg.Challenge)
-	resp, err := d.auth.Authenticate(ctx, connect.NewRequest(&parleyv1.AuthenticateRequest{DeviceId: id[:], Challenge: ch.Msg.Challenge, Signature: sig}))
-	if err != nil {
-		return nil, fmt.Errorf("authenticate %s: %w", name, err)
-	}
-	d.token = resp.Msg.Token
 	return d, nil
 }
 

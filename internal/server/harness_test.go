@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -141,12 +142,14 @@ func upload(u *prekey.Upload) *parleyv1.PrekeyUpload {
 	return pb
 }
 
-func (h *harness) registerRequest(name string, oneTime int) (*account, *parleyv1.RegisterRequest) {
-	h.t.Helper()
+// newAccount makes an account with one device, its prekeys (oneTime
+// one-time keys of each kind) and its first signed device list, and the
+// request that registers it. The harness and the benchmarks share it.
+func newAccount(name string, oneTime int) (*account, *parleyv1.RegisterRequest, error) {
 	a := &account{name: name, key: identity.GenerateAccountKey(), dev: identity.GenerateDeviceKeys()}
 	set, up, err := prekey.NewSet(a.dev.Signing, oneTime)
 	if err != nil {
-		h.t.Fatal(err)
+		return nil, nil, err
 	}
 	a.prekeys = set
 	a.list, err = identity.SignDeviceList(a.key, &identity.DeviceList{
@@ -154,11 +157,36 @@ func (h *harness) registerRequest(name string, oneTime int) (*account, *parleyv1
 		Devices: []identity.DeviceEntry{{Device: a.dev.Public(), Name: "test", Added: 1}},
 	})
 	if err != nil {
-		h.t.Fatal(err)
+		return nil, nil, err
 	}
 	return a, &parleyv1.RegisterRequest{
 		Username: name, SignedDeviceList: a.list.Marshal(), Device: a.dev.Public().Marshal(), Prekeys: upload(up),
+	}, nil
+}
+
+// logIn answers a challenge with a's device key and keeps the token.
+func logIn(ctx context.Context, auth parleyv1connect.AuthServiceClient, a *account) error {
+	id := a.id()
+	ch, err := auth.Challenge(ctx, connect.NewRequest(&parleyv1.ChallengeRequest{DeviceId: id[:]}))
+	if err != nil {
+		return fmt.Errorf("challenge %s: %w", a.name, err)
 	}
+	sig := a.dev.Signing.Sign(primitives.LabelSigAuthChallenge, ch.Msg.Challenge)
+	resp, err := auth.Authenticate(ctx, connect.NewRequest(&parleyv1.AuthenticateRequest{DeviceId: id[:], Challenge: ch.Msg.Challenge, Signature: sig}))
+	if err != nil {
+		return fmt.Errorf("authenticate %s: %w", a.name, err)
+	}
+	a.token = resp.Msg.Token
+	return nil
+}
+
+func (h *harness) registerRequest(name string, oneTime int) (*account, *parleyv1.RegisterRequest) {
+	h.t.Helper()
+	a, req, err := newAccount(name, oneTime)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return a, req
 }
 
 // register creates an account and logs its device in.
@@ -174,18 +202,9 @@ func (h *harness) register(name string, oneTime int) *account {
 
 func (h *harness) login(a *account) {
 	h.t.Helper()
-	ctx := context.Background()
-	id := a.id()
-	ch, err := h.auth.Challenge(ctx, connect.NewRequest(&parleyv1.ChallengeRequest{DeviceId: id[:]}))
-	if err != nil {
+	if err := logIn(context.Background(), h.auth, a); err != nil {
 		h.t.Fatal(err)
 	}
-	sig := a.dev.Signing.Sign(primitives.LabelSigAuthChallenge, ch.Msg.Challenge)
-	resp, err := h.auth.Authenticate(ctx, connect.NewRequest(&parleyv1.AuthenticateRequest{DeviceId: id[:], Challenge: ch.Msg.Challenge, Signature: sig}))
-	if err != nil {
-		h.t.Fatalf("authenticate %s: %v", a.name, err)
-	}
-	a.token = resp.Msg.Token
 }
 
 // req wraps msg with a's token.
