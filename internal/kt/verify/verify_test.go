@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -144,9 +145,12 @@ func TestHiddenExtraVersionDetected(t *testing.T) {
 	}
 
 	// 1. It claims version 1 is the greatest, with the tree's real proof
-	// for the ladder of 1 (0, 1, 3, 2): the lookup of 2 is an inclusion.
+	// for the ladder of 1 (1, 5, 3, 2): the lookup of 2 is an inclusion.
 	o := l.values["alice"][1]
-	steps, pp := ladderFromTree(t, l, "alice", []uint32{0, 1, 3, 2})
+	if !slices.Equal(kt.BinaryLadder(1), []uint32{1, 5, 3, 2}) {
+		t.Fatalf("ladder of 1: %v", kt.BinaryLadder(1))
+	}
+	steps, pp := ladderFromTree(t, l, "alice", kt.BinaryLadder(1))
 	p := &kt.SearchProof{Found: true, Greatest: 1, Target: 1, Opening: o.Opening, Value: o.Value, Ladder: steps, Prefix: *pp}
 	_, err = l.cfg.VerifySearch(tr, "alice", p)
 	if e := wantKind(t, err, HiddenVersion); e.Version != 2 {
@@ -176,8 +180,7 @@ func TestHiddenExtraVersionDetected(t *testing.T) {
 		t.Fatal(err)
 	}
 	mp.Greatest, mp.Opened = 1, mp.Opened[:2]
-	mp.Ladder, mp.Prefix.Results, mp.Prefix.Elements = nil, nil, nil
-	s, pp2 := ladderFromTree(t, l, "alice", []uint32{0, 1, 3, 2})
+	s, pp2 := ladderFromTree(t, l, "alice", mp.Lookups())
 	mp.Ladder, mp.Prefix = s, *pp2
 	_, err = l.cfg.VerifyMonitor(tr, "alice", 0, honestOwner, mp)
 	wantKind(t, err, HiddenVersion)
