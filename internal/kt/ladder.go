@@ -65,17 +65,34 @@ func BinaryLadder(n uint32) []uint32 {
 // or more looks up (the conflict with those is at 1, not 0).
 func AbsentLookups() []uint32 { return []uint32{0, 1} }
 
-// fixedLookups is the ladder for greatest n, then version t if the ladder
-// does not already look it up (nil unless t ≤ n ≤ MaxVersion).
-func fixedLookups(n, t uint32) []uint32 {
-	l := BinaryLadder(n)
-	if l == nil || t > n {
+// FixedLadder returns the versions a fixed-version search of t looks up
+// in a tree whose greatest version is n (t ≤ n ≤ MaxVersion, else nil):
+// draft-ietf-keytrans-protocol-06's search binary ladder, with Parley's
+// rungs. It walks BinaryLadder(t) and stops at the first version greater
+// than t that is in the tree (at most n): from there on the ladders of t
+// and of n differ. Then it looks up t if the walk did not. When t = n it
+// is BinaryLadder(n).
+func FixedLadder(t, n uint32) []uint32 {
+	if t > n || n > MaxVersion {
 		return nil
 	}
-	if !slices.Contains(l, t) {
-		l = append(l, t)
+	return fixedWalk(t, func(_ int, v uint32) bool { return v <= n })
+}
+
+// fixedWalk is FixedLadder given whether the i-th lookup (version v) is
+// in the tree.
+func fixedWalk(t uint32, included func(i int, v uint32) bool) []uint32 {
+	var out []uint32
+	for i, v := range BinaryLadder(t) {
+		out = append(out, v)
+		if v > t && included(i, v) {
+			break
+		}
 	}
-	return l
+	if out != nil && !slices.Contains(out, t) {
+		out = append(out, t)
+	}
+	return out
 }
 
 // monitorLookups is the ladder for greatest n, then every version from

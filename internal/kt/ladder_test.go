@@ -216,3 +216,73 @@ func TestLadderPinsGreatest(t *testing.T) {
 		t.Fatal("the absent proof verifies against a tree holding version 1")
 	}
 }
+
+func TestFixedLadder(t *testing.T) {
+	for _, c := range []struct {
+		t, n uint32
+		want []uint32
+	}{
+		{0, 0, []uint32{0, 1}},
+		{0, 9, []uint32{0, 1}},       // 1 is in the tree: 0 is not the greatest
+		{2, 9, []uint32{1, 5, 2}},    // stops at 5, then looks up 2
+		{2, 3, []uint32{1, 5, 3, 2}}, // 5 absent, 3 present: stops there
+		{2, 2, []uint32{1, 5, 3, 2}}, // the ladder of 2
+		{6, 100, []uint32{1, 5, 7, 6}},
+		{8, 9, []uint32{1, 5, 7, 8, 16, 12, 10, 9}},
+		{8, 1000, []uint32{1, 5, 7, 8, 16}},
+	} {
+		if got := FixedLadder(c.t, c.n); !slices.Equal(got, c.want) {
+			t.Errorf("FixedLadder(%d, %d) = %v, want %v", c.t, c.n, got, c.want)
+		}
+	}
+	for n := uint32(0); n < 300; n++ {
+		for v := uint32(0); v <= n; v++ {
+			got, full := FixedLadder(v, n), BinaryLadder(v)
+			if !slices.Contains(got, v) || len(got) > len(full) {
+				t.Fatalf("FixedLadder(%d, %d) = %v, ladder of %d %v", v, n, got, v, full)
+			}
+			if v == n && !slices.Equal(got, full) {
+				t.Fatalf("FixedLadder(%d, %d) = %v, not the ladder", v, n, got)
+			}
+		}
+	}
+	if FixedLadder(3, 2) != nil || FixedLadder(0, MaxVersion+1) != nil {
+		t.Fatal("FixedLadder out of range")
+	}
+}
+
+// TestFixedSearchStaysInMonitoredVersions: for every set of versions below
+// 15 a label can have in one tree (holes included) and every target, if
+// the fixed-version search verifies (every looked-up version up to the
+// target is in the tree; the ladder stops at the first one above it that
+// is), then no greatest-version claim below the target verifies. So a
+// fixed search cannot serve a version above the greatest that searches
+// and the owner's monitoring see — a hole no ladder reaches.
+func TestFixedSearchStaysInMonitoredVersions(t *testing.T) {
+	const k = 15
+	served := 0
+	for set := 0; set < 1<<k; set++ {
+		present := func(v uint32) bool { return v < k && set&(1<<v) != 0 }
+		for target := uint32(0); target < k; target++ {
+			lookups := fixedWalk(target, func(_ int, v uint32) bool { return present(v) })
+			ok := true
+			for _, v := range lookups {
+				if v <= target && !present(v) {
+					ok = false
+				}
+			}
+			if !ok {
+				continue
+			}
+			served++
+			for b := -1; b < int(target); b++ {
+				if verifiesAgainst(ladderOf(b), b, present) {
+					t.Fatalf("versions %015b: fixed search of %d verifies, and so does greatest %d", set, target, b)
+				}
+			}
+		}
+	}
+	if served < 1<<k {
+		t.Fatalf("only %d fixed searches verified", served)
+	}
+}

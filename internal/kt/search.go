@@ -24,15 +24,20 @@ type LadderStep struct {
 }
 
 // SearchProof answers a search for one label in the prefix tree of the
-// newest epoch: a greatest-version search (Target = Greatest) or a
-// fixed-version search (Target ≤ Greatest), or, when Found is false, the
-// proof that the label has no version at all.
+// newest epoch: a greatest-version search (Fixed false, Target =
+// Greatest), a fixed-version search of Target (Fixed true), or, when Found
+// is false, the proof that the label has no version at all.
 //
-// Lookups, in order: BinaryLadder(Greatest), then Target if the ladder
-// does not look it up; an absent label looks up AbsentLookups (0 and 1).
-// Ladder and Prefix.Results follow that order.
+// Lookups, in order: BinaryLadder(Greatest) for a greatest-version
+// search; for a fixed-version search FixedLadder(Target, n), where the
+// greatest version n is not part of the proof: the verifier finds where
+// the ladder stopped from the results; AbsentLookups (0 and 1) for an
+// absent label. Ladder and Prefix.Results follow that order.
 type SearchProof struct {
-	Found    bool
+	Found bool
+	// Fixed marks a fixed-version search of Target. Its lookups do not
+	// establish the greatest version: Greatest is 0.
+	Fixed    bool
 	Greatest uint32
 	Target   uint32
 	Opening  [OpeningSize]byte
@@ -41,12 +46,24 @@ type SearchProof struct {
 	Prefix   PrefixProof
 }
 
-// Lookups returns the versions the proof looks up, in order.
+// Lookups returns the versions the proof looks up, in order, or nil if it
+// claims versions over MaxVersion (or a greatest-version search with a
+// Target other than Greatest).
 func (p *SearchProof) Lookups() []uint32 {
-	if !p.Found {
+	switch {
+	case !p.Found:
 		return AbsentLookups()
+	case p.Fixed:
+		if p.Target > MaxVersion {
+			return nil
+		}
+		return fixedWalk(p.Target, func(i int, _ uint32) bool {
+			return i < len(p.Prefix.Results) && p.Prefix.Results[i].Included()
+		})
+	case p.Target != p.Greatest:
+		return nil
 	}
-	return fixedLookups(p.Greatest, p.Target)
+	return BinaryLadder(p.Greatest)
 }
 
 // MonitorProof lets a label's owner check its own label (§8.3, simplified
@@ -144,19 +161,38 @@ func checkOpened(label string, version uint32, o Opened, step LadderStep) error 
 // Search proves that greatest is the greatest version of label and that
 // value (with opening) is its value.
 func (p Prover) Search(label string, greatest uint32, opening [OpeningSize]byte, value []byte) (*SearchProof, error) {
-	return p.Fixed(label, greatest, greatest, opening, value)
-}
-
-// Fixed proves that version of label has value (with opening) and that it
-// is at most the greatest version, greatest.
-func (p Prover) Fixed(label string, greatest, version uint32, opening [OpeningSize]byte, value []byte) (*SearchProof, error) {
 	if err := CheckLabel(label); err != nil {
 		return nil, err
 	}
-	if greatest > MaxVersion || version > greatest {
+	if greatest > MaxVersion {
+		return nil, fmt.Errorf("kt: greatest version %d over MaxVersion", greatest)
+	}
+	vs := BinaryLadder(greatest)
+	steps, pp, err := p.lookup(label, vs, func(v uint32) bool { return v <= greatest })
+	if err != nil {
+		return nil, err
+	}
+	o := Opened{Opening: opening, Value: value}
+	if err := checkOpened(label, greatest, o, steps[indexOf(vs, greatest)]); err != nil {
+		return nil, err
+	}
+	return &SearchProof{Found: true, Greatest: greatest, Target: greatest, Opening: opening, Value: value, Ladder: steps, Prefix: *pp}, nil
+}
+
+// Fixed proves that version of label has value (with opening) and that it
+// is at most the greatest version, greatest (FixedLadder). For the
+// greatest version itself it is Search.
+func (p Prover) Fixed(label string, greatest, version uint32, opening [OpeningSize]byte, value []byte) (*SearchProof, error) {
+	if version == greatest {
+		return p.Search(label, greatest, opening, value)
+	}
+	if err := CheckLabel(label); err != nil {
+		return nil, err
+	}
+	vs := FixedLadder(version, greatest)
+	if vs == nil {
 		return nil, fmt.Errorf("kt: version %d of greatest %d", version, greatest)
 	}
-	vs := fixedLookups(greatest, version)
 	steps, pp, err := p.lookup(label, vs, func(v uint32) bool { return v <= greatest })
 	if err != nil {
 		return nil, err
@@ -165,7 +201,7 @@ func (p Prover) Fixed(label string, greatest, version uint32, opening [OpeningSi
 	if err := checkOpened(label, version, o, steps[indexOf(vs, version)]); err != nil {
 		return nil, err
 	}
-	return &SearchProof{Found: true, Greatest: greatest, Target: version, Opening: opening, Value: value, Ladder: steps, Prefix: *pp}, nil
+	return &SearchProof{Found: true, Fixed: true, Target: version, Opening: opening, Value: value, Ladder: steps, Prefix: *pp}, nil
 }
 
 // Absent proves that label has no version: versions 0 and 1
@@ -288,31 +324,29 @@ func addValue(b *cryptobyte.Builder, v []byte) {
 // Kinds of a SearchProof encoding.
 const (
 	searchAbsent   = 0 // no version: lookups 0 and 1
-	searchGreatest = 1 // Target = Greatest, encoded once
-	searchFixed    = 2 // Target < Greatest
+	searchGreatest = 1 // u32 greatest (= target)
+	searchFixed    = 2 // u32 target
 )
 
 // Marshal encodes the proof: version || u8 kind (0 absent, 1 greatest
-// version, 2 fixed version) || [u32 greatest || [u32 target, kind 2 only]
-// || opening (16) || u32 length || value, unless absent] || lookups (u8
+// version, 2 fixed version) || [u32 greatest (kind 1) or u32 target (kind
+// 2) || opening (16) || u32 length || value, unless absent] || lookups (u8
 // count, the VRF proofs (80 each), the prefix proof, the commitments of
-// the included lookups). A fixed-version search of the greatest version
-// is encoded as kind 1.
+// the included lookups).
 func (p *SearchProof) Marshal() ([]byte, error) {
 	b := cryptobyte.NewBuilder(nil)
 	b.AddUint8(wire.Version)
 	switch {
 	case !p.Found:
 		b.AddUint8(searchAbsent)
-	case p.Target > p.Greatest || p.Greatest > MaxVersion:
-		return nil, fmt.Errorf("kt: search proof of version %d of %d", p.Target, p.Greatest)
-	case p.Target == p.Greatest:
+	case p.Fixed && p.Greatest == 0 && p.Target <= MaxVersion:
+		b.AddUint8(searchFixed)
+		b.AddUint32(p.Target)
+	case !p.Fixed && p.Target == p.Greatest && p.Greatest <= MaxVersion:
 		b.AddUint8(searchGreatest)
 		b.AddUint32(p.Greatest)
 	default:
-		b.AddUint8(searchFixed)
-		b.AddUint32(p.Greatest)
-		b.AddUint32(p.Target)
+		return nil, fmt.Errorf("kt: search proof of version %d of %d (fixed %v)", p.Target, p.Greatest, p.Fixed)
 	}
 	if p.Found {
 		b.AddBytes(p.Opening[:])
@@ -334,17 +368,13 @@ func UnmarshalSearchProof(data []byte) (*SearchProof, error) {
 		p.Greatest = r.u32("greatest")
 		p.Target = p.Greatest
 	case searchFixed:
-		p.Found = true
-		p.Greatest = r.u32("greatest")
+		p.Found, p.Fixed = true, true
 		p.Target = r.u32("target")
-		if p.Target >= p.Greatest {
-			r.fail("fixed-version target not below the greatest")
-		}
 	default:
 		r.fail("kind")
 	}
-	if p.Greatest > MaxVersion {
-		r.fail("greatest over MaxVersion")
+	if p.Target > MaxVersion {
+		r.fail("version over MaxVersion")
 	}
 	if p.Found {
 		r.bytes(p.Opening[:], "opening")
