@@ -1,6 +1,7 @@
 package kt
 
 import (
+	"math/bits"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -284,5 +285,69 @@ func TestFixedSearchStaysInMonitoredVersions(t *testing.T) {
 	}
 	if served < 1<<k {
 		t.Fatalf("only %d fixed searches verified", served)
+	}
+}
+
+// TestLadderLengthsAreMinimal backs the claim of docs/transparency.md §5
+// that four lookups up to version 7 is the best any ladder can do, by
+// exhaustive search over all families of lookup sets for the claims -1
+// (absent) … 7 that satisfy the conflict property (any two claims share a
+// version between them). Versions above 8 cannot matter to these pairs
+// (a shared version is at most the larger claim), so sets over 0..8 cover
+// every family. With at most four lookups each, the absent proof cannot
+// have one, and no claim 0 < n ≤ 7 can have three; Parley's ladders meet
+// the remaining bound (2, 2, then 4 each).
+func TestLadderLengthsAreMinimal(t *testing.T) {
+	feasible := func(caps [9]int) bool {
+		var sets [9]uint16 // sets[n+1] is the lookup set of claim n
+		var rec func(n int) bool
+		rec = func(n int) bool {
+			if n > 7 {
+				return true
+			}
+			need := uint16(1) << (n + 1) // n+1, which must be absent
+			if n >= 0 {
+				need |= 1 << n
+			}
+			for s := uint16(0); s < 1<<9; s++ {
+				if s&need != need || bits.OnesCount16(s) > caps[n+1] {
+					continue
+				}
+				ok := true
+				for a := -1; a < n && ok; a++ {
+					between := uint16(1)<<(n+1) - uint16(1)<<(a+1) // versions a+1..n
+					ok = sets[a+1]&s&between != 0
+				}
+				if ok {
+					sets[n+1] = s
+					if rec(n + 1) {
+						return true
+					}
+				}
+			}
+			return false
+		}
+		return rec(-1)
+	}
+	parley := [9]int{2, 2, 4, 4, 4, 4, 4, 4, 4}
+	if !feasible(parley) {
+		t.Fatal("the search finds no family for Parley's own lengths")
+	}
+	for i, c := range parley {
+		if i == 1 {
+			continue // the claim 0: {0, 1} cannot shrink
+		}
+		tighter := parley
+		tighter[i] = c - 1
+		if feasible(tighter) {
+			t.Errorf("a family with %d lookups for claim %d exists", c-1, i-1)
+		}
+	}
+	lens := []int{len(AbsentLookups())}
+	for n := uint32(0); n <= 7; n++ {
+		lens = append(lens, len(BinaryLadder(n)))
+	}
+	if !slices.Equal(lens, parley[:]) {
+		t.Fatalf("ladder lengths %v", lens)
 	}
 }
