@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -266,10 +267,13 @@ func (e *evaluator) node(d int, ls []lookup) ([HashSize]byte, error) {
 
 // Marshal encodes the proof: u8 result count, each result as u8 type
 // [|| leaf index (32) || leaf commitment (32) for NonInclusionLeaf] || u8
-// depth, then u16 element count and the elements. It carries no version
-// byte: it only appears inside versioned encodings.
+// depth; then u16 element count, a bitmap of ceil(count/8) bytes whose bit
+// i (most significant bit first) is 1 exactly when element i is not 32
+// zero bytes, and the non-zero elements. A missing child, hashed as zeros,
+// thus costs one bit. It carries no version byte: it only appears inside
+// versioned encodings.
 func (p *PrefixProof) Marshal() []byte {
-	b := cryptobyte.NewBuilder(make([]byte, 0, 3+len(p.Results)*66+len(p.Elements)*HashSize))
+	b := cryptobyte.NewBuilder(make([]byte, 0, 3+len(p.Results)*66+(len(p.Elements)+7)/8+len(p.Elements)*HashSize))
 	p.marshalTo(b)
 	return b.BytesOrPanic()
 }
@@ -289,8 +293,17 @@ func (p *PrefixProof) marshalTo(b *cryptobyte.Builder) {
 		b.AddUint8(r.Depth)
 	}
 	b.AddUint16(uint16(len(p.Elements)))
+	bitmap := make([]byte, (len(p.Elements)+7)/8)
 	for i := range p.Elements {
-		b.AddBytes(p.Elements[i][:])
+		if p.Elements[i] != zeroHash {
+			bitmap[i/8] |= 0x80 >> (i % 8)
+		}
+	}
+	b.AddBytes(bitmap)
+	for i := range p.Elements {
+		if p.Elements[i] != zeroHash {
+			b.AddBytes(p.Elements[i][:])
+		}
 	}
 }
 
@@ -335,9 +348,34 @@ func (r *reader) prefixProof() *PrefixProof {
 	if m > MaxProofElements {
 		r.fail("too many elements")
 	}
-	p.Elements = r.hashes(m, "elements")
+	bitmap := make([]byte, (m+7)/8)
+	r.bytes(bitmap, "element bitmap")
 	if r.err != nil {
 		return nil
+	}
+	if m%8 != 0 && bitmap[len(bitmap)-1]<<(m%8) != 0 {
+		r.fail("element bitmap padding")
+		return nil
+	}
+	nonZero := 0
+	for _, x := range bitmap {
+		nonZero += bits.OnesCount8(x)
+	}
+	given := r.hashes(nonZero, "elements")
+	if r.err != nil {
+		return nil
+	}
+	p.Elements = make([][HashSize]byte, m)
+	for i, j := 0, 0; i < m; i++ {
+		if bitmap[i/8]&(0x80>>(i%8)) == 0 {
+			continue
+		}
+		if given[j] == zeroHash {
+			r.fail("zero element not in the bitmap")
+			return nil
+		}
+		p.Elements[i] = given[j]
+		j++
 	}
 	return p
 }

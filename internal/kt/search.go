@@ -24,15 +24,20 @@ type LadderStep struct {
 }
 
 // SearchProof answers a search for one label in the prefix tree of the
-// newest epoch: a greatest-version search (Target = Greatest) or a
-// fixed-version search (Target ≤ Greatest), or, when Found is false, the
-// proof that the label has no version at all.
+// newest epoch: a greatest-version search (Fixed false, Target =
+// Greatest), a fixed-version search of Target (Fixed true), or, when Found
+// is false, the proof that the label has no version at all.
 //
-// Lookups, in order: BinaryLadder(Greatest), then Target if the ladder
-// does not look it up; an absent label looks up version 0 only. Ladder
-// and Prefix.Results follow that order.
+// Lookups, in order: BinaryLadder(Greatest) for a greatest-version
+// search; for a fixed-version search FixedLadder(Target, n), where the
+// greatest version n is not part of the proof: the verifier finds where
+// the ladder stopped from the results; AbsentLookups (0 and 1) for an
+// absent label. Ladder and Prefix.Results follow that order.
 type SearchProof struct {
-	Found    bool
+	Found bool
+	// Fixed marks a fixed-version search of Target. Its lookups do not
+	// establish the greatest version: Greatest is 0.
+	Fixed    bool
 	Greatest uint32
 	Target   uint32
 	Opening  [OpeningSize]byte
@@ -41,12 +46,24 @@ type SearchProof struct {
 	Prefix   PrefixProof
 }
 
-// Lookups returns the versions the proof looks up, in order.
+// Lookups returns the versions the proof looks up, in order, or nil if it
+// claims versions over MaxVersion (or a greatest-version search with a
+// Target other than Greatest).
 func (p *SearchProof) Lookups() []uint32 {
-	if !p.Found {
-		return []uint32{0}
+	switch {
+	case !p.Found:
+		return AbsentLookups()
+	case p.Fixed:
+		if p.Target > MaxVersion {
+			return nil
+		}
+		return fixedWalk(p.Target, func(i int, _ uint32) bool {
+			return i < len(p.Prefix.Results) && p.Prefix.Results[i].Included()
+		})
+	case p.Target != p.Greatest:
+		return nil
 	}
-	return fixedLookups(p.Greatest, p.Target)
+	return BinaryLadder(p.Greatest)
 }
 
 // MonitorProof lets a label's owner check its own label (§8.3, simplified
@@ -144,19 +161,38 @@ func checkOpened(label string, version uint32, o Opened, step LadderStep) error 
 // Search proves that greatest is the greatest version of label and that
 // value (with opening) is its value.
 func (p Prover) Search(label string, greatest uint32, opening [OpeningSize]byte, value []byte) (*SearchProof, error) {
-	return p.Fixed(label, greatest, greatest, opening, value)
-}
-
-// Fixed proves that version of label has value (with opening) and that it
-// is at most the greatest version, greatest.
-func (p Prover) Fixed(label string, greatest, version uint32, opening [OpeningSize]byte, value []byte) (*SearchProof, error) {
 	if err := CheckLabel(label); err != nil {
 		return nil, err
 	}
-	if greatest > MaxVersion || version > greatest {
+	if greatest > MaxVersion {
+		return nil, fmt.Errorf("kt: greatest version %d over MaxVersion", greatest)
+	}
+	vs := BinaryLadder(greatest)
+	steps, pp, err := p.lookup(label, vs, func(v uint32) bool { return v <= greatest })
+	if err != nil {
+		return nil, err
+	}
+	o := Opened{Opening: opening, Value: value}
+	if err := checkOpened(label, greatest, o, steps[indexOf(vs, greatest)]); err != nil {
+		return nil, err
+	}
+	return &SearchProof{Found: true, Greatest: greatest, Target: greatest, Opening: opening, Value: value, Ladder: steps, Prefix: *pp}, nil
+}
+
+// Fixed proves that version of label has value (with opening) and that it
+// is at most the greatest version, greatest (FixedLadder). For the
+// greatest version itself it is Search.
+func (p Prover) Fixed(label string, greatest, version uint32, opening [OpeningSize]byte, value []byte) (*SearchProof, error) {
+	if version == greatest {
+		return p.Search(label, greatest, opening, value)
+	}
+	if err := CheckLabel(label); err != nil {
+		return nil, err
+	}
+	vs := FixedLadder(version, greatest)
+	if vs == nil {
 		return nil, fmt.Errorf("kt: version %d of greatest %d", version, greatest)
 	}
-	vs := fixedLookups(greatest, version)
 	steps, pp, err := p.lookup(label, vs, func(v uint32) bool { return v <= greatest })
 	if err != nil {
 		return nil, err
@@ -165,15 +201,16 @@ func (p Prover) Fixed(label string, greatest, version uint32, opening [OpeningSi
 	if err := checkOpened(label, version, o, steps[indexOf(vs, version)]); err != nil {
 		return nil, err
 	}
-	return &SearchProof{Found: true, Greatest: greatest, Target: version, Opening: opening, Value: value, Ladder: steps, Prefix: *pp}, nil
+	return &SearchProof{Found: true, Fixed: true, Target: version, Opening: opening, Value: value, Ladder: steps, Prefix: *pp}, nil
 }
 
-// Absent proves that label has no version: version 0 is not in the tree.
+// Absent proves that label has no version: versions 0 and 1
+// (AbsentLookups) are not in the tree.
 func (p Prover) Absent(label string) (*SearchProof, error) {
 	if err := CheckLabel(label); err != nil {
 		return nil, err
 	}
-	steps, pp, err := p.lookup(label, []uint32{0}, func(uint32) bool { return false })
+	steps, pp, err := p.lookup(label, AbsentLookups(), func(uint32) bool { return false })
 	if err != nil {
 		return nil, err
 	}
@@ -216,49 +253,63 @@ func indexOf(vs []uint32, v uint32) int {
 // strict (§7.1): exact lengths, no trailing bytes, flags and counts
 // checked, every failure wire.ErrMalformed.
 
-func addSteps(b *cryptobyte.Builder, steps []LadderStep) {
-	if len(steps) > MaxLookups {
-		b.SetError(errors.New("kt: too many ladder steps"))
+// addLookups encodes the lookups of a proof: u8 count, count VRF proofs
+// (80 each), the prefix proof, then the commitments (32 each) of the
+// lookups the prefix proof says are included, in lookup order. Whether a
+// step carries a commitment is thus not encoded twice.
+func addLookups(b *cryptobyte.Builder, steps []LadderStep, prefix *PrefixProof) {
+	if len(steps) > MaxLookups || len(steps) != len(prefix.Results) {
+		b.SetError(fmt.Errorf("kt: %d ladder steps for %d prefix results", len(steps), len(prefix.Results)))
 		return
 	}
 	b.AddUint8(uint8(len(steps)))
 	for _, s := range steps {
 		b.AddBytes(s.Proof[:])
+	}
+	prefix.marshalTo(b)
+	for i, s := range steps {
+		if (s.Commitment != nil) != prefix.Results[i].Included() {
+			b.SetError(fmt.Errorf("kt: ladder step %d: a commitment exactly for an inclusion", i))
+			return
+		}
 		if s.Commitment != nil {
-			b.AddUint8(1)
 			b.AddBytes(s.Commitment[:])
-		} else {
-			b.AddUint8(0)
 		}
 	}
 }
 
-func (r *reader) steps() []LadderStep {
+func (r *reader) lookups() ([]LadderStep, *PrefixProof) {
 	n := int(r.u8("step count"))
 	if r.err != nil {
-		return nil
+		return nil, nil
 	}
-	if len(r.s) < n*(VRFProofSize+1) {
+	if len(r.s) < n*VRFProofSize {
 		r.fail("truncated steps")
-		return nil
+		return nil, nil
 	}
 	steps := make([]LadderStep, n)
 	for i := range steps {
 		r.bytes(steps[i].Proof[:], "VRF proof")
-		switch r.u8("commitment flag") {
-		case 0:
-		case 1:
+	}
+	prefix := r.prefixProof()
+	if r.err != nil {
+		return nil, nil
+	}
+	if len(prefix.Results) != n {
+		r.fail(fmt.Sprintf("%d ladder steps for %d prefix results", n, len(prefix.Results)))
+		return nil, nil
+	}
+	for i := range steps {
+		if prefix.Results[i].Included() {
 			c := new([HashSize]byte)
 			r.bytes(c[:], "commitment")
 			steps[i].Commitment = c
-		default:
-			r.fail("commitment flag")
-		}
-		if r.err != nil {
-			return nil
 		}
 	}
-	return steps
+	if r.err != nil {
+		return nil, nil
+	}
+	return steps, prefix
 }
 
 func addValue(b *cryptobyte.Builder, v []byte) {
@@ -270,24 +321,38 @@ func addValue(b *cryptobyte.Builder, v []byte) {
 	b.AddBytes(v)
 }
 
-// Marshal encodes the proof: version || u8 found (0 or 1) || [u32 greatest
-// || u32 target || opening (16) || u32 length || value, if found] || steps
-// (u8 count, each VRF proof (80) || u8 0/1 || [commitment]) || prefix
-// proof.
+// Kinds of a SearchProof encoding.
+const (
+	searchAbsent   = 0 // no version: lookups 0 and 1
+	searchGreatest = 1 // u32 greatest (= target)
+	searchFixed    = 2 // u32 target
+)
+
+// Marshal encodes the proof: version || u8 kind (0 absent, 1 greatest
+// version, 2 fixed version) || [u32 greatest (kind 1) or u32 target (kind
+// 2) || opening (16) || u32 length || value, unless absent] || lookups (u8
+// count, the VRF proofs (80 each), the prefix proof, the commitments of
+// the included lookups).
 func (p *SearchProof) Marshal() ([]byte, error) {
 	b := cryptobyte.NewBuilder(nil)
 	b.AddUint8(wire.Version)
-	if p.Found {
-		b.AddUint8(1)
-		b.AddUint32(p.Greatest)
+	switch {
+	case !p.Found:
+		b.AddUint8(searchAbsent)
+	case p.Fixed && p.Greatest == 0 && p.Target <= MaxVersion:
+		b.AddUint8(searchFixed)
 		b.AddUint32(p.Target)
+	case !p.Fixed && p.Target == p.Greatest && p.Greatest <= MaxVersion:
+		b.AddUint8(searchGreatest)
+		b.AddUint32(p.Greatest)
+	default:
+		return nil, fmt.Errorf("kt: search proof of version %d of %d (fixed %v)", p.Target, p.Greatest, p.Fixed)
+	}
+	if p.Found {
 		b.AddBytes(p.Opening[:])
 		addValue(b, p.Value)
-	} else {
-		b.AddUint8(0)
 	}
-	addSteps(b, p.Ladder)
-	p.Prefix.marshalTo(b)
+	addLookups(b, p.Ladder, &p.Prefix)
 	return b.Bytes()
 }
 
@@ -296,20 +361,27 @@ func UnmarshalSearchProof(data []byte) (*SearchProof, error) {
 	r := newReader("kt search proof", data)
 	r.version()
 	p := &SearchProof{}
-	switch r.u8("found") {
-	case 0:
-	case 1:
+	switch r.u8("kind") {
+	case searchAbsent:
+	case searchGreatest:
 		p.Found = true
 		p.Greatest = r.u32("greatest")
+		p.Target = p.Greatest
+	case searchFixed:
+		p.Found, p.Fixed = true, true
 		p.Target = r.u32("target")
+	default:
+		r.fail("kind")
+	}
+	if p.Target > MaxVersion {
+		r.fail("version over MaxVersion")
+	}
+	if p.Found {
 		r.bytes(p.Opening[:], "opening")
 		p.Value = r.vec32(MaxValueSize, "value")
-	default:
-		r.fail("found flag")
 	}
-	p.Ladder = r.steps()
-	if pp := r.prefixProof(); pp != nil {
-		p.Prefix = *pp
+	if steps, pp := r.lookups(); pp != nil {
+		p.Ladder, p.Prefix = steps, *pp
 	}
 	if err := r.done(); err != nil {
 		return nil, err
@@ -319,7 +391,7 @@ func UnmarshalSearchProof(data []byte) (*SearchProof, error) {
 
 // Marshal encodes the proof: version || u32 greatest || u32 from || u8
 // count of opened versions || each opening (16) || u32 length || value ||
-// steps || prefix proof.
+// lookups (as in SearchProof).
 func (p *MonitorProof) Marshal() ([]byte, error) {
 	b := cryptobyte.NewBuilder(nil)
 	b.AddUint8(wire.Version)
@@ -333,8 +405,7 @@ func (p *MonitorProof) Marshal() ([]byte, error) {
 		b.AddBytes(o.Opening[:])
 		addValue(b, o.Value)
 	}
-	addSteps(b, p.Ladder)
-	p.Prefix.marshalTo(b)
+	addLookups(b, p.Ladder, &p.Prefix)
 	return b.Bytes()
 }
 
@@ -353,9 +424,8 @@ func UnmarshalMonitorProof(data []byte) (*MonitorProof, error) {
 		o.Value = r.vec32(MaxValueSize, "value")
 		p.Opened = append(p.Opened, o)
 	}
-	p.Ladder = r.steps()
-	if pp := r.prefixProof(); pp != nil {
-		p.Prefix = *pp
+	if steps, pp := r.lookups(); pp != nil {
+		p.Ladder, p.Prefix = steps, *pp
 	}
 	if err := r.done(); err != nil {
 		return nil, err

@@ -206,7 +206,7 @@ func genKT() any {
 		prefixSeeds = append(prefixSeeds, p.Marshal())
 	}
 
-	for _, n := range []uint32{0, 1, 2, 3, 4, 6, 7, 8, 100, kt.MaxVersion} {
+	for _, n := range []uint32{0, 1, 2, 3, 4, 5, 6, 7, 8, 15, 16, 100, kt.MaxVersion} {
 		v.Ladders = append(v.Ladders, ktLadderVector{n, kt.BinaryLadder(n)})
 	}
 
@@ -312,6 +312,8 @@ func genKTFixture() (ktFixture, ktSeeds) {
 			p := must(pr.Fixed(l, n, 0, vs[0].Opening, vs[0].Value))
 			b := must(p.Marshal())
 			f.Searches = append(f.Searches, ktSearchVector{Label: l, Version: 0, Found: true, Proof: hex.EncodeToString(b)})
+			seeds.searches = append(seeds.searches, b)
+			seeds.searchLabels = append(seeds.searchLabels, byte(li))
 		}
 		m := must(pr.Monitor(l, n, 0, vs))
 		mb := must(m.Marshal())
@@ -322,6 +324,9 @@ func genKTFixture() (ktFixture, ktSeeds) {
 	p := must(pr.Absent("carol"))
 	b := must(p.Marshal())
 	f.Searches = append(f.Searches, ktSearchVector{Label: "carol", Version: -1, Found: false, Proof: hex.EncodeToString(b)})
+	// Every fixture label exists: the fuzzer must never accept an absence.
+	seeds.searches = append(seeds.searches, b)
+	seeds.searchLabels = append(seeds.searchLabels, 0)
 	return f, seeds
 }
 

@@ -3,6 +3,9 @@ package verify
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,11 +16,13 @@ import (
 
 // BenchmarkSearchVerify measures a client verifying a greatest-version
 // search at 100k and 1M accounts (averaged over benchLabels labels), with
-// the label's greatest version n = 0
-// (an account that never changed its device list) and n = 3 (three
-// changes):
+// the label's greatest version n = 0 (an account that never changed its
+// device list) to n = 7 (seven changes):
 //
-//	go test -run '^$' -bench SearchVerify -benchtime 2000x ./internal/kt/verify
+//	go test -run '^$' -bench SearchVerify -benchtime 1000x -benchmem ./internal/kt/verify
+//
+// PARLEY_KT_BENCH_N (a comma-separated list, e.g. "0,3") restricts the
+// greatest versions measured.
 //
 // Sub-benchmarks:
 //   - search: VerifySearch against an already verified head (a client
@@ -36,10 +41,26 @@ import (
 // proving a million VRFs would only slow the set-up.
 func BenchmarkSearchVerify(b *testing.B) {
 	for _, accounts := range []int{100_000, 1_000_000} {
-		for _, n := range []uint32{0, 3} {
+		for _, n := range benchGreatest(b) {
 			benchSearchVerify(b, accounts, n)
 		}
 	}
+}
+
+func benchGreatest(b *testing.B) []uint32 {
+	env := os.Getenv("PARLEY_KT_BENCH_N")
+	if env == "" {
+		return []uint32{0, 1, 2, 3, 4, 5, 6, 7}
+	}
+	var out []uint32
+	for _, f := range strings.Split(env, ",") {
+		n, err := strconv.ParseUint(f, 10, 32)
+		if err != nil {
+			b.Fatalf("PARLEY_KT_BENCH_N: %v", err)
+		}
+		out = append(out, uint32(n))
+	}
+	return out
 }
 
 // benchLabels is how many labels the proofs are averaged over: the
@@ -74,18 +95,32 @@ func benchSearchVerify(b *testing.B, accounts int, n uint32) {
 	}
 	proofs := make([]*kt.SearchProof, len(labels))
 	floors := make([]*floor, len(labels))
-	var size, copath, hashes float64
+	var size, maxSize, copath, zeros, leaves, hashes float64
 	for i, label := range labels {
 		proofs[i] = l.search(label)
 		pb, _ := proofs[i].Marshal()
 		size += float64(len(pb))
+		maxSize = max(maxSize, float64(len(pb)))
 		copath += float64(len(proofs[i].Prefix.Elements))
+		for _, e := range proofs[i].Prefix.Elements {
+			if e == [kt.HashSize]byte{} {
+				zeros++
+			}
+		}
+		for _, r := range proofs[i].Prefix.Results {
+			if r.Type == kt.NonInclusionLeaf {
+				leaves++
+			}
+		}
 		floors[i] = newFloor(b, l, label, proofs[i], h)
 		hashes += float64(floors[i].hashes)
 	}
 	name := fmt.Sprintf("accounts=%d/greatest=%d", accounts, n)
 	report := func(b *testing.B) {
 		b.ReportMetric(size/benchLabels, "proof-B")
+		b.ReportMetric(maxSize, "max-proof-B")
+		b.ReportMetric(zeros/benchLabels, "zero-elements")
+		b.ReportMetric(leaves/benchLabels, "other-leaves")
 		b.ReportMetric(float64(len(hb)), "head-B")
 		b.ReportMetric(float64(len(proofs[0].Ladder)), "lookups")
 		b.ReportMetric(copath/benchLabels, "copath")

@@ -16,7 +16,9 @@ var ErrNotFound = errors.New("verify: the label is not in the log")
 type Found struct {
 	// Version is the version whose value this is.
 	Version uint32
-	// Greatest is the greatest version of the label in the newest epoch.
+	// Greatest is the greatest version of the label in the newest epoch,
+	// for a greatest-version search; 0 after a fixed-version search of a
+	// version below the greatest, which does not establish it.
 	Greatest uint32
 	// Value is the value committed for Version.
 	Value []byte
@@ -24,20 +26,22 @@ type Found struct {
 
 // checkLookups verifies the lookups of a search or monitor proof against
 // the trusted newest epoch. versions are the versions the proof must look
-// up, in order; a version is expected in the tree iff present(v).
+// up, in order; want(v) says whether version v must be in the tree, and
+// whether the proof must show it at all (a fixed-version search leaves
+// the versions above its target to where its ladder stops).
 //
 // Order of checks, each failing with its own kind: the counts (BadProof);
 // every VRF proof (BadProof); each step's commitment given exactly for the
 // lookups the prefix proof says are included (BadProof); the prefix proof
 // gives the epoch's prefix root (BadProof). Only then is the content of a
 // valid proof judged: a version beyond the claimed greatest that the tree
-// holds is HiddenVersion, a version at most the greatest that it lacks is
+// holds is HiddenVersion, a version that must be there and is not is
 // BadProof.
-func (c *Config) checkLookups(t *Trusted, label string, versions []uint32, present func(uint32) bool, steps []kt.LadderStep, prefix *kt.PrefixProof) error {
+func (c *Config) checkLookups(t *Trusted, label string, versions []uint32, want func(v uint32) (in, checked bool), steps []kt.LadderStep, prefix *kt.PrefixProof) error {
 	if err := kt.CheckLabel(label); err != nil {
 		return err
 	}
-	if len(steps) != len(versions) || len(prefix.Results) != len(versions) {
+	if len(versions) == 0 || len(steps) != len(versions) || len(prefix.Results) != len(versions) {
 		return &Error{Kind: BadProof, Label: label, Reason: fmt.Sprintf("%d ladder steps and %d results for %d lookups", len(steps), len(prefix.Results), len(versions))}
 	}
 	idx := make([][kt.IndexSize]byte, len(versions))
@@ -61,11 +65,15 @@ func (c *Config) checkLookups(t *Trusted, label string, versions []uint32, prese
 		return &Error{Kind: BadProof, Label: label, Reason: fmt.Sprintf("prefix proof does not give the prefix root of epoch %d", t.Entry.Epoch)}
 	}
 	for i, v := range versions {
-		switch in, want := prefix.Results[i].Included(), present(v); {
-		case in && !want:
+		w, checked := want(v)
+		if !checked {
+			continue
+		}
+		switch in := prefix.Results[i].Included(); {
+		case in && !w:
 			return &Error{Kind: HiddenVersion, Label: label, Version: v, Reason: "the log holds a version beyond the greatest one claimed"}
-		case !in && want:
-			return &Error{Kind: BadProof, Label: label, Version: v, Reason: "a version at most the claimed greatest is not in the log"}
+		case !in && w:
+			return &Error{Kind: BadProof, Label: label, Version: v, Reason: "a version the proof claims is in the log is not"}
 		}
 	}
 	return nil
@@ -91,32 +99,41 @@ func opened(label string, v uint32, versions []uint32, steps []kt.LadderStep, op
 // greatest version and its value. A proof that the label has no version
 // returns ErrNotFound.
 func (c *Config) VerifySearch(t *Trusted, label string, p *kt.SearchProof) (*Found, error) {
-	if p.Found && p.Target != p.Greatest {
-		return nil, &Error{Kind: BadProof, Label: label, Version: p.Target, Reason: fmt.Sprintf("a search for the greatest version answered with version %d of %d", p.Target, p.Greatest)}
+	if p.Found && (p.Fixed || p.Target != p.Greatest) {
+		return nil, &Error{Kind: BadProof, Label: label, Version: p.Target, Reason: fmt.Sprintf("a search for the greatest version answered with a fixed-version search of version %d", p.Target)}
 	}
 	return c.verifySearch(t, label, p)
 }
 
 // VerifyFixed verifies a search for one version of label: that version's
 // value, and that it is at most the greatest version (so it is one the
-// label's owner monitors).
+// label's owner monitors). The answer is a fixed-version search
+// (FixedLadder), whose Found.Greatest is 0: it does not establish the
+// greatest version; or, for the greatest version itself, a
+// greatest-version search, whose Found.Greatest is the version.
 func (c *Config) VerifyFixed(t *Trusted, label string, version uint32, p *kt.SearchProof) (*Found, error) {
-	if p.Found && (p.Target != version || version > p.Greatest) {
-		return nil, &Error{Kind: BadProof, Label: label, Version: version, Reason: fmt.Sprintf("answered with version %d of %d", p.Target, p.Greatest)}
-	}
 	if !p.Found {
 		return nil, &Error{Kind: BadProof, Label: label, Version: version, Reason: "a fixed-version search answered with an absent label"}
+	}
+	if p.Target != version || (!p.Fixed && p.Greatest != version) {
+		return nil, &Error{Kind: BadProof, Label: label, Version: version, Reason: fmt.Sprintf("answered with version %d", p.Target)}
 	}
 	return c.verifySearch(t, label, p)
 }
 
 func (c *Config) verifySearch(t *Trusted, label string, p *kt.SearchProof) (*Found, error) {
-	if p.Found && p.Greatest > kt.MaxVersion {
-		return nil, &Error{Kind: BadProof, Label: label, Version: p.Greatest, Reason: "version over MaxVersion"}
+	if p.Found && p.Target > kt.MaxVersion {
+		return nil, &Error{Kind: BadProof, Label: label, Version: p.Target, Reason: "version over MaxVersion"}
 	}
 	versions := p.Lookups()
-	present := func(v uint32) bool { return p.Found && v <= p.Greatest }
-	if err := c.checkLookups(t, label, versions, present, p.Ladder, &p.Prefix); err != nil {
+	want := func(v uint32) (bool, bool) { return p.Found && v <= p.Greatest, true }
+	if p.Fixed {
+		// Every version up to the target must be there; above it the
+		// ladder stopped at the first one that is (Lookups), which is
+		// what shows the target is not beyond the greatest.
+		want = func(v uint32) (bool, bool) { return true, v <= p.Target }
+	}
+	if err := c.checkLookups(t, label, versions, want, p.Ladder, &p.Prefix); err != nil {
 		return nil, err
 	}
 	if !p.Found {
@@ -171,7 +188,7 @@ func (c *Config) VerifyMonitor(t *Trusted, label string, from uint32, own Owner,
 		return nil, &Error{Kind: BadProof, Label: label, Reason: fmt.Sprintf("monitor proof opens %d versions from %d of greatest %d, asked from %d", len(p.Opened), p.From, p.Greatest, from)}
 	}
 	versions := p.Lookups()
-	if err := c.checkLookups(t, label, versions, func(v uint32) bool { return v <= p.Greatest }, p.Ladder, &p.Prefix); err != nil {
+	if err := c.checkLookups(t, label, versions, func(v uint32) (bool, bool) { return v <= p.Greatest, true }, p.Ladder, &p.Prefix); err != nil {
 		return nil, err
 	}
 	for i, o := range p.Opened {

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -144,9 +145,12 @@ func TestHiddenExtraVersionDetected(t *testing.T) {
 	}
 
 	// 1. It claims version 1 is the greatest, with the tree's real proof
-	// for the ladder of 1 (0, 1, 3, 2): the lookup of 2 is an inclusion.
+	// for the ladder of 1 (1, 5, 3, 2): the lookup of 2 is an inclusion.
 	o := l.values["alice"][1]
-	steps, pp := ladderFromTree(t, l, "alice", []uint32{0, 1, 3, 2})
+	if !slices.Equal(kt.BinaryLadder(1), []uint32{1, 5, 3, 2}) {
+		t.Fatalf("ladder of 1: %v", kt.BinaryLadder(1))
+	}
+	steps, pp := ladderFromTree(t, l, "alice", kt.BinaryLadder(1))
 	p := &kt.SearchProof{Found: true, Greatest: 1, Target: 1, Opening: o.Opening, Value: o.Value, Ladder: steps, Prefix: *pp}
 	_, err = l.cfg.VerifySearch(tr, "alice", p)
 	if e := wantKind(t, err, HiddenVersion); e.Version != 2 {
@@ -176,11 +180,63 @@ func TestHiddenExtraVersionDetected(t *testing.T) {
 		t.Fatal(err)
 	}
 	mp.Greatest, mp.Opened = 1, mp.Opened[:2]
-	mp.Ladder, mp.Prefix.Results, mp.Prefix.Elements = nil, nil, nil
-	s, pp2 := ladderFromTree(t, l, "alice", []uint32{0, 1, 3, 2})
+	s, pp2 := ladderFromTree(t, l, "alice", mp.Lookups())
 	mp.Ladder, mp.Prefix = s, *pp2
 	_, err = l.cfg.VerifyMonitor(tr, "alice", 0, honestOwner, mp)
 	wantKind(t, err, HiddenVersion)
+}
+
+// TestFixedSearchOfHoleRejected: the server slips a version 9 of Alice's
+// label into the tree above her greatest version 1 — a hole that her
+// monitoring ladder (1, 5, 3, 2) never reaches — and serves it through a
+// fixed-version search. Whatever the server does with its real tree, the
+// ladder of 9 looks up 5 before stopping, which is not there: BadProof.
+// A fixed search of a real older version verifies with the short ladder.
+func TestFixedSearchOfHoleRejected(t *testing.T) {
+	l := newTestLog(t, 0, 0)
+	l.update("alice", []byte("v0"))
+	l.update("alice", []byte("v1"))
+	rogue := []byte("alice's devices + the server's device")
+	opening := kt.NewOpening()
+	idx, _ := kt.Index(l.vrf, "alice", 9)
+	l.pending = append(l.pending, kt.Leaf{Index: idx, Commitment: kt.Commit(opening, "alice", 9, rogue)})
+	l.publish()
+	tr, err := l.cfg.VerifyHead(nil, l.head(0), l.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.cfg.VerifyMonitor(tr, "alice", 0, l.owner("alice"), l.monitor("alice", 0)); err != nil {
+		t.Fatalf("the owner's monitor does not reach the hole, and verifies: %v", err)
+	}
+
+	// Every ladder the server can present for 9: the walk of
+	// BinaryLadder(9) as the tree answers it (1 present, 5 absent: the
+	// verifier requires 5), or the lookup of 9 alone.
+	for _, versions := range [][]uint32{kt.FixedLadder(9, 9), {9}, {1, 9}} {
+		steps, pp := ladderFromTree(t, l, "alice", versions)
+		p := &kt.SearchProof{Found: true, Fixed: true, Target: 9, Opening: opening, Value: rogue, Ladder: steps, Prefix: *pp}
+		_, err = l.cfg.VerifyFixed(tr, "alice", 9, p)
+		wantKind(t, err, BadProof)
+	}
+
+	// Version 0 of a label with ten versions: 1 is there, so the ladder of
+	// 0 stops at once (0, 1), where the ladder of 9 has eight lookups.
+	for v := 0; v <= 9; v++ {
+		l.update("bob", []byte(fmt.Sprintf("bob v%d", v)))
+	}
+	l.publish()
+	tr, err = l.cfg.VerifyHead(nil, l.head(0), l.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := l.fixed("bob", 0)
+	f, err := l.cfg.VerifyFixed(tr, "bob", 0, p)
+	if err != nil || f.Version != 0 || f.Greatest != 0 || !bytes.Equal(f.Value, l.values["bob"][0].Value) || len(p.Ladder) != 2 {
+		t.Fatalf("fixed search of bob's version 0: %+v, %d lookups, %v", f, len(p.Ladder), err)
+	}
+	if _, err := l.cfg.VerifySearch(tr, "bob", p); err == nil {
+		t.Fatal("a fixed-version search accepted as a greatest-version search")
+	}
 }
 
 // ladderFromTree is what a lying server can build from its real tree for

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"filippo.io/edwards25519"
+	"filippo.io/edwards25519/field"
 )
 
 // The ECVRF subroutines of RFC 9381 §5, for ECVRF-EDWARDS25519-SHA512-TAI
@@ -186,11 +187,49 @@ func decodeProof(pi []byte) (gamma *edwards25519.Point, c [cLen]byte, s *edwards
 // decoded Gamma: beta = Hash(suite_string || 0x03 ||
 // point_to_string(cofactor * Gamma) || 0x00).
 func proofToHash(gamma *edwards25519.Point) [OutputSize]byte {
+	return hashCofactorGamma(new(edwards25519.Point).MultByCofactor(gamma).Bytes())
+}
+
+// hashCofactorGamma is proofToHash given point_to_string(cofactor * Gamma).
+func hashCofactorGamma(enc []byte) [OutputSize]byte {
 	var msg [2 + ptLen + 1]byte
 	msg[0], msg[1] = suiteString, proofToHashFront
-	copy(msg[2:], new(edwards25519.Point).MultByCofactor(gamma).Bytes())
+	copy(msg[2:], enc)
 	msg[len(msg)-1] = separatorBack
 	return sha512.Sum512(msg[:])
+}
+
+// encodePoints is point_to_string of each of four points, with one field
+// inversion for all of them (Montgomery's trick) instead of one each: the
+// encoding of (X:Y:Z) is y = Y/Z with the sign of x = X/Z in the top bit,
+// as edwards25519's Point.Bytes computes it. Points are public (this is
+// for verification), and Z is never zero for a point.
+func encodePoints(ps [4]*edwards25519.Point) (out [4][ptLen]byte) {
+	var xs, ys, zs, prefix [4]field.Element
+	for i, p := range ps {
+		x, y, z, _ := p.ExtendedCoordinates()
+		xs[i], ys[i], zs[i] = *x, *y, *z
+		if i == 0 {
+			prefix[i] = zs[i]
+		} else {
+			prefix[i].Multiply(&prefix[i-1], &zs[i])
+		}
+	}
+	var inv, zInv, x, y field.Element
+	inv.Invert(&prefix[len(ps)-1]) // 1 / (Z_0 ... Z_3)
+	for i := len(ps) - 1; i >= 0; i-- {
+		if i > 0 {
+			zInv.Multiply(&inv, &prefix[i-1]) // 1 / Z_i
+			inv.Multiply(&inv, &zs[i])        // 1 / (Z_0 ... Z_i-1)
+		} else {
+			zInv = inv
+		}
+		x.Multiply(&xs[i], &zInv)
+		y.Multiply(&ys[i], &zInv)
+		copy(out[i][:], y.Bytes())
+		out[i][31] |= byte(x.IsNegative() << 7)
+	}
+	return out
 }
 
 // proofTrace receives the intermediate values of a proof, for the RFC
@@ -261,12 +300,15 @@ func verify(pk []byte, y *edwards25519.Point, alpha, pi []byte) (beta [OutputSiz
 	u := new(edwards25519.Point).VarTimeDoubleScalarBaseMult(negC, y, s)
 	// 9. V = s*H - c*Gamma
 	v := new(edwards25519.Point).VarTimeMultiScalarMult([]*edwards25519.Scalar{s, negC}, []*edwards25519.Point{h, gamma})
+	// The encodings of H, U, V (step 10) and cofactor*Gamma (for beta),
+	// with one inversion.
+	enc := encodePoints([4]*edwards25519.Point{h, u, v, new(edwards25519.Point).MultByCofactor(gamma)})
 	// 10. c' = ECVRF_challenge_generation(Y, H, Gamma, U, V)
 	// Gamma decoded canonically, so its encoding is pi[:ptLen].
-	cPrime := challengeGeneration(pk, h.Bytes(), pi[:ptLen], u.Bytes(), v.Bytes())
+	cPrime := challengeGeneration(pk, enc[0][:], pi[:ptLen], enc[1][:], enc[2][:])
 	// 11. Valid if c = c'. Nothing here is secret, so a plain comparison.
 	if !bytes.Equal(c[:], cPrime[:]) {
 		return beta, fmt.Errorf("%w: challenge mismatch", ErrInvalidProof)
 	}
-	return proofToHash(gamma), nil
+	return hashCofactorGamma(enc[3][:]), nil
 }

@@ -354,3 +354,44 @@ func TestDegenerateProofsRejected(t *testing.T) {
 		}
 	}
 }
+
+// TestEncodePointsMatchesBytes: Verify encodes H, U, V and cofactor*Gamma
+// with one shared inversion; each encoding must be exactly
+// edwards25519's point_to_string, for points reached by additions (so with
+// Z ≠ 1), the identity and the other small-order points, in any position.
+func TestEncodePointsMatchesBytes(t *testing.T) {
+	var pts []*edwards25519.Point
+	g := edwards25519.NewGeneratorPoint()
+	acc := edwards25519.NewIdentityPoint()
+	for range 12 {
+		acc = new(edwards25519.Point).Add(acc, g)
+		acc.Add(acc, acc)
+		pts = append(pts, new(edwards25519.Point).Set(acc))
+	}
+	for _, h := range smallOrderPoints {
+		p, err := new(edwards25519.Point).SetBytes(mustHex(t, h))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Scaled by a point operation so that Z is not 1.
+		pts = append(pts, new(edwards25519.Point).Add(p, edwards25519.NewIdentityPoint()).Add(p, new(edwards25519.Point).Subtract(g, g)))
+	}
+	for i := 0; i+4 <= len(pts); i++ {
+		quad := [4]*edwards25519.Point{pts[i], pts[(i+5)%len(pts)], pts[(i+11)%len(pts)], pts[(i+17)%len(pts)]}
+		got := encodePoints(quad)
+		for j, p := range quad {
+			if !bytes.Equal(got[j][:], p.Bytes()) {
+				t.Fatalf("point %d of set %d: %x, want %x", j, i, got[j], p.Bytes())
+			}
+		}
+	}
+}
+
+func mustHex(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
