@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/parleyim/parley/internal/kt"
 	"github.com/parleyim/parley/internal/kt/verify"
 	"github.com/parleyim/parley/internal/primitives"
@@ -76,6 +78,11 @@ type Witness struct {
 	URL  string
 }
 
+// prover returns the prover of a view's tree, with the VRF proof cache.
+func (l *ktLog) prover(v *ktView) kt.Prover {
+	return kt.Prover{VRF: l.vrf, Tree: v.tree, Cache: l.vrfCache}
+}
+
 // ktView is one servable epoch: the tree after it, the log size it ends
 // and the signed checkpoint with its cosignatures.
 type ktView struct {
@@ -105,6 +112,9 @@ type ktLog struct {
 	// clients are told about (GetConfig), before they are served.
 	self      *verify.Config
 	witnesses []*witnessClient
+
+	// vrfCache holds the VRF proofs searches computed (nil: off).
+	vrfCache *kt.VRFCache
 
 	view atomic.Pointer[ktView]
 
@@ -164,6 +174,14 @@ func newKTLog(ctx context.Context, s *Server, st store.Transparency) (*ktLog, er
 		return nil, fmt.Errorf("KTOrigin: %w", err)
 	}
 	l := &ktLog{s: s, st: st, vrf: vk, signer: signer}
+	if n := s.cfg.KTVRFCacheEntries; n > 0 {
+		l.vrfCache = kt.NewVRFCache(vk, n)
+		s.metrics.reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "parleyd_kt_vrf_cache_hits_total", Help: "VRF proofs of searches answered from the cache."},
+				func() float64 { h, _ := l.vrfCache.Stats(); return float64(h) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "parleyd_kt_vrf_cache_misses_total", Help: "VRF proofs of searches computed (not in the cache)."},
+				func() float64 { _, c := l.vrfCache.Stats(); return float64(c) }))
+	}
 	var policy verify.WitnessPolicy
 	for _, w := range s.cfg.KTWitnesses {
 		wc, err := newWitnessClient(w, signer.Origin(), s.cfg.KTWitnessTimeout)
