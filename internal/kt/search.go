@@ -11,7 +11,8 @@ import (
 )
 
 // MaxMonitorVersions bounds the versions one monitor proof opens; an owner
-// that is further behind asks again from where the last proof ended.
+// that is further behind checks the older versions with fixed-version
+// searches (docs/client.md §10.3).
 const MaxMonitorVersions = 64
 
 // LadderStep is one lookup of a ladder (§12.1 BinaryLadderStep): the VRF
