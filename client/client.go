@@ -77,6 +77,11 @@ type Options struct {
 	// StartRecovery). Without it the client pins what the server says
 	// (trust on first use). Open ignores it: the home's pin stays.
 	LogConfig *LogConfig
+	// OnAlert, if set, is called with the EventKeyTransparencyAlert that
+	// the check of this account Open starts finds (docs/client.md §10.3),
+	// from another goroutine, before Open's caller may have called
+	// anything else. Receive reports the same alert again.
+	OnAlert func(Event)
 }
 
 // Client is one device of one account. Its methods are safe for
@@ -123,6 +128,13 @@ type Client struct {
 	kt      *verify.Config
 	trusted *verify.Trusted
 	checked map[kt.Checkpoint]bool
+
+	// monitorMu serialises own-account monitoring (MonitorAccount), the
+	// only writer of its position; taken before mu.
+	monitorMu sync.Mutex
+	// openCheck is the monitoring Open started (nil for a client that
+	// was not opened).
+	openCheck *openCheck
 
 	tokenMu  sync.Mutex
 	token    string
@@ -283,7 +295,58 @@ func Open(ctx context.Context, home string, opts Options) (*Client, error) {
 		db.Close()
 		return nil, err
 	}
+	c.startOpenCheck(opts.OnAlert)
 	return c, nil
+}
+
+// openCheck is the monitoring of the own account that Open starts.
+type openCheck struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error // set before done is closed
+}
+
+// startOpenCheck runs MonitorAccount in the background, so that a device
+// that was offline learns at once (not only at its next Receive) whether
+// its account gained a device list it did not make. A network failure is
+// not reported (it is no evidence of anything; Receive checks again); a
+// security error goes to onAlert as EventKeyTransparencyAlert.
+func (c *Client) startOpenCheck(onAlert func(Event)) {
+	ctx, cancel := context.WithTimeout(context.Background(), openCheckTimeout)
+	oc := &openCheck{cancel: cancel, done: make(chan struct{})}
+	c.openCheck = oc
+	go func() {
+		defer close(oc.done)
+		defer cancel()
+		err := c.MonitorAccount(ctx)
+		oc.err = err
+		switch {
+		case isSecurity(err):
+			if onAlert != nil {
+				onAlert(Event{Kind: EventKeyTransparencyAlert, From: c.username, Err: err})
+			}
+		case err != nil:
+			c.log.Debug("monitoring this account at open", "err", err)
+		}
+	}()
+}
+
+// OpenCheck waits until the check of this account in the key-transparency
+// log that Open started has ended (or ctx ends) and returns its result:
+// nil, a *SecurityError (the error Options.OnAlert received), or another
+// error such as a network failure, which is no security error. For a
+// client made otherwise than by Open it returns nil.
+func (c *Client) OpenCheck(ctx context.Context) error {
+	oc := c.openCheck
+	if oc == nil {
+		return nil
+	}
+	select {
+	case <-oc.done:
+		return oc.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func newClient(db *clientdb.DB, home string, opts Options) *Client {
@@ -315,8 +378,14 @@ func (c *Client) load(ctx context.Context, hc *http.Client) error {
 	return c.loadLog(ctx)
 }
 
-// Close closes the local store.
-func (c *Client) Close() error { return c.db.Close() }
+// Close stops the check Open started and closes the local store.
+func (c *Client) Close() error {
+	if oc := c.openCheck; oc != nil {
+		oc.cancel()
+		<-oc.done
+	}
+	return c.db.Close()
+}
 
 // alive returns ErrDeviceRemoved once the local store has been wiped.
 func (c *Client) alive() error {

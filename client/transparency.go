@@ -409,6 +409,23 @@ func (c *Client) servedList(ctx context.Context, name string, found *verify.Foun
 
 // ---- Own-account monitoring ----
 
+// Limits of own-account monitoring.
+const (
+	// openCheckTimeout bounds the monitoring Open starts in the
+	// background.
+	openCheckTimeout = 30 * time.Second
+	// maxCatchUp bounds the versions one MonitorAccount checks one by one
+	// (a fixed-version search each) when more were logged since the last
+	// check than one monitor proof opens; the next call goes on from
+	// where it stopped.
+	maxCatchUp = 4096
+	// monitorTries bounds the tries of one monitoring call whose answer
+	// arrived after a lookup moved this device's checkpoint on (its
+	// consistency proof then starts from an older one); the last try
+	// holds the client's lock across the call.
+	monitorTries = 3
+)
+
 type monitorState struct {
 	next   uint32 // the next KT version to monitor
 	anchor []byte // the value of version next-1, nil when next is 0
@@ -435,34 +452,45 @@ func (m *monitorState) marshal() []byte {
 	return append(binary.BigEndian.AppendUint32(nil, m.next), m.anchor...)
 }
 
+// ownVersion reports whether value, logged as KT version v of this
+// account, is a device list the account made: a device list of this
+// account, signed by its account key, of version v+1, chained to prev
+// (the value of version v−1; nil for v = 0). Versions made by any of the
+// account's devices pass.
+func (c *Client) ownVersion(prev []byte, v uint32, value []byte) bool {
+	s, err := identity.ParseSignedDeviceList(value)
+	if err != nil {
+		return false
+	}
+	var l *identity.DeviceList
+	if v == 0 {
+		l, err = s.Verify(nil)
+	} else {
+		if prev == nil {
+			return false
+		}
+		p, perr := identity.ParseSignedDeviceList(prev)
+		if perr != nil {
+			return false
+		}
+		l, err = s.Verify(p)
+	}
+	return err == nil && l.Account == c.username && l.Key.Equal(c.account.Public()) && uint64(l.Version) == uint64(v)+1
+}
+
 // ownVersions returns what this device can account for among the opened
-// versions of its own label: a version is its account's when it is a
-// device list of this account, signed by this account's key, of the right
-// version, chained to the version before it. Versions made by any of the
-// account's devices pass; anything else is reported by VerifyMonitor.
+// versions of its own label (ownVersion, each chained to the one before);
+// anything else is reported by VerifyMonitor.
 func (c *Client) ownVersions(m *monitorState, p *kt.MonitorProof) verify.Owner {
 	ok := map[uint32][]byte{}
-	var prev *identity.SignedDeviceList
-	if m.anchor != nil {
-		prev, _ = identity.ParseSignedDeviceList(m.anchor)
-	}
+	prev := m.anchor
 	for i, o := range p.Opened {
 		v := p.From + uint32(i)
-		s, err := identity.ParseSignedDeviceList(o.Value)
-		if err != nil || (v > 0 && prev == nil) {
-			break
-		}
-		var l *identity.DeviceList
-		if v == 0 {
-			l, err = s.Verify(nil)
-		} else {
-			l, err = s.Verify(prev)
-		}
-		if err != nil || l.Account != c.username || !l.Key.Equal(c.account.Public()) || uint64(l.Version) != uint64(v)+1 {
+		if !c.ownVersion(prev, v, o.Value) {
 			break
 		}
 		ok[v] = o.Value
-		prev = s
+		prev = o.Value
 	}
 	greatest := uint32(0)
 	if m.next > 0 {
@@ -477,38 +505,113 @@ func (c *Client) ownVersions(m *monitorState, p *kt.MonitorProof) verify.Owner {
 // chained). A version it cannot account for — a device list the server, or
 // someone with the server's help, showed others as this account's — is a
 // *SecurityError wrapping a *verify.Error of kind UnexpectedVersion, whose
-// Value is the logged list. Receive runs it and reports a failure as
-// EventKeyTransparencyAlert. Before the account's first list is sequenced
-// there is nothing to check.
+// Value is the logged list; a log that lost a version this device checked
+// is one of kind HiddenVersion. Open runs it in the background (reporting
+// a failure to Options.OnAlert) and Receive at every connection (as
+// EventKeyTransparencyAlert). Before the account's first list is
+// sequenced there is nothing to check.
+//
+// One monitor proof opens at most kt.MaxMonitorVersions versions; when
+// more were logged since the last check (the device was offline), the
+// older ones are checked one by one with fixed-version searches (at most
+// maxCatchUp per call), then the newest with a monitor proof. The network
+// calls run without holding the client's lock.
 func (c *Client) MonitorAccount(ctx context.Context) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if err := c.alive(); err != nil {
 		return err
 	}
-	return c.monitor(ctx)
+	c.monitorMu.Lock()
+	defer c.monitorMu.Unlock()
+	caught := 0
+	for {
+		m, err := c.loadMonitor(ctx)
+		if err != nil {
+			return err
+		}
+		var (
+			resp *parleyv1.MonitorResponse
+			// window: the server refused the call as asking for more
+			// versions than one proof opens (or from beyond the log's
+			// greatest version).
+			window bool
+		)
+		err = c.verifiedCall(func(from uint64) (err error) {
+			resp, err = call(ctx, c, "monitoring this account", c.transparency.Monitor,
+				&parleyv1.MonitorRequest{Username: c.username, FromSize: from, FromVersion: m.next})
+			return err
+		}, func(err error) error {
+			switch {
+			case connect.CodeOf(err) == connect.CodeNotFound && m.next == 0:
+				return nil // not sequenced yet: nothing logged to check
+			case connect.CodeOf(err) == connect.CodeInvalidArgument:
+				window = true
+				return err
+			case err != nil:
+				return err
+			}
+			return c.checkMonitor(ctx, m, resp)
+		})
+		if !window {
+			return err
+		}
+		n, cerr := c.catchUp(ctx, m, maxCatchUp-caught)
+		if cerr != nil {
+			return cerr
+		}
+		if n == 0 {
+			return err // not a window the catch-up explains
+		}
+		caught += n
+	}
 }
 
-func (c *Client) monitor(ctx context.Context) error {
-	const what = "this account in the key-transparency log"
-	m, err := c.loadMonitor(ctx)
-	if err != nil {
+const monitorWhat = "this account in the key-transparency log"
+
+// verifiedCall runs rpc with the size of the trusted checkpoint, without
+// holding c.mu, then check (with rpc's error) under c.mu. If a lookup
+// moved the trusted checkpoint on meanwhile, the answer, whose
+// consistency proof starts from the older one, is dropped and asked
+// again; the last try holds c.mu across the call.
+func (c *Client) verifiedCall(rpc func(fromSize uint64) error, check func(error) error) error {
+	for try := 1; ; try++ {
+		locked := try >= monitorTries
+		c.mu.Lock()
+		snap := c.trusted
+		if !locked {
+			c.mu.Unlock()
+		}
+		err := rpc(sizeOf(snap))
+		if !locked {
+			c.mu.Lock()
+			if c.trusted != snap {
+				c.mu.Unlock()
+				continue
+			}
+		}
+		err = check(err)
+		c.mu.Unlock()
 		return err
 	}
-	resp, err := call(ctx, c, "monitoring this account", c.transparency.Monitor,
-		&parleyv1.MonitorRequest{Username: c.username, FromSize: c.fromSize(), FromVersion: m.next})
-	if connect.CodeOf(err) == connect.CodeNotFound && m.next == 0 {
-		return nil // not sequenced yet: nothing logged to check
-	} else if err != nil {
-		return err
+}
+
+// sizeOf is the size of a trusted checkpoint (0 for none).
+func sizeOf(t *verify.Trusted) uint64 {
+	if t == nil {
+		return 0
 	}
-	t, err := c.verifyHead(what, resp.Head)
+	return t.Checkpoint.Size
+}
+
+// checkMonitor verifies a monitor answer from position m and moves the
+// position on. Caller holds c.mu and c.monitorMu.
+func (c *Client) checkMonitor(ctx context.Context, m *monitorState, resp *parleyv1.MonitorResponse) error {
+	t, err := c.verifyHead(monitorWhat, resp.Head)
 	if err != nil {
 		return err
 	}
 	p, err := kt.UnmarshalMonitorProof(resp.Proof)
 	if err != nil {
-		return securityError(what, &verify.Error{Kind: verify.BadProof, Label: c.username, Reason: "monitor proof", Err: err})
+		return securityError(monitorWhat, &verify.Error{Kind: verify.BadProof, Label: c.username, Reason: "monitor proof", Err: err})
 	}
 	res, err := c.kt.VerifyMonitor(t, c.username, m.next, c.ownVersions(m, p), p)
 	if err != nil {
@@ -520,7 +623,7 @@ func (c *Client) monitor(ctx context.Context) error {
 				return cerr
 			}
 		}
-		return securityError(what, err)
+		return securityError(monitorWhat, err)
 	}
 	if err := c.commitTrusted(ctx, t); err != nil {
 		return err
@@ -532,6 +635,111 @@ func (c *Client) monitor(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// catchUp checks, with one fixed-version search each, the versions from
+// m.next on that one monitor proof cannot reach (all but the newest
+// kt.MaxMonitorVersions), at most budget of them, and moves the position
+// past each one it accounts for (ownVersion). It returns how many it
+// checked: 0 when the log's greatest version is within reach. A version
+// the account did not make is UnexpectedVersion, as in a monitor proof
+// (the position stays before it); a log whose greatest version is below
+// one this device checked before is HiddenVersion. Caller holds
+// c.monitorMu.
+func (c *Client) catchUp(ctx context.Context, m *monitorState, budget int) (int, error) {
+	// The greatest version, from a greatest-version search.
+	var resp *connect.Response[parleyv1.SearchResponse]
+	search := func(fixed uint32) func(uint64) error {
+		return func(from uint64) (err error) {
+			resp, err = c.transparency.Search(ctx, connect.NewRequest(&parleyv1.SearchRequest{
+				Username: c.username, FromSize: from, FixedVersionPlusOne: fixed}))
+			if err != nil {
+				return wrapRPC("searching this account in the key-transparency log", err)
+			}
+			return nil
+		}
+	}
+	var greatest uint32
+	err := c.verifiedCall(search(0), func(err error) error {
+		if err != nil {
+			return err
+		}
+		t, p, err := c.searchAnswer(resp.Msg.Head, resp.Msg.Proof, 0)
+		if err != nil {
+			return err
+		}
+		f, err := c.kt.VerifySearch(t, c.username, p)
+		switch {
+		case errors.Is(err, verify.ErrNotFound):
+			if m.next > 0 {
+				err = &verify.Error{Kind: verify.HiddenVersion, Label: c.username, Version: m.next - 1, Reason: "the log proves this account absent"}
+			}
+		case err == nil:
+			greatest = f.Version
+			if f.Version+1 < m.next {
+				err = &verify.Error{Kind: verify.HiddenVersion, Label: c.username, Version: m.next - 1,
+					Reason: fmt.Sprintf("the log's greatest version is %d", f.Version)}
+			}
+		}
+		if err != nil {
+			return securityError(monitorWhat, err)
+		}
+		return c.commitTrusted(ctx, t)
+	})
+	if err != nil {
+		return 0, err
+	}
+	// Every version a monitor proof from it could not reach.
+	checked := 0
+	for v := m.next; v+kt.MaxMonitorVersions <= greatest && checked < budget; v++ {
+		err := c.verifiedCall(search(v+1), func(err error) error {
+			if err != nil {
+				return err
+			}
+			t, p, err := c.searchAnswer(resp.Msg.Head, resp.Msg.Proof, v)
+			if err != nil {
+				return err
+			}
+			f, err := c.kt.VerifyFixed(t, c.username, v, p)
+			if err != nil {
+				return securityError(monitorWhat, err)
+			}
+			if err := c.commitTrusted(ctx, t); err != nil {
+				return err
+			}
+			if !c.ownVersion(m.anchor, v, f.Value) {
+				// The position stays before this version, so that the
+				// alert stays until someone acts on it.
+				return securityError(monitorWhat, &verify.Error{Kind: verify.UnexpectedVersion, Label: c.username, Version: v,
+					Value: bytes.Clone(f.Value), Reason: "a version the owner did not publish"})
+			}
+			next := &monitorState{next: v + 1, anchor: f.Value}
+			if err := c.db.SetSetting(ctx, settingMonitor, next.marshal()); err != nil {
+				return err
+			}
+			m = next
+			return nil
+		})
+		if err != nil {
+			return checked, err
+		}
+		checked++
+	}
+	return checked, nil
+}
+
+// searchAnswer verifies the head of a search answer about this account
+// and decodes its proof. Caller holds c.mu.
+func (c *Client) searchAnswer(head, proof []byte, version uint32) (*verify.Trusted, *kt.SearchProof, error) {
+	t, err := c.verifyHead(monitorWhat, head)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := kt.UnmarshalSearchProof(proof)
+	if err != nil {
+		return nil, nil, securityError(monitorWhat, &verify.Error{Kind: verify.BadProof, Label: c.username, Version: version, Reason: "search proof", Err: err})
+	}
+	return t, p, nil
 }
 
 // ---- Checkpoints between people ----

@@ -11,7 +11,8 @@ import (
 )
 
 // MaxMonitorVersions bounds the versions one monitor proof opens; an owner
-// that is further behind asks again from where the last proof ended.
+// that is further behind checks the older versions with fixed-version
+// searches (docs/client.md §10.3).
 const MaxMonitorVersions = 64
 
 // LadderStep is one lookup of a ladder (§12.1 BinaryLadderStep): the VRF
@@ -97,6 +98,8 @@ func (p *MonitorProof) Lookups() []uint32 { return monitorLookups(p.Greatest, p.
 type Prover struct {
 	VRF  *vrf.PrivateKey
 	Tree *Tree
+	// Cache, if set, holds VRF proofs computed before (made for VRF).
+	Cache *VRFCache
 }
 
 // ErrInconsistent reports that the server's own data does not match its
@@ -135,7 +138,7 @@ func (p Prover) lookup(label string, versions []uint32, present func(uint32) boo
 	steps := make([]LadderStep, len(versions))
 	idx := make([][IndexSize]byte, len(versions))
 	for i, v := range versions {
-		idx[i], steps[i].Proof = Index(p.VRF, label, v)
+		idx[i], steps[i].Proof = p.Cache.Index(p.VRF, label, v)
 		c, ok := p.Tree.Lookup(idx[i])
 		if ok != present(v) {
 			return nil, nil, fmt.Errorf("%w: %q version %d in tree: %v", ErrInconsistent, label, v, ok)

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
+
+	parleyv1 "github.com/parleyim/parley/gen/parley/v1"
 	"github.com/parleyim/parley/internal/bus/mem"
 	"github.com/parleyim/parley/internal/kt"
 	"github.com/parleyim/parley/internal/primitives"
@@ -33,10 +36,14 @@ import (
 // own transaction) and then sequenced by the server's sequencer step on a
 // real SQLite file: reading the queue, the same VRF work, the epoch
 // committed atomically with its openings and the queue rows deleted,
-// the head published. server/library is the ratio of the two rates in the
-// same run; sequencer-updates/s counts the sequencer step alone.
+// the head published. As in RunTransparency, the sequencer's prefetch
+// runs meanwhile and computes the leaves of updates as they are queued,
+// so most of the VRF work overlaps the directory writes. server/library
+// is the ratio of the two rates in the same run; sequencer-updates/s
+// counts the sequencer step alone; cpu-µs/update is the process's CPU
+// time (user + system) per update, and cpu-server/library its ratio.
 func BenchmarkKTUpdates(b *testing.B) {
-	var libraryRate float64
+	var libraryRate, libraryCPU float64
 	value := make([]byte, 4000)
 	b.Run("impl=library", func(b *testing.B) {
 		vk := vrf.GenerateKey()
@@ -47,6 +54,7 @@ func BenchmarkKTUpdates(b *testing.B) {
 		st := kt.NewState()
 		b.ReportAllocs()
 		b.ResetTimer()
+		cpu := processCPU()
 		for n := 0; n < b.N; n++ {
 			leaves := make([]kt.Leaf, ktBenchBatch)
 			parallelFor(ktBenchBatch, func(i int) {
@@ -66,8 +74,10 @@ func BenchmarkKTUpdates(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+		libraryCPU = float64((processCPU() - cpu).Microseconds()) / float64(ktBenchBatch*b.N)
 		libraryRate = float64(ktBenchBatch*b.N) / b.Elapsed().Seconds()
 		b.ReportMetric(libraryRate, "updates/s")
+		b.ReportMetric(libraryCPU, "cpu-µs/update")
 	})
 	b.Run("impl=server", func(b *testing.B) {
 		ctx := context.Background()
@@ -99,9 +109,15 @@ func BenchmarkKTUpdates(b *testing.B) {
 		if err := srv.kt.step(ctx); err != nil { // sequences the registrations
 			b.Fatal(err)
 		}
+		// The sequencer computes leaves ahead while updates are queued,
+		// as RunTransparency runs it.
+		pctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go srv.kt.prefetchLoop(pctx)
 		var stepTime time.Duration
 		b.ReportAllocs()
 		b.ResetTimer()
+		cpu := processCPU()
 		for n := 0; n < b.N; n++ {
 			parallelWriters(ktBenchBatch, 64, func(i int) {
 				if _, err := st.UpdateDeviceList(ctx, store.DeviceListUpdate{
@@ -122,14 +138,17 @@ func BenchmarkKTUpdates(b *testing.B) {
 			}
 		}
 		b.StopTimer()
+		cpuPer := float64((processCPU() - cpu).Microseconds()) / float64(ktBenchBatch*b.N)
 		if n, _ := st.PendingKTCount(ctx); n != 0 {
 			b.Fatalf("%d updates left pending", n)
 		}
 		rate := float64(ktBenchBatch*b.N) / b.Elapsed().Seconds()
 		b.ReportMetric(rate, "updates/s")
 		b.ReportMetric(float64(ktBenchBatch*b.N)/stepTime.Seconds(), "sequencer-updates/s")
+		b.ReportMetric(cpuPer, "cpu-µs/update")
 		if libraryRate > 0 {
 			b.ReportMetric(rate/libraryRate, "server/library")
+			b.ReportMetric(cpuPer/libraryCPU, "cpu-server/library")
 		}
 	})
 }
@@ -152,4 +171,117 @@ func parallelWriters(n, workers int, fn func(i int)) {
 		})
 	}
 	wg.Wait()
+}
+
+// BenchmarkKTLookup measures the key-transparency part of GetDeviceList
+// with and without the VRF proof cache (docs/performance.md, "Key
+// transparency through the server"):
+//
+//	go test -run '^$' -bench BenchmarkKTLookup -benchmem -count 5 ./internal/server
+//
+// One op is one GetDeviceList call (handler called directly, no HTTP) on
+// a server with ktLookupAccounts accounts in a real SQLite file, for an
+// account whose greatest KT version is n: 0 (a list never changed; 2
+// lookups, so 2 VRF proofs) or 3 (6 lookups). Calls cycle over the
+// accounts. cache=off computes every proof (KTVRFCacheEntries 0);
+// cache=on runs with the default cache, warm (every account was looked up
+// once before the timer starts): what a server answering repeated
+// lookups of the same accounts does. floor=vrf is the n VRF proofs alone,
+// measured in the same run; cache-on/off is the ratio of the two
+// lookups' times.
+func BenchmarkKTLookup(b *testing.B) {
+	for _, n := range []int{0, 3} {
+		var offTime float64
+		for _, impl := range []string{"floor=vrf", "cache=off", "cache=on"} {
+			b.Run(fmt.Sprintf("n=%d/%s", n, impl), func(b *testing.B) {
+				cfg := testConfig()
+				if impl == "cache=off" {
+					cfg.KTVRFCacheEntries = 0
+				}
+				srv, names := ktLookupServer(b, cfg, n)
+				if impl == "floor=vrf" {
+					lookups := len(kt.BinaryLadder(uint32(n)))
+					b.ReportAllocs()
+					b.ResetTimer()
+					for i := 0; i < b.N; i++ {
+						for v := range lookups {
+							srv.kt.vrf.Prove(kt.VRFInput(names[i%len(names)], uint32(v)))
+						}
+					}
+					return
+				}
+				d := &directoryService{s: srv}
+				call := func(i int) {
+					resp, err := d.GetDeviceList(context.Background(), connect.NewRequest(&parleyv1.GetDeviceListRequest{Username: names[i%len(names)]}))
+					if err != nil || len(resp.Msg.KtSearch) == 0 {
+						b.Fatalf("GetDeviceList: %v", err)
+					}
+				}
+				for i := range names { // warm the cache, if any
+					call(i)
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					call(i)
+				}
+				perOp := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+				switch impl {
+				case "cache=off":
+					offTime = perOp
+				case "cache=on":
+					if offTime > 0 {
+						b.ReportMetric(perOp/offTime, "cache-on/off")
+					}
+				}
+			})
+		}
+	}
+}
+
+const ktLookupAccounts = 500
+
+// ktLookupServer returns a server whose log holds ktLookupAccounts
+// accounts at KT version n, published, and their usernames.
+func ktLookupServer(b *testing.B, cfg Config, n int) (*Server, []string) {
+	ctx := context.Background()
+	st, err := sqlite.Open(filepath.Join(b.TempDir(), "parleyd.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	srv, err := New(cfg, st, mem.New())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(srv.kt.release)
+	names := make([]string, ktLookupAccounts)
+	value := make([]byte, 1000)
+	parallelWriters(len(names), 16, func(i int) {
+		names[i] = fmt.Sprintf("user-%d", i)
+		var id store.DeviceID
+		primitives.Random(id[:])
+		devs := []store.Device{{ID: id, Username: names[i], Public: []byte("public"), Added: time.Now(), LastSeen: time.Now()}}
+		if err := st.CreateAccount(ctx, store.NewAccount{
+			Account: store.Account{Username: names[i], AccountKey: []byte("key"), Created: time.Now(), ListVersion: 1},
+			List:    store.DeviceList{Username: names[i], Version: 1, Signed: value},
+			Devices: devs,
+		}); err != nil {
+			panic(err)
+		}
+		for v := 2; v <= n+1; v++ {
+			if _, err := st.UpdateDeviceList(ctx, store.DeviceListUpdate{
+				List: store.DeviceList{Username: names[i], Version: uint64(v), Signed: value}, Devices: devs,
+			}); err != nil {
+				panic(err)
+			}
+		}
+	})
+	if err := srv.kt.step(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if srv.kt.view.Load() == nil {
+		b.Fatal("no published epoch")
+	}
+	return srv, names
 }

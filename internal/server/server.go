@@ -27,6 +27,7 @@ import (
 	"github.com/parleyim/parley/gen/parley/v1/parleyv1connect"
 	"github.com/parleyim/parley/internal/bus"
 	"github.com/parleyim/parley/internal/identity"
+	"github.com/parleyim/parley/internal/kt"
 	"github.com/parleyim/parley/internal/kt/verify"
 	"github.com/parleyim/parley/internal/primitives"
 	"github.com/parleyim/parley/internal/provision"
@@ -125,6 +126,10 @@ type Config struct {
 	// burst.
 	KTIPRate  rate.Limit
 	KTIPBurst int
+	// KTVRFCacheEntries bounds the cache of VRF proofs that searches
+	// (GetDeviceList, Search, Monitor) reuse (kt.VRFCache); 0 turns it
+	// off.
+	KTVRFCacheEntries int
 
 	Logger *slog.Logger
 }
@@ -161,6 +166,7 @@ func DefaultConfig() Config {
 		KTWitnessTimeout:    10 * time.Second,
 		KTIPRate:            100,
 		KTIPBurst:           200,
+		KTVRFCacheEntries:   kt.DefaultVRFCacheEntries,
 		Logger:              slog.Default(),
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/parleyim/parley/internal/kt"
 	"github.com/parleyim/parley/internal/kt/verify"
 	"github.com/parleyim/parley/internal/primitives"
@@ -57,6 +59,15 @@ const (
 	maxCosignatureLookups = 8
 	// ktReadBatch is how many epochs a follower reads per store call.
 	ktReadBatch = 1000
+	// ktPrefetchInterval is how often the sequencer looks for updates
+	// queued since it last looked, to compute their leaves before the
+	// epoch that sequences them (ktLog.prefetch).
+	ktPrefetchInterval = 10 * time.Millisecond
+	// ktPrefetchChunk is how many queued updates one prefetch round
+	// reads and computes; a step waits for at most one round.
+	ktPrefetchChunk = 256
+	// maxPrefetched bounds the leaves computed ahead of their epoch.
+	maxPrefetched = MaxEpochUpdates
 )
 
 // Witness is a witness the sequencer submits checkpoints to: its note
@@ -65,6 +76,11 @@ const (
 type Witness struct {
 	VKey string
 	URL  string
+}
+
+// prover returns the prover of a view's tree, with the VRF proof cache.
+func (l *ktLog) prover(v *ktView) kt.Prover {
+	return kt.Prover{VRF: l.vrf, Tree: v.tree, Cache: l.vrfCache}
 }
 
 // ktView is one servable epoch: the tree after it, the log size it ends
@@ -97,12 +113,26 @@ type ktLog struct {
 	self      *verify.Config
 	witnesses []*witnessClient
 
+	// vrfCache holds the VRF proofs searches computed (nil: off).
+	vrfCache *kt.VRFCache
+
 	view atomic.Pointer[ktView]
 
 	mu      sync.Mutex // guards the fields below; held by each sequencer step
 	state   *kt.State
 	waiting []unpublished // ascending size
 	lease   store.KTSequencer
+
+	// sequencing is whether this node holds the lease: only then does
+	// prefetch compute leaves.
+	sequencing atomic.Bool
+	// prep holds leaves computed ahead of their epoch (prefetch). Lock
+	// order: mu, then prep.mu.
+	prep struct {
+		sync.Mutex
+		ready map[uint64]prepared // by Seq
+		after uint64              // the greatest Seq read so far
+	}
 }
 
 // newKTLog loads (or creates) the log's keys and rebuilds the state from
@@ -144,6 +174,14 @@ func newKTLog(ctx context.Context, s *Server, st store.Transparency) (*ktLog, er
 		return nil, fmt.Errorf("KTOrigin: %w", err)
 	}
 	l := &ktLog{s: s, st: st, vrf: vk, signer: signer}
+	if n := s.cfg.KTVRFCacheEntries; n > 0 {
+		l.vrfCache = kt.NewVRFCache(vk, n)
+		s.metrics.reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "parleyd_kt_vrf_cache_hits_total", Help: "VRF proofs of searches answered from the cache."},
+				func() float64 { h, _ := l.vrfCache.Stats(); return float64(h) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "parleyd_kt_vrf_cache_misses_total", Help: "VRF proofs of searches computed (not in the cache)."},
+				func() float64 { _, c := l.vrfCache.Stats(); return float64(c) }))
+	}
 	var policy verify.WitnessPolicy
 	for _, w := range s.cfg.KTWitnesses {
 		wc, err := newWitnessClient(w, signer.Origin(), s.cfg.KTWitnessTimeout)
@@ -239,6 +277,7 @@ func (s *Server) RunTransparency(ctx context.Context) {
 	defer l.release()
 	s.log.Info("key transparency", "origin", l.signer.Origin(), "ed25519_vkey", l.signer.Ed25519VerifierKey(),
 		"witnesses", len(l.witnesses), "threshold", l.self.Witnesses.Threshold)
+	go l.prefetchLoop(ctx)
 	t := time.NewTicker(s.cfg.KTEpochInterval)
 	defer t.Stop()
 	for {
@@ -258,10 +297,20 @@ func (l *ktLog) release() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.lease != nil {
-		l.lease.Release()
-		l.lease = nil
-		l.s.metrics.ktSequencer.Set(0)
+		l.dropLease()
 	}
+}
+
+// dropLease releases the sequencer role and forgets the leaves computed
+// ahead. Caller holds l.mu and the lease.
+func (l *ktLog) dropLease() {
+	l.lease.Release()
+	l.lease = nil
+	l.sequencing.Store(false)
+	l.s.metrics.ktSequencer.Set(0)
+	l.prep.Lock()
+	l.prep.ready, l.prep.after = nil, 0
+	l.prep.Unlock()
 }
 
 // step is one round of RunTransparency.
@@ -273,6 +322,7 @@ func (l *ktLog) step(ctx context.Context) error {
 		switch {
 		case err == nil:
 			l.lease = q
+			l.sequencing.Store(true)
 			l.s.metrics.ktSequencer.Set(1)
 			l.s.log.Info("this node is the key-transparency sequencer")
 		case !errors.Is(err, store.ErrKTSequencerHeld):
@@ -299,9 +349,7 @@ func (l *ktLog) step(ctx context.Context) error {
 		// The stored log may have moved on without us (another
 		// sequencer), or our state may be ahead of it (a failed commit):
 		// either way, start again from the store.
-		l.lease.Release()
-		l.lease = nil
-		l.s.metrics.ktSequencer.Set(0)
+		l.dropLease()
 		if rerr := l.rebuild(ctx); rerr != nil {
 			return errors.Join(err, rerr)
 		}
@@ -401,17 +449,12 @@ func (l *ktLog) sequence(ctx context.Context) error {
 		lastTS = last.Timestamp
 	}
 	now := l.s.now()
-	pending, err := l.st.PendingKT(ctx, MaxEpochUpdates)
+	pending, updates, err := l.pending(ctx)
 	if err != nil {
 		return err
 	}
 	if len(pending) == 0 && size > 0 && now.Sub(time.UnixMilli(int64(lastTS))) < l.s.cfg.KTMaxEpochAge {
 		return nil
-	}
-	tree, _ := l.state.Snapshot()
-	updates, err := l.prepare(tree, pending)
-	if err != nil {
-		return err
 	}
 	epoch := kt.Epoch{Number: size, Timestamp: max(uint64(now.UnixMilli()), lastTS)}
 	c := store.KTCommit{}
@@ -445,6 +488,7 @@ func (l *ktLog) sequence(ctx context.Context) error {
 	newTree, _ := l.state.Snapshot()
 	u := unpublished{state: l.state, tree: newTree, size: size + 1, note: note, time: time.UnixMilli(int64(epoch.Timestamp))}
 	l.wait(u)
+	l.forgetPrepared(pending)
 	l.s.metrics.ktEpochs.Set(float64(size + 1))
 	l.s.metrics.ktEpochsMade.Inc()
 	l.s.metrics.ktSequenced.Add(float64(len(updates)))
@@ -460,25 +504,62 @@ type update struct {
 	opening [kt.OpeningSize]byte
 }
 
+// prepared is a leaf computed ahead for a queued update (prefetch),
+// without the value: an epoch checks that the leaf commits to the value
+// it sequences.
+type prepared struct {
+	username string
+	version  uint32
+	leaf     kt.Leaf
+	opening  [kt.OpeningSize]byte
+}
+
+// fits reports whether r is the leaf of the pending update p: the same
+// username and version (so the same index), and a commitment that its
+// opening opens to p's value.
+func (r *prepared) fits(p *store.KTUpdate) bool {
+	return r.username == p.Username && r.version == p.Version &&
+		kt.Commit(r.opening, p.Username, p.Version, p.Value) == r.leaf.Commitment
+}
+
+// pending reads the pending updates of the next epoch and their leaves.
+// Caller holds l.mu.
+func (l *ktLog) pending(ctx context.Context) ([]store.KTUpdate, []update, error) {
+	// A prefetch round in progress finishes first, so that its leaves
+	// are used rather than computed twice.
+	l.prep.Lock()
+	defer l.prep.Unlock()
+	pending, err := l.st.PendingKT(ctx, 0, MaxEpochUpdates)
+	if err != nil || len(pending) == 0 {
+		return nil, nil, err
+	}
+	tree, _ := l.state.Snapshot()
+	updates, err := l.prepare(tree, pending)
+	return pending, updates, err
+}
+
 // prepare computes the leaves of pending updates (a VRF proof each,
-// spread over the cores). An update whose index is already in the tree is
-// left pending and reported: the store's invariants rule it out (see
+// spread over the cores), or takes those prefetch computed for the same
+// update. An update whose index is already in the tree is left pending
+// and reported: the store's invariants rule it out (see
 // store.Transparency), so it means a corrupt store, and one bad row must
-// not stop the log.
+// not stop the log. Caller holds l.mu and l.prep.
 func (l *ktLog) prepare(tree *kt.Tree, pending []store.KTUpdate) ([]update, error) {
 	us := make([]update, len(pending))
 	errs := make([]error, len(pending))
-	workers := min(runtime.GOMAXPROCS(0), max(len(pending)/64, 1))
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < len(pending); i += workers {
-				us[i].KTUpdate = pending[i]
-				us[i].leaf, us[i].opening, errs[i] = kt.NewUpdate(l.vrf, pending[i].Username, pending[i].Version, pending[i].Value)
-			}
-		})
+	var todo []int
+	for i := range pending {
+		us[i].KTUpdate = pending[i]
+		if r, ok := l.prep.ready[pending[i].Seq]; ok && r.fits(&pending[i]) {
+			us[i].leaf, us[i].opening = r.leaf, r.opening
+			continue
+		}
+		todo = append(todo, i)
 	}
-	wg.Wait()
+	computeLeaves(len(todo), func(j int) {
+		i := todo[j]
+		us[i].leaf, us[i].opening, errs[i] = kt.NewUpdate(l.vrf, pending[i].Username, pending[i].Version, pending[i].Value)
+	})
 	out := us[:0]
 	seen := make(map[[kt.IndexSize]byte]bool, len(us))
 	for i, u := range us {
@@ -497,6 +578,104 @@ func (l *ktLog) prepare(tree *kt.Tree, pending []store.KTUpdate) ([]update, erro
 		out = append(out, u)
 	}
 	return out, nil
+}
+
+// computeLeaves runs fn(0..n-1) spread over the cores.
+func computeLeaves(n int, fn func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), max(n/64, 1))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n; i += workers {
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// forgetPrepared drops the leaves computed ahead up to the greatest Seq
+// an epoch read: those it sequenced are in the log, and any other one
+// was sequenced already or not yet visible, and is computed again if it
+// is ever pending.
+func (l *ktLog) forgetPrepared(pending []store.KTUpdate) {
+	if len(pending) == 0 {
+		return
+	}
+	l.prep.Lock()
+	defer l.prep.Unlock()
+	last := pending[len(pending)-1].Seq
+	for seq := range l.prep.ready {
+		if seq <= last {
+			delete(l.prep.ready, seq)
+		}
+	}
+}
+
+// prefetchLoop runs prefetch every ktPrefetchInterval until ctx ends.
+func (l *ktLog) prefetchLoop(ctx context.Context) {
+	t := time.NewTicker(ktPrefetchInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for l.sequencing.Load() {
+			n, err := l.prefetch(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					l.s.log.Warn("key transparency: reading queued updates ahead", "err", err)
+				}
+				break
+			}
+			if n < ktPrefetchChunk {
+				break
+			}
+		}
+	}
+}
+
+// prefetch computes the leaves of up to ktPrefetchChunk updates queued
+// since it last looked, so that the epoch sequencing them only commits
+// them: the VRF work runs while the directory writes that queue the
+// updates do, instead of after them. Only the sequencer does it. An
+// epoch uses a computed leaf only for the update it was computed for (the
+// same Seq, username and version, and a commitment that opens to the
+// value the epoch stores: prepared.fits), so prefetch never changes what
+// is sequenced; it only saves time. It holds no
+// values: at most maxPrefetched small entries. It returns how many
+// updates it read.
+func (l *ktLog) prefetch(ctx context.Context) (int, error) {
+	l.prep.Lock()
+	defer l.prep.Unlock()
+	room := maxPrefetched - len(l.prep.ready)
+	if room <= 0 || !l.sequencing.Load() {
+		return 0, nil
+	}
+	pending, err := l.st.PendingKT(ctx, l.prep.after, min(room, ktPrefetchChunk))
+	if err != nil || len(pending) == 0 {
+		return 0, err
+	}
+	ps := make([]prepared, len(pending))
+	ok := make([]bool, len(pending))
+	computeLeaves(len(pending), func(i int) {
+		var err error
+		ps[i].username, ps[i].version = pending[i].Username, pending[i].Version
+		ps[i].leaf, ps[i].opening, err = kt.NewUpdate(l.vrf, pending[i].Username, pending[i].Version, pending[i].Value)
+		ok[i] = err == nil // the epoch reports a bad update itself
+	})
+	if l.prep.ready == nil {
+		l.prep.ready = make(map[uint64]prepared, maxPrefetched)
+	}
+	for i := range ps {
+		if ok[i] {
+			l.prep.ready[pending[i].Seq] = ps[i]
+		}
+	}
+	l.prep.after = pending[len(pending)-1].Seq
+	return len(pending), nil
 }
 
 // cosign submits a committed checkpoint to every witness, stores the

@@ -60,7 +60,7 @@ func (v *ktView) head(fromSize uint64) ([]byte, error) {
 // search builds the greatest-version search proof for name in the view,
 // and returns it with the value it proves (nil for an absent label).
 func (s *Server) ktSearch(ctx context.Context, v *ktView, name string) (proof, value []byte, err error) {
-	p := kt.Prover{VRF: s.kt.vrf, Tree: v.tree}
+	p := s.kt.prover(v)
 	var sp *kt.SearchProof
 	g, err := s.kt.st.KTGreatest(ctx, name, v.size)
 	switch {
@@ -146,7 +146,7 @@ func (t *transparencyService) Search(ctx context.Context, req *connect.Request[p
 	if len(vals) != 1 {
 		return nil, fmt.Errorf("server: %q version %d below the greatest %d is not stored: %w", name, version, g.Version, kt.ErrInconsistent)
 	}
-	sp, err := kt.Prover{VRF: s.kt.vrf, Tree: v.tree}.Fixed(name, g.Version, version, vals[0].Opening, vals[0].Value)
+	sp, err := s.kt.prover(v).Fixed(name, g.Version, version, vals[0].Opening, vals[0].Value)
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +195,7 @@ func (t *transparencyService) Monitor(ctx context.Context, req *connect.Request[
 			opened = append(opened, kt.Opened{Opening: val.Opening, Value: val.Value})
 		}
 	}
-	mp, err := kt.Prover{VRF: s.kt.vrf, Tree: v.tree}.Monitor(name, g.Version, from, opened)
+	mp, err := s.kt.prover(v).Monitor(name, g.Version, from, opened)
 	if err != nil {
 		return nil, err
 	}

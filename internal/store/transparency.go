@@ -75,9 +75,13 @@ type Cosignature struct {
 // requires it. Every method is safe for concurrent use; a method that
 // returns without error has made its change durable.
 type Transparency interface {
-	// PendingKT returns up to limit pending updates, oldest (lowest Seq)
-	// first.
-	PendingKT(ctx context.Context, limit int) ([]KTUpdate, error)
+	// PendingKT returns up to limit pending updates whose Seq is greater
+	// than after, oldest (lowest Seq) first; after 0 starts at the
+	// oldest. Where transactions commit concurrently (PostgreSQL) an
+	// update may become visible after one with a greater Seq, so reading
+	// on from the greatest Seq seen can miss updates; only after = 0 sees
+	// every pending update.
+	PendingKT(ctx context.Context, after uint64, limit int) ([]KTUpdate, error)
 	// PendingKTCount returns how many updates are pending.
 	PendingKTCount(ctx context.Context) (int, error)
 

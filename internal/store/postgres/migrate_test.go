@@ -189,7 +189,7 @@ func TestMigrationQueuesExistingDeviceLists(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	got, err := s.PendingKT(ctx, 10)
+	got, err := s.PendingKT(ctx, 0, 10)
 	if err != nil {
 		t.Fatal(err)
 	}

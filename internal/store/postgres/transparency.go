@@ -50,11 +50,14 @@ func ktHistory(ctx context.Context, tx pgx.Tx, username string) (bool, error) {
 }
 
 // PendingKT implements store.Transparency.
-func (s *Store) PendingKT(ctx context.Context, limit int) ([]store.KTUpdate, error) {
+func (s *Store) PendingKT(ctx context.Context, after uint64, limit int) ([]store.KTUpdate, error) {
 	limit = min(max(limit, 0), maxKTFetch)
+	if after >= math.MaxInt64 {
+		return nil, nil
+	}
 	var us []store.KTUpdate
 	err := s.use(ctx, func() error {
-		rows, err := s.pool.Query(ctx, "SELECT seq, username, version, value FROM kt_pending ORDER BY seq LIMIT $1", limit)
+		rows, err := s.pool.Query(ctx, "SELECT seq, username, version, value FROM kt_pending WHERE seq > $1 ORDER BY seq LIMIT $2", int64(after), limit)
 		if err != nil {
 			return dbError("read pending transparency updates", err)
 		}

@@ -228,7 +228,7 @@ func (s *Store) UpdateDeviceList(ctx context.Context, u store.DeviceListUpdate) 
 	err := s.write(ctx, true, func(t *wtx) error {
 		removed = nil // a retried closure must not accumulate
 		var current int64
-		err := t.conn.QueryRowContext(t.ctx, "SELECT list_version FROM accounts WHERE username = ?", name).Scan(&current)
+		err := t.st.listVersion.QueryRowContext(t.ctx, name).Scan(&current)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrNotFound
 		}
@@ -275,16 +275,13 @@ func (s *Store) UpdateDeviceList(ctx context.Context, u store.DeviceListUpdate) 
 				}
 			}
 		}
-		if _, err := t.conn.ExecContext(t.ctx,
-			"INSERT INTO device_lists (username, version, signed) VALUES (?, ?, ?)",
-			name, int64(u.List.Version), blob(u.List.Signed)); err != nil {
+		if _, err := t.st.insertList.ExecContext(t.ctx, name, int64(u.List.Version), blob(u.List.Signed)); err != nil {
 			return dbError("insert device list", err)
 		}
 		if err := t.queueKT(name, u.List.Version, u.List.Signed); err != nil {
 			return err
 		}
-		if _, err := t.conn.ExecContext(t.ctx,
-			"UPDATE accounts SET list_version = ? WHERE username = ?", int64(u.List.Version), name); err != nil {
+		if _, err := t.st.setListVersion.ExecContext(t.ctx, int64(u.List.Version), name); err != nil {
 			return dbError("update list version", err)
 		}
 		return nil
@@ -296,7 +293,7 @@ func (s *Store) UpdateDeviceList(ctx context.Context, u store.DeviceListUpdate) 
 }
 
 func (t *wtx) deviceIDs(username string) ([]store.DeviceID, error) {
-	rows, err := t.conn.QueryContext(t.ctx, "SELECT id FROM devices WHERE username = ? ORDER BY id", username)
+	rows, err := t.st.deviceIDs.QueryContext(t.ctx, username)
 	if err != nil {
 		return nil, dbError("list devices", err)
 	}

@@ -254,7 +254,7 @@ func TestMigrationQueuesExistingDeviceLists(t *testing.T) {
 
 	s := mustOpen(t, path)
 	defer s.Close()
-	got, err := s.PendingKT(context.Background(), 10)
+	got, err := s.PendingKT(context.Background(), 0, 10)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -261,6 +261,12 @@ func isCorrupt(err error) bool {
 	return false
 }
 
+// isConstraint reports a primary-key violation.
+func isConstraint(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+}
+
 // Close waits for in-flight calls, commits what the writer holds and
 // closes the database. Closing twice is harmless.
 func (s *Store) Close() error {

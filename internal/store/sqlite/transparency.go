@@ -2,8 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"math"
 	"sync/atomic"
@@ -29,8 +27,7 @@ func (t *wtx) queueKT(username string, listVersion uint64, signed []byte) error 
 	if listVersion < 1 || listVersion-1 > store.MaxKTVersion {
 		return fmt.Errorf("%w: device-list version %d is beyond the transparency log's %d", store.ErrVersionConflict, listVersion, store.MaxKTVersion+1)
 	}
-	_, err := t.conn.ExecContext(t.ctx, "INSERT INTO kt_pending (username, version, value) VALUES (?, ?, ?)",
-		username, int64(listVersion-1), blob(signed))
+	_, err := t.st.queueKT.ExecContext(t.ctx, username, int64(listVersion-1), blob(signed))
 	return dbError("queue transparency update", err)
 }
 
@@ -43,11 +40,14 @@ func (t *wtx) ktHistory(username string) (bool, error) {
 }
 
 // PendingKT implements store.Transparency.
-func (s *Store) PendingKT(ctx context.Context, limit int) ([]store.KTUpdate, error) {
+func (s *Store) PendingKT(ctx context.Context, after uint64, limit int) ([]store.KTUpdate, error) {
 	limit = min(max(limit, 0), maxKTFetch)
+	if after >= math.MaxInt64 {
+		return nil, nil
+	}
 	var us []store.KTUpdate
 	err := s.read(func() error {
-		rows, err := s.rdb.QueryContext(ctx, "SELECT seq, username, version, value FROM kt_pending ORDER BY seq LIMIT ?", limit)
+		rows, err := s.rdb.QueryContext(ctx, "SELECT seq, username, version, value FROM kt_pending WHERE seq > ? ORDER BY seq LIMIT ?", int64(after), limit)
 		if err != nil {
 			return dbError("read pending transparency updates", err)
 		}
@@ -125,8 +125,15 @@ func (q *sequencer) CommitKTEpoch(ctx context.Context, c store.KTCommit) error {
 			int64(c.Epoch.Number), blob(c.Epoch.Epoch), blob(c.Epoch.Entry), blob(c.Epoch.Checkpoint)); err != nil {
 			return dbError("commit epoch", err)
 		}
+		// One prepared statement each for the deletions and the values:
+		// an epoch holds thousands of them.
+		del, err := t.conn.PrepareContext(t.ctx, "DELETE FROM kt_pending WHERE seq = ?")
+		if err != nil {
+			return dbError("commit epoch", err)
+		}
+		defer del.Close()
 		for _, seq := range c.Consumed {
-			res, err := t.conn.ExecContext(t.ctx, "DELETE FROM kt_pending WHERE seq = ?", int64(seq))
+			res, err := del.ExecContext(t.ctx, int64(seq))
 			if err != nil {
 				return dbError("commit epoch", err)
 			}
@@ -136,17 +143,18 @@ func (q *sequencer) CommitKTEpoch(ctx context.Context, c store.KTCommit) error {
 				return fmt.Errorf("%w: pending update %d is gone", store.ErrKTConflict, seq)
 			}
 		}
+		ins, err := t.conn.PrepareContext(t.ctx, "INSERT INTO kt_values (username, version, epoch, opening, value) VALUES (?, ?, ?, ?, ?)")
+		if err != nil {
+			return dbError("commit epoch", err)
+		}
+		defer ins.Close()
 		for _, v := range c.Values {
-			var one int
-			err := t.conn.QueryRowContext(t.ctx, "SELECT 1 FROM kt_values WHERE username = ? AND version = ?", v.Username, int64(v.Version)).Scan(&one)
-			switch {
-			case err == nil:
-				return fmt.Errorf("%w: %q version %d is sequenced already", store.ErrKTConflict, v.Username, v.Version)
-			case !errors.Is(err, sql.ErrNoRows):
-				return dbError("commit epoch", err)
-			}
-			if _, err := t.conn.ExecContext(t.ctx, "INSERT INTO kt_values (username, version, epoch, opening, value) VALUES (?, ?, ?, ?, ?)",
-				v.Username, int64(v.Version), int64(v.Epoch), v.Opening[:], blob(v.Value)); err != nil {
+			// The primary key (username, version) refuses a version
+			// sequenced already.
+			if _, err := ins.ExecContext(t.ctx, v.Username, int64(v.Version), int64(v.Epoch), v.Opening[:], blob(v.Value)); err != nil {
+				if isConstraint(err) {
+					return fmt.Errorf("%w: %q version %d is sequenced already", store.ErrKTConflict, v.Username, v.Version)
+				}
 				return dbError("commit epoch", err)
 			}
 		}

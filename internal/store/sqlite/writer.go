@@ -70,6 +70,9 @@ type wstmts struct {
 	queueLen       *sql.Stmt
 	insertEnvelope *sql.Stmt
 	ack            *sql.Stmt
+
+	// A device-list update (accounts.go, transparency.go).
+	listVersion, deviceIDs, insertList, setListVersion, queueKT *sql.Stmt
 }
 
 // wtx is what an op sees: the writer connection inside the batch's
@@ -108,6 +111,11 @@ func newWriter(conn *sql.Conn, maxBatch int) (*writer, error) {
 			VALUES (?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (device, message_id) DO NOTHING`},
 		{&w.st.ack, "DELETE FROM envelopes WHERE device = ? AND seq = ?"},
+		{&w.st.listVersion, "SELECT list_version FROM accounts WHERE username = ?"},
+		{&w.st.deviceIDs, "SELECT id FROM devices WHERE username = ? ORDER BY id"},
+		{&w.st.insertList, "INSERT INTO device_lists (username, version, signed) VALUES (?, ?, ?)"},
+		{&w.st.setListVersion, "UPDATE accounts SET list_version = ? WHERE username = ?"},
+		{&w.st.queueKT, "INSERT INTO kt_pending (username, version, value) VALUES (?, ?, ?)"},
 	} {
 		s, err := conn.PrepareContext(ctx, p.q)
 		if err != nil {
@@ -280,6 +288,7 @@ func (w *writer) closeStmts() {
 		w.st.savepoint, w.st.release, w.st.rollbackTo,
 		w.st.syncFull, w.st.syncNormal,
 		w.st.queueLen, w.st.insertEnvelope, w.st.ack,
+		w.st.listVersion, w.st.deviceIDs, w.st.insertList, w.st.setListVersion, w.st.queueKT,
 	} {
 		if s != nil {
 			s.Close()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"testing"
 
@@ -57,7 +58,7 @@ func (h *tharness) kt() store.Transparency { return h.s.(store.Transparency) }
 
 func (h *tharness) pending() []store.KTUpdate {
 	h.t.Helper()
-	us, err := h.kt().PendingKT(h.ctx, 1000)
+	us, err := h.kt().PendingKT(h.ctx, 0, 1000)
 	if err != nil {
 		h.t.Fatalf("PendingKT: %v", err)
 	}
@@ -151,8 +152,18 @@ func testKTDirectoryWritesQueue(t *testing.T, h *tharness) {
 			t.Errorf("pending seqs not increasing: %d then %d", us[i-1].Seq, us[i].Seq)
 		}
 	}
-	if lim, err := h.kt().PendingKT(h.ctx, 2); err != nil || len(lim) != 2 || lim[1].Seq != us[1].Seq {
+	if lim, err := h.kt().PendingKT(h.ctx, 0, 2); err != nil || len(lim) != 2 || lim[1].Seq != us[1].Seq {
 		t.Errorf("PendingKT(limit 2) = %d updates, %v", len(lim), err)
+	}
+	// Reading on after a Seq: the sequencer's prefetch.
+	if rest, err := h.kt().PendingKT(h.ctx, us[1].Seq, 10); err != nil || len(rest) != len(us)-2 || rest[0].Seq != us[2].Seq {
+		t.Errorf("PendingKT(after %d) = %+v, %v; want from the third update", us[1].Seq, rest, err)
+	}
+	if rest, err := h.kt().PendingKT(h.ctx, us[len(us)-1].Seq, 10); err != nil || len(rest) != 0 {
+		t.Errorf("PendingKT(after the last) = %+v, %v; want none", rest, err)
+	}
+	if rest, err := h.kt().PendingKT(h.ctx, math.MaxUint64, 10); err != nil || len(rest) != 0 {
+		t.Errorf("PendingKT(after MaxUint64) = %+v, %v; want none", rest, err)
 	}
 }
 
