@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"connectrpc.com/connect"
 	"golang.org/x/term"
@@ -39,6 +40,36 @@ type app struct {
 	// exitCode is returned when a command succeeds but has something to
 	// flag (receive saw a security event).
 	exitCode int
+
+	// alerts are key-transparency alerts from the check the SDK runs when
+	// it opens the home (client.Options.OnAlert); run prints them when the
+	// command ends, unless the command printed one itself (ktAlertShown).
+	alertMu      sync.Mutex
+	alerts       []client.Event
+	ktAlertShown bool
+}
+
+// noteAlert is the CLI's client.Options.OnAlert. It runs on the SDK's
+// goroutine, so it only records.
+func (a *app) noteAlert(e client.Event) {
+	a.alertMu.Lock()
+	defer a.alertMu.Unlock()
+	a.alerts = append(a.alerts, e)
+}
+
+// flushAlerts prints the alerts noted at open that the command did not
+// already show, and makes the exit code say so.
+func (a *app) flushAlerts() {
+	a.alertMu.Lock()
+	alerts, shown := a.alerts, a.ktAlertShown
+	a.alerts = nil
+	a.alertMu.Unlock()
+	if shown {
+		return
+	}
+	for _, e := range alerts {
+		a.warnEvent(e)
+	}
 }
 
 // homeDir resolves --home, then PARLEY_HOME, then ~/.parley.
@@ -122,7 +153,7 @@ func (a *app) open(ctx context.Context) (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	var opts client.Options
+	opts := client.Options{OnAlert: a.noteAlert}
 	if p, ok := a.envPassphrase(); ok {
 		opts.Passphrase = p
 		return client.Open(ctx, home, opts)

@@ -56,10 +56,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	cmd, err := root.ExecuteContextC(ctx)
+	a.flushAlerts()
 	if err == nil {
 		return a.exitCode
 	}
-	return a.report(cmd, err)
+	code := a.report(cmd, err)
+	if a.exitCode == exitSecurity {
+		// A key-transparency alert outranks whatever else went wrong.
+		return exitSecurity
+	}
+	return code
 }
 
 // usageError is a mistake in the command line: exit code 2.

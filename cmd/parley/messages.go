@@ -188,6 +188,9 @@ func (a *app) warnEvent(e client.Event) {
 		fmt.Fprintf(a.stderr, "parley: warning: %s (device %s) reset its session with this device; a message to it may have been lost\n", from, e.FromDevice)
 	case client.EventKeyTransparencyAlert:
 		a.exitCode = exitSecurity
+		a.alertMu.Lock()
+		a.ktAlertShown = true
+		a.alertMu.Unlock()
 		fmt.Fprintf(a.stderr, "parley: ALERT: KEY TRANSPARENCY: %s\n", strings.TrimPrefix(errorText(e.Err), "security error: "))
 		var ve *verify.Error
 		if errors.As(e.Err, &ve) && (ve.Kind == verify.UnexpectedVersion || ve.Kind == verify.HiddenVersion) {
