@@ -48,6 +48,10 @@ func newTestServerLogging(t testing.TB, w io.Writer) *testServer {
 	cfg := server.DefaultConfig()
 	cfg.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg.KTEpochInterval = 20 * time.Millisecond
+	// The attack tests write device lists into the store directly, as an
+	// operator who controls the database would (injectList); a server
+	// that caches what it read would see them only NodeCacheTTL later.
+	cfg.NodeCacheTTL = 0
 	srv, err := server.New(cfg, st, b)
 	if err != nil {
 		t.Fatal(err)

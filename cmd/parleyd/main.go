@@ -151,6 +151,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	ktRate := fs.Float64("kt-ip-rate", float64(sc.KTIPRate), "key-transparency requests per second per client IP address (sustained)")
 	fs.IntVar(&sc.KTIPBurst, "kt-ip-burst", sc.KTIPBurst, "key-transparency requests per client IP address in a burst")
 	fs.IntVar(&sc.KTVRFCacheEntries, "kt-vrf-cache", sc.KTVRFCacheEntries, "VRF proofs of key-transparency searches kept for reuse, about 300 bytes each (0: none)")
+	fs.DurationVar(&sc.NodeCacheTTL, "node-cache-ttl", sc.NodeCacheTTL, "how long a node trusts a device or device list it read before reading it again; other nodes see a removed device at most this late (0: read on every call)")
 	fs.StringVar(&cfg.debugListen, "debug-listen", "", "serve Go profiles (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060; off when empty")
 	fs.StringVar(&cfg.readyFile, "ready-file", "", "write the server URL to this file once listening (for scripts)")
 	if err := envFlags(fs); err != nil {

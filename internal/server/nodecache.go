@@ -13,23 +13,26 @@ import (
 // token stops working (docs/server.md §4), and a send reads the device
 // sets it must match (§5.1). At thousands of calls a second those reads
 // were the relay's largest store cost (docs/performance.md "Relay"), so
-// each node remembers what it read for nodeCacheTTL. The node that changes
-// a device list (publishList, DeleteAccount) forgets the account at once;
-// other nodes sharing the store see the change at most nodeCacheTTL later.
+// each node remembers what it read for Config.NodeCacheTTL (default
+// DefaultNodeCacheTTL). The node that changes a device list (publishList,
+// DeleteAccount) forgets the account at once; other nodes sharing the
+// store see the change at most NodeCacheTTL later.
 // A send whose envelopes do not match a remembered set is checked again
 // against the store before it is refused (relay.go).
 const (
-	// nodeCacheTTL is how long a node trusts its last reading.
-	nodeCacheTTL = time.Second
+	// DefaultNodeCacheTTL is how long a node trusts its last reading.
+	DefaultNodeCacheTTL = time.Second
 	// nodeCacheMax bounds the entries of each cache; a full cache drops
 	// its expired entries, and if none have expired, starts over.
 	nodeCacheMax = 1 << 16
 )
 
-// ttlCache maps keys to what a recent store read found, for nodeCacheTTL.
+// ttlCache maps keys to what a recent store read found, for ttl. With a
+// ttl of zero it remembers nothing.
 type ttlCache[K comparable, V any] struct {
-	mu sync.Mutex
-	m  map[K]ttlEntry[V]
+	ttl time.Duration
+	mu  sync.Mutex
+	m   map[K]ttlEntry[V]
 }
 
 type ttlEntry[V any] struct {
@@ -37,8 +40,8 @@ type ttlEntry[V any] struct {
 	until time.Time // monotonic
 }
 
-func newTTLCache[K comparable, V any]() *ttlCache[K, V] {
-	return &ttlCache[K, V]{m: make(map[K]ttlEntry[V])}
+func newTTLCache[K comparable, V any](ttl time.Duration) *ttlCache[K, V] {
+	return &ttlCache[K, V]{ttl: ttl, m: make(map[K]ttlEntry[V])}
 }
 
 func (c *ttlCache[K, V]) get(k K, now time.Time) (V, bool) {
@@ -53,6 +56,9 @@ func (c *ttlCache[K, V]) get(k K, now time.Time) (V, bool) {
 }
 
 func (c *ttlCache[K, V]) put(k K, v V, now time.Time) {
+	if c.ttl <= 0 {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.m) >= nodeCacheMax {
@@ -65,7 +71,7 @@ func (c *ttlCache[K, V]) put(k K, v V, now time.Time) {
 			clear(c.m)
 		}
 	}
-	c.m[k] = ttlEntry[V]{v: v, until: now.Add(nodeCacheTTL)}
+	c.m[k] = ttlEntry[V]{v: v, until: now.Add(c.ttl)}
 }
 
 func (c *ttlCache[K, V]) forget(ks ...K) {
@@ -84,10 +90,10 @@ type nodeCaches struct {
 	devices   *ttlCache[string, []store.DeviceID]
 }
 
-func newNodeCaches() nodeCaches {
+func newNodeCaches(ttl time.Duration) nodeCaches {
 	return nodeCaches{
-		accountOf: newTTLCache[store.DeviceID, string](),
-		devices:   newTTLCache[string, []store.DeviceID](),
+		accountOf: newTTLCache[store.DeviceID, string](ttl),
+		devices:   newTTLCache[string, []store.DeviceID](ttl),
 	}
 }
 

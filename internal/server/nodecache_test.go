@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -35,9 +36,19 @@ func (h *harness) secondNode() (parleyv1connect.DirectoryServiceClient, parleyv1
 // account keeps a token that is valid for up to an hour. The node that
 // removed it refuses the token at once; another node sharing the store,
 // which authenticated the device a moment before and remembers it
-// (nodecache.go), refuses it within nodeCacheTTL.
+// (nodecache.go), refuses it within NodeCacheTTL — at once if it is 0.
 func TestRemovedDeviceTokenRefusedOnEveryNode(t *testing.T) {
-	h := newHarness(t, testConfig())
+	for _, ttl := range []time.Duration{DefaultNodeCacheTTL, 0} {
+		t.Run(fmt.Sprintf("ttl=%v", ttl), func(t *testing.T) {
+			cfg := testConfig()
+			cfg.NodeCacheTTL = ttl
+			removedDeviceTokenRefused(t, cfg)
+		})
+	}
+}
+
+func removedDeviceTokenRefused(t *testing.T, cfg Config) {
+	h := newHarness(t, cfg)
 	alice := h.register("alice", 2)
 	phone, v2 := h.addPhone(alice)
 	ctx := context.Background()
@@ -67,8 +78,8 @@ func TestRemovedDeviceTokenRefusedOnEveryNode(t *testing.T) {
 		if err != nil {
 			t.Fatalf("the removed phone on node B: %v", err)
 		}
-		if waited := time.Since(removedAt); waited > nodeCacheTTL+500*time.Millisecond {
-			t.Fatalf("node B still accepts the removed phone's token %v after its removal (nodeCacheTTL %v)", waited, nodeCacheTTL)
+		if waited := time.Since(removedAt); waited > cfg.NodeCacheTTL+500*time.Millisecond || cfg.NodeCacheTTL == 0 {
+			t.Fatalf("node B still accepts the removed phone's token %v after its removal (NodeCacheTTL %v)", waited, cfg.NodeCacheTTL)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -83,16 +94,16 @@ func TestRemovedDeviceTokenRefusedOnEveryNode(t *testing.T) {
 // TestNodeCacheBounded: a full cache drops its expired entries first and
 // never holds more than nodeCacheMax.
 func TestNodeCacheBounded(t *testing.T) {
-	c := newTTLCache[store.DeviceID, string]()
+	c := newTTLCache[store.DeviceID, string](DefaultNodeCacheTTL)
 	t0 := time.Now()
 	var id [16]byte
 	for i := range nodeCacheMax {
 		id[0], id[1], id[2] = byte(i), byte(i>>8), byte(i>>16)
 		c.put(id, "old", t0)
 	}
-	later := t0.Add(nodeCacheTTL)
+	later := t0.Add(DefaultNodeCacheTTL)
 	if _, ok := c.get(id, later); ok {
-		t.Fatal("an entry outlived nodeCacheTTL")
+		t.Fatal("an entry outlived DefaultNodeCacheTTL")
 	}
 	id[3] = 1
 	c.put(id, "new", later)
@@ -115,7 +126,7 @@ func TestNodeCacheBounded(t *testing.T) {
 // from a send a moment ago when alice links a phone through node A. A send
 // through B that includes the phone is checked against the store and
 // accepted at once; one that leaves the phone out is refused as missing
-// it once nodeCacheTTL has passed, so a new device cannot be left out of
+// it once DefaultNodeCacheTTL has passed, so a new device cannot be left out of
 // the conversation for longer than that. When alice then removes the phone
 // through node A, a send through B that still addresses it is refused at
 // once, naming it stale, with nothing stored.
@@ -141,10 +152,10 @@ func TestDeviceListChangedOnAnotherNode(t *testing.T) {
 	if err := send(2, aid, pid); err != nil {
 		t.Fatalf("a send through node B including the phone just linked through node A: %v", err)
 	}
-	time.Sleep(nodeCacheTTL)
+	time.Sleep(DefaultNodeCacheTTL)
 	err := send(3, aid)
 	if mm := mismatchOf(err); code(err) != connect.CodeFailedPrecondition || mm == nil || len(mm.Missing) != 1 || string(mm.Missing[0]) != string(pid[:]) {
-		t.Fatalf("a send leaving the phone out, after nodeCacheTTL: %v, want FailedPrecondition naming the phone as missing", err)
+		t.Fatalf("a send leaving the phone out, after DefaultNodeCacheTTL: %v, want FailedPrecondition naming the phone as missing", err)
 	}
 
 	if err := send(4, aid, pid); err != nil { // B reads and remembers {laptop, phone}

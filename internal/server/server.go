@@ -130,6 +130,11 @@ type Config struct {
 	// (GetDeviceList, Search, Monitor) reuse (kt.VRFCache); 0 turns it
 	// off.
 	KTVRFCacheEntries int
+	// NodeCacheTTL is how long a node trusts what it read of a device (to
+	// authenticate it) or of an account's device set (to check a send)
+	// before reading it again (nodecache.go); 0 reads on every call.
+	// Other nodes see a device list change at most this late.
+	NodeCacheTTL time.Duration
 
 	Logger *slog.Logger
 }
@@ -167,6 +172,7 @@ func DefaultConfig() Config {
 		KTIPRate:            100,
 		KTIPBurst:           200,
 		KTVRFCacheEntries:   kt.DefaultVRFCacheEntries,
+		NodeCacheTTL:        DefaultNodeCacheTTL,
 		Logger:              slog.Default(),
 	}
 }
@@ -225,6 +231,9 @@ func New(cfg Config, st store.Store, b bus.Bus) (*Server, error) {
 	if cfg.BackupGenerations < 1 {
 		return nil, fmt.Errorf("server: BackupGenerations is %d: at least one backup generation must be kept", cfg.BackupGenerations)
 	}
+	if cfg.NodeCacheTTL < 0 {
+		return nil, fmt.Errorf("server: NodeCacheTTL is %v: give 0 to read on every call, or a positive time", cfg.NodeCacheTTL)
+	}
 	key, err := st.Secret(context.Background(), secretName, func() []byte {
 		k := make([]byte, primitives.KeySize)
 		primitives.Random(k)
@@ -242,7 +251,7 @@ func New(cfg Config, st store.Store, b bus.Bus) (*Server, error) {
 		now:           time.Now,
 		tokenKey:      key,
 		deviceLimits:  newLimiterSet(cfg.DeviceRate, cfg.DeviceBurst),
-		cache:         newNodeCaches(),
+		cache:         newNodeCaches(cfg.NodeCacheTTL),
 		ipLimits:      newLimiterSet(cfg.IPRate, cfg.IPBurst),
 		prov:          newProvisioning(cfg, st),
 		backupLimits:  newLimiterSet(cfg.BackupIPRate, cfg.BackupIPBurst),
