@@ -322,7 +322,7 @@ func runRelay(b *testing.B, pairs int, load float64, open openStore) relayResult
 	}
 	// Every envelope was acknowledged: the queues are empty.
 	for _, p := range ps {
-		if n, err := s.st.QueueLength(context.Background(), p.to.id()); err != nil || n != 0 {
+		if n, err := s.st.QueueLength(context.Background(), p.to.did); err != nil || n != 0 {
 			b.Fatalf("receiver %s: %d envelopes left in its queue (%v)", p.to.name, n, err)
 		}
 	}
@@ -465,7 +465,7 @@ func (p *relayPair) sendOne(ctx context.Context, plaintext []byte, now time.Time
 	}
 	id := make([]byte, 16)
 	primitives.Random(id)
-	to := p.to.id()
+	to := p.to.did
 	_, err = p.from.relay.Send(ctx, req(p.from.account, &parleyv1.SendRequest{
 		MessageId: id, Recipient: p.to.name,
 		Envelopes: []*parleyv1.OutgoingEnvelope{{DeviceId: to[:], Body: env.Marshal()}},
@@ -476,7 +476,7 @@ func (p *relayPair) sendOne(ctx context.Context, plaintext []byte, now time.Time
 // decrypt opens an envelope from the pair's sender on the receiver's
 // session.
 func (p *relayPair) decrypt(e *parleyv1.Envelope, now time.Time) ([]byte, error) {
-	if from := p.from.id(); e.Sender != p.from.name || string(e.SenderDevice) != string(from[:]) {
+	if from := p.from.did; e.Sender != p.from.name || string(e.SenderDevice) != string(from[:]) {
 		return nil, fmt.Errorf("envelope from %s, want %s", e.Sender, p.from.name)
 	}
 	env, err := wire.UnmarshalEnvelope(e.Body)
