@@ -113,7 +113,7 @@ func (w *Writer) AddMessage(m *Message) error {
 	if m == nil {
 		return errors.New("backup: cannot add a nil message")
 	}
-	if reason := m.check(); reason != "" {
+	if reason := m.checkShape(); reason != "" {
 		return errors.New("backup: cannot add message: " + reason)
 	}
 	if len(m.Body) > MaxBodySize {
@@ -122,8 +122,13 @@ func (w *Writer) AddMessage(m *Message) error {
 	if w.counts.messages >= MaxMessages {
 		return &LimitError{What: "number of messages", Limit: MaxMessages}
 	}
+	b, ok := appendMessage(w.buf, m)
+	if !ok {
+		w.buf = b[:len(w.buf)]
+		return errors.New("backup: cannot add message: " + m.checkUTF8())
+	}
+	w.buf = b
 	w.counts.messages++
-	w.buf = appendMessage(w.buf, m)
 	return w.flushIfFull()
 }
 
@@ -132,13 +137,22 @@ func (w *Writer) flushIfFull() error {
 		return nil
 	}
 	if _, err := w.enc.Write(w.buf); err != nil {
+		w.release()
 		w.err = fmt.Errorf("backup: writing archive: %w", err)
 		return w.err
 	}
-	// The buffer held plaintext; clear it before reuse (best effort).
-	clear(w.buf)
+	// The buffer is cleared once, when the Writer is done with it: clearing
+	// it at every flush would overwrite plaintext that the next records
+	// overwrite anyway (and cost about 1% of a backup).
 	w.buf = w.buf[:0]
 	return nil
+}
+
+// release clears the plaintext buffer, all of it (best effort: age's own
+// buffer and the caller's records are beyond reach), and drops it.
+func (w *Writer) release() {
+	clear(w.buf[:cap(w.buf)])
+	w.buf = nil
 }
 
 // Close writes the trailer and finishes the age stream. It does not close
@@ -149,8 +163,7 @@ func (w *Writer) Close() error {
 	}
 	w.buf = appendTrailer(w.buf, w.counts)
 	_, err := w.enc.Write(w.buf)
-	clear(w.buf)
-	w.buf = nil
+	w.release()
 	if err == nil {
 		err = w.enc.Close()
 	}
