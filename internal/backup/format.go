@@ -209,6 +209,12 @@ func (s *Setting) check() string {
 // the Writer checks while it copies them (appendMessage, then checkUTF8 to
 // say which name is wrong).
 func (m *Message) checkShape() string {
+	// Every message passes: test the common case at once, and find the
+	// reason only for a message that fails.
+	if uint(len(m.Conversation)-1) < MaxNameSize && uint(len(m.Sender)-1) < MaxNameSize &&
+		uint64(m.Sent.Unix()) < uint64(maxUnixSeconds) && uint64(m.Received.Unix()) < uint64(maxUnixSeconds) {
+		return ""
+	}
 	if r := checkNameSize("conversation", m.Conversation, MaxNameSize); r != "" {
 		return r
 	}
@@ -310,26 +316,29 @@ func appendMessage(b []byte, m *Message) (_ []byte, ok bool) {
 	start := len(b)
 	b = slices.Grow(b, recordHeaderSize+n)
 	b = b[:start+recordHeaderSize+n]
-	p := b[start:]
-	p[0], p[1], p[2], p[3] = byte(KindMessage), byte(n>>16), byte(n>>8), byte(n)
-	p = p[recordHeaderSize:]
-	copy(p[0:16], m.ID[:])
-	copy(p[16:32], m.SenderDevice[:])
-	p[32] = 0
+	// The fixed fields, through the conversation's length byte, as an
+	// array: one bounds check for all of them.
+	const oConv = recordHeaderSize + messageFixed - 5
+	f := (*[oConv + 1]byte)(b[start:])
+	f[0], f[1], f[2], f[3] = byte(KindMessage), byte(n>>16), byte(n>>8), byte(n)
+	*(*[16]byte)(f[4:20]) = m.ID
+	*(*[16]byte)(f[20:36]) = m.SenderDevice
+	f[36] = 0
 	if m.Outgoing {
-		p[32] = 1
+		f[36] = 1
 	}
-	p[33] = m.State
-	binary.BigEndian.PutUint64(p[34:42], uint64(m.Sent.UnixNano()))
-	binary.BigEndian.PutUint64(p[42:50], uint64(m.Received.UnixNano()))
-	p[50] = byte(len(conv))
-	ascii1 := putName(p[51:], conv)
-	p = p[51+len(conv):]
+	f[37] = m.State
+	binary.BigEndian.PutUint64(f[38:46], uint64(m.Sent.UnixNano()))
+	binary.BigEndian.PutUint64(f[46:54], uint64(m.Received.UnixNano()))
+	f[oConv] = byte(len(conv))
+	p := b[start+len(f):]
+	ascii1 := putName(p, conv)
+	p = p[len(conv):]
 	p[0] = byte(len(sender))
 	ascii2 := putName(p[1:], sender)
-	p = p[1+len(sender):]
-	p[0], p[1], p[2] = byte(len(body)>>16), byte(len(body)>>8), byte(len(body))
-	copy(p[3:], body)
+	t := (*[3]byte)(p[1+len(sender):])
+	t[0], t[1], t[2] = byte(len(body)>>16), byte(len(body)>>8), byte(len(body))
+	copy(p[1+len(sender)+3:], body)
 	if ascii1 && ascii2 {
 		return b, true
 	}

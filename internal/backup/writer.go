@@ -129,6 +129,9 @@ func (w *Writer) AddMessage(m *Message) error {
 	}
 	w.buf = b
 	w.counts.messages++
+	if len(w.buf) < flushSize {
+		return nil // (the common case, without a call)
+	}
 	return w.flushIfFull()
 }
 

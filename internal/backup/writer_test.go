@@ -90,3 +90,43 @@ func TestWriterRefusesNamesThatAreNotUTF8(t *testing.T) {
 		t.Fatal(d)
 	}
 }
+
+// TestMessageCheckBoundaries: the Writer's one-test fast path for a
+// message's names and times accepts exactly what the field checks accept,
+// at each limit and on either side of it.
+func TestMessageCheckBoundaries(t *testing.T) {
+	ok := Message{Conversation: "bob", Sender: "bob", Sent: time.Unix(1, 0), Received: time.Unix(2, 0)}
+	last := time.Unix(maxUnixSeconds-1, 999_999_999)
+	for _, c := range []struct {
+		name   string
+		mutate func(m *Message)
+		valid  bool
+	}{
+		{"as is", func(*Message) {}, true},
+		{"conversation of MaxNameSize", func(m *Message) { m.Conversation = strings.Repeat("c", MaxNameSize) }, true},
+		{"conversation too long", func(m *Message) { m.Conversation = strings.Repeat("c", MaxNameSize+1) }, false},
+		{"no conversation", func(m *Message) { m.Conversation = "" }, false},
+		{"sender of MaxNameSize", func(m *Message) { m.Sender = strings.Repeat("s", MaxNameSize) }, true},
+		{"sender too long", func(m *Message) { m.Sender = strings.Repeat("s", MaxNameSize+1) }, false},
+		{"no sender", func(m *Message) { m.Sender = "" }, false},
+		{"sent at 1970", func(m *Message) { m.Sent = time.Unix(0, 0) }, true},
+		{"sent before 1970", func(m *Message) { m.Sent = time.Unix(0, -1) }, false},
+		{"sent at the last second", func(m *Message) { m.Sent = last }, true},
+		{"sent after it", func(m *Message) { m.Sent = last.Add(1) }, false},
+		{"received before 1970", func(m *Message) { m.Received = time.Unix(-1, 0) }, false},
+		{"received at the last second", func(m *Message) { m.Received = last }, true},
+		{"received after it", func(m *Message) { m.Received = time.Unix(maxUnixSeconds, 0) }, false},
+		{"received in year 1", func(m *Message) { m.Received = time.Time{} }, false},
+	} {
+		m := ok
+		c.mutate(&m)
+		slow := checkName("conversation", m.Conversation, MaxNameSize) + checkName("sender", m.Sender, MaxNameSize) +
+			checkTime("sent", m.Sent) + checkTime("received", m.Received)
+		if (slow == "") != c.valid {
+			t.Fatalf("%s: the field checks say %q", c.name, slow)
+		}
+		if got := m.checkShape(); (got == "") != c.valid {
+			t.Errorf("%s: checkShape says %q", c.name, got)
+		}
+	}
+}
