@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/bits"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -70,7 +71,7 @@ type Reader struct {
 	closed bool
 
 	names  map[string]string
-	recent [256]string // a cache in front of names
+	recent [1 << recentBits]nameSlot // a cache in front of names
 }
 
 // readResult is the outcome of one read-ahead: n bytes, then err (io.EOF
@@ -354,18 +355,17 @@ func (r *Reader) record() (RecordKind, []byte, int64, error) {
 // name returns b as a string — valid UTF-8 of 1..MaxNameSize bytes —
 // shared with earlier records of the same name. A history names few
 // accounts many times, so most lookups hit a small direct-mapped cache
-// (a hash and a byte comparison) before the map.
+// before the map. The cache compares a name by its length and two words
+// (nameKey), which are the whole name up to 16 bytes; a longer name is
+// compared in full.
 func (r *Reader) name(b []byte) (string, bool) {
 	if len(b) == 0 {
 		return "", false
 	}
-	h := uint(len(b))
-	for _, c := range b {
-		h = h*31 + uint(c)
-	}
-	slot := &r.recent[h%uint(len(r.recent))]
-	if string(b) == *slot {
-		return *slot, true
+	x, y := nameKey(b)
+	slot := &r.recent[nameHash(x, y, len(b))]
+	if slot.n == len(b) && slot.x == x && slot.y == y && (len(b) <= 16 || string(b) == slot.s) {
+		return slot.s, true
 	}
 	s, ok := r.names[string(b)]
 	if !ok {
@@ -377,8 +377,39 @@ func (r *Reader) name(b []byte) (string, bool) {
 			r.names[s] = s
 		}
 	}
-	*slot = s
+	*slot = nameSlot{n: len(b), x: x, y: y, s: s}
 	return s, true
+}
+
+// nameHash picks the cache slot of a name from its key.
+func nameHash(x, y uint64, n int) uint64 {
+	v := x ^ bits.RotateLeft64(y, 29) ^ uint64(n)
+	v ^= v >> 32
+	return (v * 0x9e3779b97f4a7c15) >> (64 - recentBits)
+}
+
+// recentBits is log2 of the number of slots of the Reader's name cache.
+const recentBits = 8
+
+// nameSlot is one entry of the Reader's name cache: a name and its key.
+type nameSlot struct {
+	n    int
+	x, y uint64
+	s    string
+}
+
+// nameKey returns two words of b (1 or more bytes) that, with len(b),
+// determine b if it is at most 16 bytes long: its first and last 8 bytes,
+// or first and last 4, or for 1..3 bytes its first, middle and last.
+func nameKey(b []byte) (x, y uint64) {
+	switch n := len(b); {
+	case n >= 8:
+		return binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[n-8:])
+	case n >= 4:
+		return uint64(binary.LittleEndian.Uint32(b)), uint64(binary.LittleEndian.Uint32(b[n-4:]))
+	default:
+		return uint64(b[0]) | uint64(b[n/2])<<8 | uint64(b[n-1])<<16, 0
+	}
 }
 
 // --- record bodies ---
