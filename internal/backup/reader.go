@@ -134,18 +134,18 @@ func (r *Reader) Close() error {
 // trailer's counts and that the archive ends there (which completes age's
 // authentication of the final chunk), and returns io.EOF. It never returns
 // io.EOF for an archive without a valid trailer: that is ErrTruncated.
-func (r *Reader) Next() (Record, error) {
+func (r *Reader) Next() (rec Record, err error) {
 	if r.err != nil {
 		return Record{}, r.err
 	}
 	if r.done {
 		return Record{}, io.EOF
 	}
+	// (rec is the named result: parsed in place, not copied out.)
 	kind, body, off, err := r.record()
 	if err != nil {
 		return Record{}, r.fail(err, true)
 	}
-	var rec Record
 	switch kind {
 	case KindContact:
 		if r.counts.contacts >= MaxContacts {
