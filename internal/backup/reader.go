@@ -36,7 +36,7 @@ var errReaderClosed = errors.New("backup: the archive reader is closed")
 //
 // While the caller handles one part of the archive, the Reader decrypts
 // the next in a goroutine (one read of src at a time, at most two pieces
-// of 512 KiB ahead). That goroutine ends on its own once it has no buffer
+// of 1 MiB ahead). That goroutine ends on its own once it has no buffer
 // to read into, so a Reader that is dropped leaks nothing once the read in
 // progress returns; Close waits for it, so that src is no longer read
 // when Close returns.
