@@ -155,26 +155,23 @@ type trailer struct {
 const maxUnixSeconds = math.MaxInt64 / int64(time.Second)
 
 func checkName(what, s string, maxLen int) string {
-	switch {
-	case s == "":
-		return what + " is empty"
-	case len(s) > maxLen:
-		return what + " is longer than " + strconv.Itoa(maxLen) + " bytes"
-	case !validUTF8(s):
+	if r := checkNameSize(what, s, maxLen); r != "" {
+		return r
+	}
+	if !utf8.ValidString(s) {
 		return what + " is not UTF-8"
 	}
 	return ""
 }
 
-// validUTF8 is utf8.ValidString with a quicker path for the short ASCII
-// names that fill a history.
-func validUTF8(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return utf8.ValidString(s[i:])
-		}
+func checkNameSize(what, s string, maxLen int) string {
+	switch {
+	case s == "":
+		return what + " is empty"
+	case len(s) > maxLen:
+		return what + " is longer than " + strconv.Itoa(maxLen) + " bytes"
 	}
-	return true
+	return ""
 }
 
 func checkTime(what string, t time.Time) string {
@@ -208,17 +205,36 @@ func (s *Setting) check() string {
 	return checkName("setting name", s.Name, MaxSettingNameSize)
 }
 
-func (m *Message) check() string {
-	if r := checkName("conversation", m.Conversation, MaxNameSize); r != "" {
+// checkShape checks a message's fields except for the names' UTF-8, which
+// the Writer checks while it copies them (appendMessage, then checkUTF8 to
+// say which name is wrong).
+func (m *Message) checkShape() string {
+	// Every message passes: test the common case at once, and find the
+	// reason only for a message that fails.
+	if uint(len(m.Conversation)-1) < MaxNameSize && uint(len(m.Sender)-1) < MaxNameSize &&
+		uint64(m.Sent.Unix()) < uint64(maxUnixSeconds) && uint64(m.Received.Unix()) < uint64(maxUnixSeconds) {
+		return ""
+	}
+	if r := checkNameSize("conversation", m.Conversation, MaxNameSize); r != "" {
 		return r
 	}
-	if r := checkName("sender", m.Sender, MaxNameSize); r != "" {
+	if r := checkNameSize("sender", m.Sender, MaxNameSize); r != "" {
 		return r
 	}
 	if r := checkTime("sent time", m.Sent); r != "" {
 		return r
 	}
 	return checkTime("received time", m.Received)
+}
+
+func (m *Message) checkUTF8() string {
+	if !utf8.ValidString(m.Conversation) {
+		return "conversation is not UTF-8"
+	}
+	if !utf8.ValidString(m.Sender) {
+		return "sender is not UTF-8"
+	}
+	return ""
 }
 
 // --- encoding ---
@@ -287,30 +303,93 @@ func messageSize(m *Message) int {
 	return messageFixed + len(m.Conversation) + len(m.Sender) + len(m.Body)
 }
 
-func appendMessage(b []byte, m *Message) []byte {
-	// Grow once and write by offset: this runs for every message.
-	n := messageSize(m)
-	b = slices.Grow(b, recordHeaderSize+n)
+// appendMessage appends m's record to b and reports whether its names are
+// UTF-8; the caller has checked everything else (Message.checkShape, the
+// body size limit). It runs for every message of a history, so it grows b
+// once and writes every field by offset, and it checks the names while it
+// copies them (putName): a history's names are short ASCII account names.
+// If ok is false, the bytes after len(b) are garbage and the caller keeps
+// b[:len(b)] of the returned slice.
+func appendMessage(b []byte, m *Message) (_ []byte, ok bool) {
+	conv, sender, body := m.Conversation, m.Sender, m.Body
+	n := messageFixed + len(conv) + len(sender) + len(body)
 	start := len(b)
-	b = b[:start+recordHeaderSize+messageFixed-5] // up to the conversation length
-	p := b[start:]
-	p[0], p[1], p[2], p[3] = byte(KindMessage), byte(n>>16), byte(n>>8), byte(n)
-	p = p[recordHeaderSize:]
-	copy(p[0:16], m.ID[:])
-	copy(p[16:32], m.SenderDevice[:])
-	p[32] = 0
+	b = slices.Grow(b, recordHeaderSize+n)
+	b = b[:start+recordHeaderSize+n]
+	// The fixed fields, through the conversation's length byte, as an
+	// array: one bounds check for all of them.
+	const oConv = recordHeaderSize + messageFixed - 5
+	f := (*[oConv + 1]byte)(b[start:])
+	f[0], f[1], f[2], f[3] = byte(KindMessage), byte(n>>16), byte(n>>8), byte(n)
+	*(*[16]byte)(f[4:20]) = m.ID
+	*(*[16]byte)(f[20:36]) = m.SenderDevice
+	f[36] = 0
 	if m.Outgoing {
-		p[32] = 1
+		f[36] = 1
 	}
-	p[33] = m.State
-	binary.BigEndian.PutUint64(p[34:], uint64(m.Sent.UnixNano()))
-	binary.BigEndian.PutUint64(p[42:], uint64(m.Received.UnixNano()))
-	b = append(b, byte(len(m.Conversation)))
-	b = append(b, m.Conversation...)
-	b = append(b, byte(len(m.Sender)))
-	b = append(b, m.Sender...)
-	b = appendU24(b, len(m.Body))
-	return append(b, m.Body...)
+	f[37] = m.State
+	binary.BigEndian.PutUint64(f[38:46], uint64(m.Sent.UnixNano()))
+	binary.BigEndian.PutUint64(f[46:54], uint64(m.Received.UnixNano()))
+	f[oConv] = byte(len(conv))
+	p := b[start+len(f):]
+	ascii1 := putName(p, conv)
+	p = p[len(conv):]
+	p[0] = byte(len(sender))
+	ascii2 := putName(p[1:], sender)
+	t := (*[3]byte)(p[1+len(sender):])
+	t[0], t[1], t[2] = byte(len(body)>>16), byte(len(body)>>8), byte(len(body))
+	copy(p[1+len(sender)+3:], body)
+	if ascii1 && ascii2 {
+		return b, true
+	}
+	return b, utf8.ValidString(conv) && utf8.ValidString(sender)
+}
+
+// putName copies s to the front of p (which must hold it) and reports
+// whether s is ASCII. It moves 8 bytes at a time (the last word overlapping
+// the one before it), or two overlapping halves of that for shorter names:
+// for the short names of a history this is cheaper than a copy and a
+// separate UTF-8 check.
+func putName(p []byte, s string) (ascii bool) {
+	const hi = 0x8080808080808080
+	n := len(s)
+	p = p[:n]
+	var or uint64
+	switch {
+	case n >= 8:
+		for i := 0; i+8 <= n; i += 8 {
+			w := le64(s[i:])
+			binary.LittleEndian.PutUint64(p[i:], w)
+			or |= w
+		}
+		w := le64(s[n-8:])
+		binary.LittleEndian.PutUint64(p[n-8:], w)
+		or |= w
+	case n >= 4:
+		w1, w2 := le32(s), le32(s[n-4:])
+		binary.LittleEndian.PutUint32(p, w1)
+		binary.LittleEndian.PutUint32(p[n-4:], w2)
+		or = uint64(w1 | w2)
+	default:
+		for i := range n {
+			p[i] = s[i]
+			or |= uint64(s[i])
+		}
+	}
+	return or&hi == 0
+}
+
+// le64 and le32 read little-endian words from a string (the compiler
+// makes each one load).
+func le64(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+func le32(s string) uint32 {
+	_ = s[3]
+	return uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
 }
 
 func appendTrailer(b []byte, t trailer) []byte {

@@ -101,7 +101,10 @@ func FuzzReadPlaintext(f *testing.F) {
 				out = appendSetting(out, &rec.Setting)
 				counts.settings++
 			case KindMessage:
-				out = appendMessage(out, &rec.Message)
+				var ok bool
+				if out, ok = appendMessage(out, &rec.Message); !ok {
+					t.Fatalf("the Reader returned a message whose names are not UTF-8: %q, %q", rec.Message.Conversation, rec.Message.Sender)
+				}
 				counts.messages++
 			default:
 				t.Fatalf("record of kind %v", rec.Kind)

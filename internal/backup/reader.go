@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/bits"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -18,14 +19,6 @@ import (
 )
 
 const (
-	// slabSize is how much plaintext one read-ahead delivers: four age
-	// payload chunks.
-	slabSize = 1 << 20
-	// headroom is the room kept in front of each slab for the unparsed
-	// tail of the previous one, so that a record crossing slabs is joined
-	// without copying the new slab. A longer tail (a record of more than
-	// headroom bytes crossing slabs) is joined into a buffer of its own.
-	headroom = 16 << 10
 	// maxInterned bounds the distinct names the Reader shares between
 	// records (a conversation's name is in every message of it).
 	maxInterned = 4096
@@ -42,10 +35,11 @@ var errReaderClosed = errors.New("backup: the archive reader is closed")
 // and discard it all on any error (docs/backup.md §4.4).
 //
 // While the caller handles one part of the archive, the Reader decrypts
-// the next in a goroutine (one read of src at a time, never more than one
-// slab ahead). That goroutine ends on its own once its read returns, so a
-// Reader that is dropped leaks nothing; Close waits for it, so that src is
-// no longer read when Close returns.
+// the next in a goroutine (one read of src at a time, at most two pieces
+// of 1 MiB ahead). That goroutine ends on its own once it has no buffer
+// to read into, so a Reader that is dropped leaks nothing once the read in
+// progress returns; Close waits for it, so that src is no longer read
+// when Close returns.
 type Reader struct {
 	src  io.Reader // plaintext
 	ct   *ciphertextReader
@@ -55,13 +49,9 @@ type Reader struct {
 	eof  bool  // src returned io.EOF
 	rerr error // src returned this error after the data in buf
 
-	// The read-ahead: while inFlight, a goroutine is reading src into
-	// next[headroom:] and will send the outcome on ahead (capacity 1, so
-	// it never blocks). spare is the slab for the read after it.
-	ahead    chan readResult
-	next     []byte
-	spare    []byte
-	inFlight bool
+	// ahead reads the plaintext in a goroutine, ahead of the parser
+	// (readahead.go); nil until the first read.
+	ahead *readAhead
 
 	header Header
 	counts trailer
@@ -70,14 +60,7 @@ type Reader struct {
 	closed bool
 
 	names  map[string]string
-	recent [256]string // a cache in front of names
-}
-
-// readResult is the outcome of one read-ahead: n bytes, then err (io.EOF
-// at the end of src).
-type readResult struct {
-	n   int
-	err error
+	recent [1 << recentBits]nameSlot // a cache in front of names
 }
 
 // NewReader decrypts src with k's age identity and reads the archive's
@@ -99,7 +82,7 @@ func NewReader(src io.Reader, k RecoveryKey) (*Reader, error) {
 // decryption errors; keyID, if not nil, must match the header's. The fuzz
 // target and the vector tests enter here, without age.
 func newPlainReader(src io.Reader, ct *ciphertextReader, keyID *[KeyIDSize]byte) (*Reader, error) {
-	r := &Reader{src: src, ct: ct, ahead: make(chan readResult, 1), names: make(map[string]string)}
+	r := &Reader{src: src, ct: ct, names: make(map[string]string)}
 	if err := r.fill(prefixSize); err != nil {
 		return nil, r.fail(err, true)
 	}
@@ -142,7 +125,7 @@ func (r *Reader) Close() error {
 	if r.err == nil && !r.done {
 		r.err = errReaderClosed
 	}
-	r.buf, r.next, r.spare = nil, nil, nil
+	r.buf = nil
 	r.r, r.w = 0, 0
 	return nil
 }
@@ -151,18 +134,18 @@ func (r *Reader) Close() error {
 // trailer's counts and that the archive ends there (which completes age's
 // authentication of the final chunk), and returns io.EOF. It never returns
 // io.EOF for an archive without a valid trailer: that is ErrTruncated.
-func (r *Reader) Next() (Record, error) {
+func (r *Reader) Next() (rec Record, err error) {
 	if r.err != nil {
 		return Record{}, r.err
 	}
 	if r.done {
 		return Record{}, io.EOF
 	}
+	// (rec is the named result: parsed in place, not copied out.)
 	kind, body, off, err := r.record()
 	if err != nil {
 		return Record{}, r.fail(err, true)
 	}
-	var rec Record
 	switch kind {
 	case KindContact:
 		if r.counts.contacts >= MaxContacts {
@@ -220,12 +203,10 @@ func (r *Reader) fail(err error, classify bool) error {
 // fill makes buf[r:w] hold at least n bytes, or returns io.ErrUnexpectedEOF
 // (or a read error) if the plaintext ends first.
 //
-// Message bodies are handed out as slices of buf, not copied: age has
-// already copied the plaintext once, into buf. So a buffer is never
-// written again once it holds plaintext: each read fills a new slab, and
-// the unparsed tail of the old buffer is copied into the new slab's
-// headroom, in front of the new data. An old buffer lives on as long as
-// the bodies in it.
+// Message bodies are handed out as slices of buf, not copied one by one.
+// So a buffer is never written again once it holds plaintext: each piece
+// read is copied into a new slab, behind the unparsed tail of the old
+// one. An old slab lives on as long as the bodies in it.
 func (r *Reader) fill(n int) error {
 	for r.w-r.r < n {
 		if r.eof {
@@ -241,83 +222,52 @@ func (r *Reader) fill(n int) error {
 	return nil
 }
 
-// advance appends the next read's data to buf[r:w], starting the read if
-// none is in flight, and starts the read after it.
+// advance appends the next piece of plaintext to buf[r:w], starting the
+// read-ahead on the first call. At the end of the plaintext it sets eof
+// and returns nil; after a read error it sets rerr and returns it once the
+// data before it has been parsed.
 func (r *Reader) advance() error {
-	if r.closed {
-		return errReaderClosed
-	}
-	if !r.inFlight {
-		r.startRead()
-	}
-	res := <-r.ahead
-	r.inFlight = false
-	slab := r.next
-	r.next = nil
 	switch {
+	case r.closed:
+		return errReaderClosed
+	case r.eof:
+		return io.ErrUnexpectedEOF
+	case r.rerr != nil:
+		return r.rerr
+	}
+	if r.ahead == nil {
+		r.ahead = newReadAhead(r.src)
+	}
+	res := r.ahead.next()
+	if res.n > 0 {
+		// The new slab: the unparsed tail, then the data. Appended to a
+		// full slice, it is allocated without being zeroed first (the
+		// runtime zeroes only what an append does not write).
+		tail := r.buf[r.r:r.w]
+		slab := append(tail[:len(tail):len(tail)], res.buf[:res.n]...)
+		r.buf, r.r, r.w = slab, 0, len(slab)
+	}
+	switch {
+	case res.err == nil:
+		r.ahead.requeue(res.buf)
+		return nil
 	case res.err == io.EOF:
 		r.eof = true
-	case res.err != nil:
+	default:
 		r.rerr = res.err
-	default:
-		r.startRead() // decrypt the next slab while this one is parsed
 	}
-	tail := r.buf[r.r:r.w]
-	data := slab[headroom : headroom+res.n]
-	switch {
-	case len(tail) == 0:
-		r.buf, r.r, r.w = slab, headroom, headroom+res.n
-	case len(tail) <= headroom:
-		start := headroom - copy(slab[headroom-len(tail):headroom], tail)
-		r.buf, r.r, r.w = slab, start, headroom+res.n
-	default:
-		// A long record crossing slabs: join its parts in a buffer of
-		// their own. (At most MaxRecordSize/slabSize joins per record.)
-		joined := make([]byte, len(tail)+len(data))
-		copy(joined[copy(joined, tail):], data)
-		r.buf, r.r, r.w = joined, 0, len(joined)
-	}
-	if r.inFlight && r.spare == nil {
-		// The slab for the read after the one in flight is allocated (and
-		// so zeroed) now, while the goroutine, usually the slower side
-		// (it runs age), reads.
-		r.spare = make([]byte, headroom+slabSize)
-	}
+	r.ahead.stop() // (no read is in progress after the last one)
 	if r.rerr != nil && r.w > r.r {
 		return nil // the data before the error is parsed first
 	}
 	return r.rerr
 }
 
-// startRead starts the read-ahead of the next slab.
-func (r *Reader) startRead() {
-	slab := r.spare
-	if slab == nil {
-		slab = make([]byte, headroom+slabSize)
-	}
-	r.next, r.spare, r.inFlight = slab, nil, true
-	go readSlab(r.src, slab[headroom:], r.ahead)
-}
-
-// readSlab fills p from src, stopping early only at an error or io.EOF,
-// and sends the outcome on out.
-func readSlab(src io.Reader, p []byte, out chan<- readResult) {
-	n := 0
-	var err error
-	for n < len(p) && err == nil {
-		var m int
-		m, err = src.Read(p[n:])
-		n += m
-	}
-	out <- readResult{n: n, err: err}
-}
-
-// wait waits for a read-ahead in flight and drops its data.
+// wait stops the read-ahead: it waits for the reads in progress and drops
+// their data.
 func (r *Reader) wait() {
-	if r.inFlight {
-		<-r.ahead
-		r.inFlight = false
-		r.next = nil
+	if r.ahead != nil {
+		r.ahead.stop()
 	}
 }
 
@@ -354,18 +304,17 @@ func (r *Reader) record() (RecordKind, []byte, int64, error) {
 // name returns b as a string — valid UTF-8 of 1..MaxNameSize bytes —
 // shared with earlier records of the same name. A history names few
 // accounts many times, so most lookups hit a small direct-mapped cache
-// (a hash and a byte comparison) before the map.
+// before the map. The cache compares a name by its length and two words
+// (nameKey), which are the whole name up to 16 bytes; a longer name is
+// compared in full.
 func (r *Reader) name(b []byte) (string, bool) {
 	if len(b) == 0 {
 		return "", false
 	}
-	h := uint(len(b))
-	for _, c := range b {
-		h = h*31 + uint(c)
-	}
-	slot := &r.recent[h%uint(len(r.recent))]
-	if string(b) == *slot {
-		return *slot, true
+	x, y := nameKey(b)
+	slot := &r.recent[nameHash(x, y, len(b))]
+	if slot.n == len(b) && slot.x == x && slot.y == y && (len(b) <= 16 || string(b) == slot.s) {
+		return slot.s, true
 	}
 	s, ok := r.names[string(b)]
 	if !ok {
@@ -377,8 +326,39 @@ func (r *Reader) name(b []byte) (string, bool) {
 			r.names[s] = s
 		}
 	}
-	*slot = s
+	*slot = nameSlot{n: len(b), x: x, y: y, s: s}
 	return s, true
+}
+
+// nameHash picks the cache slot of a name from its key.
+func nameHash(x, y uint64, n int) uint64 {
+	v := x ^ bits.RotateLeft64(y, 29) ^ uint64(n)
+	v ^= v >> 32
+	return (v * 0x9e3779b97f4a7c15) >> (64 - recentBits)
+}
+
+// recentBits is log2 of the number of slots of the Reader's name cache.
+const recentBits = 8
+
+// nameSlot is one entry of the Reader's name cache: a name and its key.
+type nameSlot struct {
+	n    int
+	x, y uint64
+	s    string
+}
+
+// nameKey returns two words of b (1 or more bytes) that, with len(b),
+// determine b if it is at most 16 bytes long: its first and last 8 bytes,
+// or first and last 4, or for 1..3 bytes its first, middle and last.
+func nameKey(b []byte) (x, y uint64) {
+	switch n := len(b); {
+	case n >= 8:
+		return binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[n-8:])
+	case n >= 4:
+		return uint64(binary.LittleEndian.Uint32(b)), uint64(binary.LittleEndian.Uint32(b[n-4:]))
+	default:
+		return uint64(b[0]) | uint64(b[n/2])<<8 | uint64(b[n-1])<<16, 0
+	}
 }
 
 // --- record bodies ---
