@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
-	"sync"
 	"testing"
 	"time"
 
@@ -119,7 +118,7 @@ func BenchmarkKTUpdates(b *testing.B) {
 		b.ResetTimer()
 		cpu := processCPU()
 		for n := 0; n < b.N; n++ {
-			parallelWriters(ktBenchBatch, 64, func(i int) {
+			spread(ktBenchBatch, 64, func(i int) {
 				if _, err := st.UpdateDeviceList(ctx, store.DeviceListUpdate{
 					List:    store.DeviceList{Username: fmt.Sprintf("user-%d", i), Version: uint64(n + 2), Signed: value},
 					Devices: devs[i],
@@ -157,20 +156,7 @@ const ktBenchBatch = 3000
 
 // parallelFor runs fn(0..n-1) spread over the cores.
 func parallelFor(n int, fn func(i int)) {
-	parallelWriters(n, runtime.GOMAXPROCS(0), fn)
-}
-
-// parallelWriters runs fn(0..n-1) on workers goroutines.
-func parallelWriters(n, workers int, fn func(i int)) {
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < n; i += workers {
-				fn(i)
-			}
-		})
-	}
-	wg.Wait()
+	spread(n, runtime.GOMAXPROCS(0), fn)
 }
 
 // BenchmarkKTLookup measures the key-transparency part of GetDeviceList
@@ -257,7 +243,7 @@ func ktLookupServer(b *testing.B, cfg Config, n int) (*Server, []string) {
 	b.Cleanup(srv.kt.release)
 	names := make([]string, ktLookupAccounts)
 	value := make([]byte, 1000)
-	parallelWriters(len(names), 16, func(i int) {
+	spread(len(names), 16, func(i int) {
 		names[i] = fmt.Sprintf("user-%d", i)
 		var id store.DeviceID
 		primitives.Random(id[:])

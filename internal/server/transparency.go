@@ -582,7 +582,12 @@ func (l *ktLog) prepare(tree *kt.Tree, pending []store.KTUpdate) ([]update, erro
 
 // computeLeaves runs fn(0..n-1) spread over the cores.
 func computeLeaves(n int, fn func(i int)) {
-	workers := min(runtime.GOMAXPROCS(0), max(n/64, 1))
+	spread(n, min(runtime.GOMAXPROCS(0), max(n/64, 1)), fn)
+}
+
+// spread runs fn(0..n-1) on workers goroutines, each taking every
+// workers-th index.
+func spread(n, workers int, fn func(i int)) {
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
