@@ -219,29 +219,10 @@ func (s *Store) BackupChunks(ctx context.Context, locator store.BackupLocator, g
 		return nil, store.ErrNotFound
 	}
 	limit = min(max(limit, 0), MaxBackupChunkFetch)
-	var out [][]byte
-	err := s.use(ctx, func() error {
-		rows, err := s.pool.Query(ctx, `SELECT c.idx, c.chunk FROM backups b
+	return s.readIndexed(ctx, from, "read backup chunks", `SELECT c.idx, c.chunk FROM backups b
 			LEFT JOIN backup_chunks c ON c.upload = b.upload AND c.idx >= $1 AND c.idx < $2
 			WHERE b.locator = $3 AND b.generation = $4 ORDER BY c.idx`,
-			int64(from), int64(from)+int64(limit), locator[:], int64(generation))
-		if err != nil {
-			return dbError("read backup chunks", err)
-		}
-		var found bool
-		out, found, err = scanIndexed(rows, from, "read backup chunks")
-		if err != nil {
-			return err
-		}
-		if !found {
-			return store.ErrNotFound
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, wrapStore("read backup chunks", err)
-	}
-	return out, nil
+		int64(from), int64(from)+int64(limit), locator[:], int64(generation))
 }
 
 // DeleteBackups implements store.Backups under the locator's lock.

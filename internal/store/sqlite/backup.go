@@ -186,29 +186,10 @@ func (s *Store) BackupChunks(ctx context.Context, locator store.BackupLocator, g
 		return nil, store.ErrNotFound
 	}
 	limit = min(max(limit, 0), MaxBackupChunkFetch)
-	var out [][]byte
-	err := s.read(func() error {
-		rows, err := s.rdb.QueryContext(ctx, `SELECT c.idx, c.chunk FROM backups b
+	return s.readIndexed(ctx, from, "read backup chunks", `SELECT c.idx, c.chunk FROM backups b
 			LEFT JOIN backup_chunks c ON c.upload = b.upload AND c.idx >= ? AND c.idx < ?
 			WHERE b.locator = ? AND b.generation = ? ORDER BY c.idx`,
-			int64(from), int64(from)+int64(limit), locator[:], int64(generation))
-		if err != nil {
-			return dbError("read backup chunks", err)
-		}
-		var found bool
-		out, found, err = scanIndexed(rows, from, "read backup chunks")
-		if err != nil {
-			return err
-		}
-		if !found {
-			return store.ErrNotFound
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+		int64(from), int64(from)+int64(limit), locator[:], int64(generation))
 }
 
 // DeleteBackups implements store.Backups in one durable op.

@@ -134,28 +134,10 @@ func (s *Store) Frames(ctx context.Context, address store.MailboxAddress, from u
 		return nil, err
 	}
 	limit = min(limit, MaxFrameFetch)
-	var out [][]byte
-	err := s.read(func() error {
-		rows, err := s.rdb.QueryContext(ctx, `SELECT f.idx, f.frame FROM mailboxes m
+	return s.readIndexed(ctx, from, "read frames", `SELECT f.idx, f.frame FROM mailboxes m
 			LEFT JOIN mailbox_frames f ON f.address = m.address AND f.idx >= ?
-			WHERE m.address = ? ORDER BY f.idx LIMIT ?`, int64(from), address[:], limit)
-		if err != nil {
-			return dbError("read frames", err)
-		}
-		var found bool
-		out, found, err = scanIndexed(rows, from, "read frames")
-		if err != nil {
-			return err
-		}
-		if !found {
-			return store.ErrNotFound
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+			WHERE m.address = ? ORDER BY f.idx LIMIT ?`,
+		int64(from), address[:], limit)
 }
 
 // DeleteMailbox implements store.Mailboxes. The frames go with the mailbox
@@ -191,6 +173,31 @@ func (s *Store) ExpireMailboxes(ctx context.Context, now time.Time) (int, error)
 			return total, nil
 		}
 	}
+}
+
+// readIndexed runs a query that left-joins a parent row to its indexed
+// blobs (see scanIndexed) and returns the blobs, or store.ErrNotFound if
+// the parent is missing.
+func (s *Store) readIndexed(ctx context.Context, from uint32, what, query string, args ...any) ([][]byte, error) {
+	var out [][]byte
+	err := s.read(func() error {
+		rows, err := s.rdb.QueryContext(ctx, query, args...)
+		if err != nil {
+			return dbError(what, err)
+		}
+		var found bool
+		if out, found, err = scanIndexed(rows, from, what); err != nil {
+			return err
+		}
+		if !found {
+			return store.ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // scanIndexed reads the rows of a query that left-joins a parent row (a
