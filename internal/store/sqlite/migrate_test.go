@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parleyim/parley/internal/store"
 	"github.com/parleyim/parley/internal/store/sqlite"
@@ -276,3 +277,76 @@ func TestMigrationQueuesExistingDeviceLists(t *testing.T) {
 		}
 	}
 }
+
+// TestMigrationKeepsQueueLengths: the upgrade that moves queue lengths out
+// of the devices rows (0005) carries every device's count over, and the
+// counters then follow sends, acks and device removal — otherwise the
+// queue limit would refuse or admit the wrong sends after an upgrade.
+func TestMigrationKeepsQueueLengths(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "upgrade.db")
+	db := rawDB(t, path)
+	for _, f := range []string{"0001_init.sql", "0002_mailboxes.sql", "0003_backups.sql", "0004_transparency.sql"} {
+		body, err := os.ReadFile(filepath.Join("migrations", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(string(body)); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+	for _, q := range []string{
+		"CREATE TABLE schema_version (version INTEGER NOT NULL) STRICT",
+		"INSERT INTO schema_version (version) VALUES (4)",
+		"INSERT INTO accounts (username, account_key, created, list_version) VALUES ('alice', x'01', 0, 1)",
+		"INSERT INTO devices (id, username, public, added, last_seen) VALUES (" + hexID("aa") + ", 'alice', x'01', 0, 0), (" + hexID("bb") + ", 'alice', x'02', 0, 0)",
+		"INSERT INTO envelopes (device, message_id, sender_username, sender_device, body, created, expires) VALUES " +
+			"(" + hexID("aa") + ", " + hexID("01") + ", 'bob', " + hexID("cc") + ", x'00', 0, 9223372036854775807), " +
+			"(" + hexID("aa") + ", " + hexID("02") + ", 'bob', " + hexID("cc") + ", x'00', 0, 9223372036854775807), " +
+			"(" + hexID("bb") + ", " + hexID("03") + ", 'bob', " + hexID("cc") + ", x'00', 0, 9223372036854775807)",
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+
+	s := mustOpen(t, path)
+	defer s.Close()
+	ctx := context.Background()
+	var a, b store.DeviceID
+	for i := range a {
+		a[i], b[i] = 0xaa, 0xbb
+	}
+	length := func(id store.DeviceID) int {
+		t.Helper()
+		n, err := s.QueueLength(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if la, lb := length(a), length(b); la != 2 || lb != 1 {
+		t.Fatalf("queue lengths after the upgrade = %d, %d; want 2, 1", la, lb)
+	}
+	envs, err := s.Fetch(ctx, a, 0, 10)
+	if err != nil || len(envs) != 2 {
+		t.Fatalf("Fetch = %d envelopes, %v; want 2", len(envs), err)
+	}
+	if err := s.Ack(ctx, a, []uint64{envs[0].Seq}); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Enqueue(ctx, store.Send{MaxQueue: 1, Envelopes: []store.Envelope{{
+		Device: a, MessageID: store.MessageID{9}, SenderUsername: "bob", Body: []byte{1},
+		Created: time.Now(), Expires: time.Now().Add(time.Hour),
+	}}})
+	var full *store.QueueFullError
+	if !errors.As(err, &full) {
+		t.Fatalf("a send to a queue of 1 at limit 1: %v, want QueueFullError", err)
+	}
+	if n := length(a); n != 1 {
+		t.Errorf("queue length after an ack and a refused send = %d, want 1", n)
+	}
+}
+
+// hexID is a 16-byte id of the byte b (two hex digits) as an SQL literal.
+func hexID(b string) string { return "x'" + strings.Repeat(b, 16) + "'" }

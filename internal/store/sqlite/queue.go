@@ -150,7 +150,7 @@ func (s *Store) Ack(ctx context.Context, id store.DeviceID, seqs []uint64) error
 func (s *Store) QueueLength(ctx context.Context, id store.DeviceID) (int, error) {
 	var n int
 	err := s.read(func() error {
-		err := s.rdb.QueryRowContext(ctx, "SELECT queue_len FROM devices WHERE id = ?", id[:]).Scan(&n)
+		err := s.rdb.QueryRowContext(ctx, "SELECT n FROM queue_lengths WHERE device = ?", id[:]).Scan(&n)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrNotFound
 		}
