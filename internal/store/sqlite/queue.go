@@ -89,11 +89,20 @@ func (s *Store) Fetch(ctx context.Context, id store.DeviceID, after uint64, limi
 		return nil, s.read(func() error { return nil })
 	}
 	limit = min(limit, MaxFetch)
+	// A Fetch reads at most MaxFetch rows of a local file: ctx is checked
+	// before it starts, not watched while it runs. Given a context that
+	// can end, the driver would start a goroutine per query to watch it
+	// (and wake it again when the query ends), which on the delivery path
+	// cost more than the read.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	qctx := context.WithoutCancel(ctx)
 	var envs []store.Envelope
 	err := s.read(func() error {
 		// An envelope expires when Expires is before now (as in Expire),
 		// so one expiring exactly now is still delivered.
-		rows, err := s.rst.fetch.QueryContext(ctx, id[:], int64(after), fromTime(time.Now()), limit)
+		rows, err := s.rst.fetch.QueryContext(qctx, id[:], int64(after), fromTime(time.Now()), limit)
 		if err != nil {
 			return dbError("fetch", err)
 		}
