@@ -249,7 +249,7 @@ func (d *directoryService) ClaimBundles(ctx context.Context, req *connect.Reques
 		resp.Bundles = append(resp.Bundles, &parleyv1.DeviceBundle{DeviceId: id[:], Bundle: bundle.Marshal()})
 		if b.OneTimeLeft < s.cfg.PrekeyLowWater || b.PQLeft < s.cfg.PrekeyLowWater {
 			// Wake the device's stream, which tells it to replenish.
-			_ = s.bus.Notify(ctx, id)
+			_ = s.bus.Notify(ctx, id, 0)
 		}
 	}
 	return connect.NewResponse(resp), nil

@@ -207,7 +207,7 @@ func (p *provisioningService) PutFrame(ctx context.Context, req *connect.Request
 		return nil, noMailbox(err)
 	}
 	// A lost notification costs only latency: the mailbox is the truth.
-	_ = s.bus.Notify(ctx, wakeKey(a))
+	_ = s.bus.Notify(ctx, wakeKey(a), 0)
 	return connect.NewResponse(&parleyv1.PutFrameResponse{}), nil
 }
 
@@ -227,7 +227,7 @@ func (p *provisioningService) CloseMailbox(ctx context.Context, req *connect.Req
 	if err := mb.DeleteMailbox(ctx, a); err != nil {
 		return nil, err
 	}
-	_ = p.s.bus.Notify(ctx, wakeKey(a))
+	_ = p.s.bus.Notify(ctx, wakeKey(a), 0)
 	return connect.NewResponse(&parleyv1.CloseMailboxResponse{}), nil
 }
 
@@ -334,6 +334,6 @@ func (s *Server) expireMailboxes(ctx context.Context) {
 	}
 	if n > 0 {
 		s.log.Info("expired provisioning mailboxes", "count", n)
-		_ = s.bus.Notify(ctx, sweptKey)
+		_ = s.bus.Notify(ctx, sweptKey, 0)
 	}
 }

@@ -80,6 +80,7 @@ func Run(t *testing.T, newBus func(t *testing.T) []bus.Bus) {
 		{"NotifyCoalescesWithoutBlocking", testNotifyCoalescesWithoutBlocking},
 		{"NotifyWakesEverySubscriber", testNotifyWakesEverySubscriber},
 		{"NotifyAcrossBuses", testNotifyAcrossBuses},
+		{"NotifyCarriesSeq", testNotifyCarriesSeq},
 		{"SubscribeCancel", testSubscribeCancel},
 		{"ClaimDisplacesPrevious", testClaimDisplacesPrevious},
 		{"ClaimCancelReleases", testClaimCancelReleases},
@@ -185,7 +186,7 @@ func newDeviceID() store.DeviceID {
 }
 
 // waitFor fails t unless ch receives within timeout.
-func waitFor(t *testing.T, ch <-chan struct{}, what string) {
+func waitFor[T any](t *testing.T, ch <-chan T, what string) {
 	t.Helper()
 	select {
 	case <-ch:
@@ -195,7 +196,7 @@ func waitFor(t *testing.T, ch <-chan struct{}, what string) {
 }
 
 // received reports whether ch has a value ready, taking it.
-func received(ch <-chan struct{}) bool {
+func received[T any](ch <-chan T) bool {
 	select {
 	case <-ch:
 		return true
@@ -205,7 +206,7 @@ func received(ch <-chan struct{}) bool {
 }
 
 // staysQuiet waits quiet, then fails t if any of chans has received.
-func staysQuiet(t *testing.T, what string, chans ...<-chan struct{}) {
+func staysQuiet[T any](t *testing.T, what string, chans ...<-chan T) {
 	t.Helper()
 	time.Sleep(quiet)
 	for i, ch := range chans {
@@ -216,7 +217,7 @@ func staysQuiet(t *testing.T, what string, chans ...<-chan struct{}) {
 }
 
 // drain takes every value ready on ch and returns how many there were.
-func drain(ch <-chan struct{}) int {
+func drain[T any](ch <-chan T) int {
 	n := 0
 	for received(ch) {
 		n++

@@ -16,7 +16,10 @@ import (
 // funcs handed out before stay safe to call, and nothing wakes.
 func testClose(t *testing.T, h *harness) {
 	id := newDeviceID()
-	var wakes, claims []<-chan struct{}
+	var (
+		wakes  []<-chan uint64
+		claims []<-chan struct{}
+	)
 	var cancels []func()
 	for _, b := range h.buses {
 		wake, cancel := b.Subscribe(id)
@@ -30,7 +33,7 @@ func testClose(t *testing.T, h *harness) {
 	closeAll(t, h.buses)
 
 	for i, b := range h.buses {
-		if err := b.Notify(t.Context(), id); !isClosed(err) {
+		if err := b.Notify(t.Context(), id, 0); !isClosed(err) {
 			t.Errorf("bus %d: Notify after Close: err = %v, want bus.ErrClosed", i, err)
 		}
 		if _, _, err := b.Claim(t.Context(), id); !isClosed(err) {
@@ -66,7 +69,7 @@ func testCloseConcurrent(t *testing.T, h *harness) {
 			id := ids[g%len(ids)]
 			for {
 				wake, cancel := b.Subscribe(id)
-				err := b.Notify(t.Context(), id)
+				err := b.Notify(t.Context(), id, 0)
 				received(wake)
 				cancel()
 				if isClosed(err) {
@@ -113,7 +116,7 @@ func testNoGoroutineLeak(t *testing.T, h *harness) {
 		for _, id := range ids {
 			wake, cancel := b.Subscribe(id)
 			cancels = append(cancels, cancel)
-			if err := buses[(i+1)%len(buses)].Notify(t.Context(), id); err != nil {
+			if err := buses[(i+1)%len(buses)].Notify(t.Context(), id, 0); err != nil {
 				t.Fatalf("Notify: %v", err)
 			}
 			waitFor(t, wake, "subscriber")
@@ -175,13 +178,13 @@ func testStress(t *testing.T, h *harness) {
 				id := ids[d]
 				switch rng.IntN(5) {
 				case 0:
-					if err := pick().Notify(t.Context(), id); err != nil {
+					if err := pick().Notify(t.Context(), id, 0); err != nil {
 						t.Errorf("Notify: %v", err)
 						return
 					}
 				case 1:
 					wake, cancel := pick().Subscribe(id)
-					if err := pick().Notify(t.Context(), id); err != nil {
+					if err := pick().Notify(t.Context(), id, 0); err != nil {
 						t.Errorf("Notify: %v", err)
 						cancel()
 						return

@@ -1,52 +1,59 @@
 // Package hub implements the in-process half of a bus.Bus, shared by the
 // engines internal/bus/mem and internal/bus/nats (docs/server.md §5.5): the
-// live subscriptions of each device, woken by non-blocking sends.
+// live subscriptions of each device, woken without waiting for them.
 //
-// A hub starts no goroutines: Wake delivers by a non-blocking send on each
-// subscriber's buffered channel, so a slow subscriber never holds up the
-// notifier, and nothing is left running for Close to stop.
+// A hub starts no goroutines: Wake puts the wake-up in each subscriber's
+// one-slot channel, merged with the one pending there, so a slow subscriber
+// never holds up the notifier, and nothing is left running for Close to
+// stop.
 package hub
 
 import (
 	"slices"
 	"sync"
 
+	"github.com/parleyim/parley/internal/bus"
 	"github.com/parleyim/parley/internal/store"
 )
 
 // Hub is the set of live subscriptions of each device. The zero value is
 // an empty, open hub.
 //
-// Locking: mu is the only lock, and nothing is called out to while it is
-// held (every channel send under it is non-blocking), so there is no lock
-// order to keep with the engine around it.
+// Locking: mu, then a subscription's own mu (held only by wakers, for a
+// channel receive and send that cannot block); nothing is called out to
+// while either is held, so there is no lock order to keep with the engine
+// around it.
 type Hub struct {
 	// mu is a read-write lock because Wake, the hot path (once per
 	// recipient device of every send), only reads the map, so senders do
 	// not queue behind one another; mem's BenchmarkNotifyParallel measured
-	// it faster than a plain mutex. A non-blocking channel send is safe
-	// under the read lock; only the map needs the write lock.
+	// it faster than a plain mutex. Waking a subscription is safe under
+	// the read lock (it has a lock of its own); only the map needs the
+	// write lock.
 	mu     sync.RWMutex
 	closed bool
 	subs   map[store.DeviceID][]*subscription
 }
 
 // subscription is one Subscribe call. wake has room for one value: a
-// pending value already means "look at the queue", so further wake-ups
-// before the subscriber reads add nothing and are dropped.
+// wake-up that finds one pending merges into it (the larger seq; Unknown
+// wins), so the subscriber reads one value however many arrived. Only
+// wakers send on wake, under mu, so one that has emptied the buffer can
+// always refill it without blocking.
 type subscription struct {
-	wake chan struct{}
+	mu   sync.Mutex
+	wake chan uint64
 }
 
 // never is what Subscribe returns after Close: a channel nothing ever
 // sends on. It is shared, since no caller can send on or close a receive-
 // only channel.
-var never = make(chan struct{})
+var never = make(chan uint64)
 
 // Subscribe registers a subscriber of id: every Wake(id) made after it
 // returns reaches the channel, coalesced. After Close it returns a channel
 // that never receives and a no-op cancel. cancel is idempotent.
-func (h *Hub) Subscribe(id store.DeviceID) (<-chan struct{}, func()) {
+func (h *Hub) Subscribe(id store.DeviceID) (<-chan uint64, func()) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -55,7 +62,7 @@ func (h *Hub) Subscribe(id store.DeviceID) (<-chan struct{}, func()) {
 	if h.subs == nil {
 		h.subs = make(map[store.DeviceID][]*subscription)
 	}
-	s := &subscription{wake: make(chan struct{}, 1)}
+	s := &subscription{wake: make(chan uint64, 1)}
 	h.subs[id] = append(h.subs[id], s)
 	return s.wake, func() { h.unsubscribe(id, s) }
 }
@@ -82,16 +89,20 @@ func (h *Hub) unsubscribe(id store.DeviceID, s *subscription) {
 	}
 }
 
-// Wake wakes every subscriber of id and reports whether the hub is open.
-// It never blocks and does not allocate.
-func (h *Hub) Wake(id store.DeviceID) bool {
+// Wake wakes every subscriber of id with seq (bus.Unknown if seq is 0)
+// and reports whether the hub is open. It never blocks and does not
+// allocate.
+func (h *Hub) Wake(id store.DeviceID, seq uint64) bool {
+	if seq == 0 {
+		seq = bus.Unknown
+	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if h.closed {
 		return false
 	}
 	for _, s := range h.subs[id] {
-		wake(s)
+		wake(s, seq)
 	}
 	return true
 }
@@ -104,17 +115,22 @@ func (h *Hub) WakeAll() {
 	defer h.mu.RUnlock()
 	for _, subs := range h.subs {
 		for _, s := range subs {
-			wake(s)
+			wake(s, bus.Unknown)
 		}
 	}
 }
 
-// wake sends on s.wake unless a wake-up is already pending.
-func wake(s *subscription) {
+// wake puts seq in s.wake, merged with the wake-up already pending if
+// there is one.
+func wake(s *subscription, seq uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	select {
-	case s.wake <- struct{}{}:
-	default: // a wake-up is already pending: coalesce
+	case pending := <-s.wake:
+		seq = max(seq, pending)
+	default:
 	}
+	s.wake <- seq // room: only wakers send, and they hold mu
 }
 
 // Close marks the hub closed: Wake reports false and Subscribe hands out

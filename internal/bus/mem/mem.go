@@ -45,12 +45,12 @@ func New() *Bus {
 	return &Bus{claims: make(map[store.DeviceID]*claim)}
 }
 
-// Notify wakes every subscriber of id. It never blocks and does not
-// allocate. It ignores ctx: there is nothing to wait for, and a sender whose
+// Notify wakes every subscriber of id with seq. It never blocks and does
+// not allocate. It ignores ctx: there is nothing to wait for, and a sender whose
 // request was cancelled after its envelopes were stored should still wake
 // the recipient.
-func (b *Bus) Notify(_ context.Context, id store.DeviceID) error {
-	if !b.hub.Wake(id) {
+func (b *Bus) Notify(_ context.Context, id store.DeviceID, seq uint64) error {
+	if !b.hub.Wake(id, seq) {
 		return bus.ErrClosed
 	}
 	return nil
@@ -59,7 +59,7 @@ func (b *Bus) Notify(_ context.Context, id store.DeviceID) error {
 // Subscribe registers a subscriber of id. Notifications made after it
 // returns reach the channel. After Close it returns a channel that never
 // receives (Subscribe has no error to report it with) and a no-op cancel.
-func (b *Bus) Subscribe(id store.DeviceID) (<-chan struct{}, func()) {
+func (b *Bus) Subscribe(id store.DeviceID) (<-chan uint64, func()) {
 	return b.hub.Subscribe(id)
 }
 

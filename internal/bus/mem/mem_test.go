@@ -32,7 +32,7 @@ func BenchmarkNotify(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if err := bs.Notify(ctx, ids[i%devices]); err != nil {
+		if err := bs.Notify(ctx, ids[i%devices], 0); err != nil {
 			b.Fatal(err)
 		}
 		i++
@@ -48,7 +48,7 @@ func TestNotifyDoesNotAllocate(t *testing.T) {
 	_, cancel := b.Subscribe(id)
 	defer cancel()
 	ctx := t.Context()
-	if n := testing.AllocsPerRun(100, func() { b.Notify(ctx, id) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { b.Notify(ctx, id, 0) }); n != 0 {
 		t.Errorf("Notify: %v allocs per call, want 0", n)
 	}
 }
@@ -70,7 +70,7 @@ func BenchmarkNotifyParallel(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {
-			if err := bs.Notify(ctx, ids[i%devices]); err != nil {
+			if err := bs.Notify(ctx, ids[i%devices], 0); err != nil {
 				b.Error(err)
 				return
 			}

@@ -6,7 +6,8 @@
 // Every node publishes on and listens to two subject families, one subject
 // per device (the id in lower-case hex):
 //
-//	parley.mail.<id>    "device id may have mail"; payload: the publishing bus's origin (8 bytes)
+//	parley.mail.<id>    "device id has mail up to seq"; payload: the publishing bus's origin (8 bytes),
+//	                    then seq (8 bytes, big-endian; absent from a node before seqs: Unknown)
 //	parley.claim.<id>   "a stream for id was claimed"; payload: see claim.go
 //
 // A bus opens one wildcard subscription per family, not one per device, and
@@ -34,6 +35,7 @@ package nats
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -177,11 +179,14 @@ func New(nc *nats.Conn) (*Bus, error) {
 // An error means the other nodes were not told (the connection is closed,
 // or its reconnect buffer is full); the local subscribers were woken
 // anyway, and the caller may ignore it: the mail waits in the queue.
-func (b *Bus) Notify(_ context.Context, id store.DeviceID) error {
-	if !b.hub.Wake(id) {
+func (b *Bus) Notify(_ context.Context, id store.DeviceID, seq uint64) error {
+	if !b.hub.Wake(id, seq) {
 		return bus.ErrClosed
 	}
-	if err := b.nc.Publish(subject(mailPrefix, id), b.origin[:]); err != nil {
+	var payload [originSize + 8]byte
+	copy(payload[:], b.origin[:])
+	binary.BigEndian.PutUint64(payload[originSize:], seq)
+	if err := b.nc.Publish(subject(mailPrefix, id), payload[:]); err != nil {
 		return b.publishError("notify", err)
 	}
 	return nil
@@ -190,7 +195,7 @@ func (b *Bus) Notify(_ context.Context, id store.DeviceID) error {
 // Subscribe registers a subscriber of id. It does not touch the network:
 // the bus's wildcard subscription already receives every notification.
 // After Close it returns a channel that never receives and a no-op cancel.
-func (b *Bus) Subscribe(id store.DeviceID) (<-chan struct{}, func()) {
+func (b *Bus) Subscribe(id store.DeviceID) (<-chan uint64, func()) {
 	return b.hub.Subscribe(id)
 }
 
@@ -198,14 +203,24 @@ func (b *Bus) Subscribe(id store.DeviceID) (<-chan struct{}, func()) {
 // subscription's goroutine, which nats.go feeds from an in-memory queue:
 // Wake never blocks, so the queue drains as fast as messages arrive.
 func (b *Bus) onMail(m *nats.Msg) {
-	if string(m.Data) == string(b.origin[:]) {
+	if len(m.Data) >= originSize && string(m.Data[:originSize]) == string(b.origin[:]) {
 		return // our own Notify, echoed: its local subscribers are woken already
 	}
 	id, ok := parseSubject(m.Subject, mailPrefix)
 	if !ok {
 		return
 	}
-	b.hub.Wake(id)
+	b.hub.Wake(id, mailSeq(m.Data))
+}
+
+// mailSeq is the seq of a mail notification's payload, or 0 (Unknown) if
+// the payload carries none: a node from before seqs sends its origin only,
+// and anything else is not ours to trust further.
+func mailSeq(payload []byte) uint64 {
+	if len(payload) != originSize+8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(payload[originSize:])
 }
 
 // watch runs resync after every reconnect, until Close.

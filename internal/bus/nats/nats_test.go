@@ -105,7 +105,7 @@ func newDeviceID() store.DeviceID {
 }
 
 // waitFor fails t unless ch receives within timeout.
-func waitFor(t *testing.T, ch <-chan struct{}, what string) {
+func waitFor[T any](t *testing.T, ch <-chan T, what string) {
 	t.Helper()
 	select {
 	case <-ch:
@@ -115,7 +115,7 @@ func waitFor(t *testing.T, ch <-chan struct{}, what string) {
 }
 
 // received reports whether ch has a value ready, taking it.
-func received(ch <-chan struct{}) bool {
+func received[T any](ch <-chan T) bool {
 	select {
 	case <-ch:
 		return true
@@ -137,7 +137,7 @@ func TestNotifyCrossesNodes(t *testing.T) {
 		id := newDeviceID()
 		wake, cancel := buses[1].Subscribe(id)
 		start := time.Now()
-		if err := buses[0].Notify(t.Context(), id); err != nil {
+		if err := buses[0].Notify(t.Context(), id, 0); err != nil {
 			t.Fatal(err)
 		}
 		select {
@@ -374,7 +374,7 @@ func TestSharedConnection(t *testing.T) {
 	defer cancel0()
 	wake1, cancel1 := buses[1].Subscribe(id)
 	defer cancel1()
-	if err := buses[0].Notify(t.Context(), id); err != nil {
+	if err := buses[0].Notify(t.Context(), id, 0); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, wake0, "the notifier's own subscriber")
@@ -429,7 +429,7 @@ func TestClosedConnection(t *testing.T) {
 		t.Errorf("New on a closed connection: err = %v, want a bus/nats error", err)
 	}
 	id := newDeviceID()
-	if err := b.Notify(t.Context(), id); !errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, bus.ErrClosed) {
+	if err := b.Notify(t.Context(), id, 0); !errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, bus.ErrClosed) {
 		t.Errorf("Notify on a closed connection: err = %v, want nats.ErrConnectionClosed", err)
 	}
 	if _, _, err := b.Claim(t.Context(), id); !errors.Is(err, nats.ErrConnectionClosed) {
@@ -438,7 +438,7 @@ func TestClosedConnection(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Errorf("Close: %v", err)
 	}
-	if err := b.Notify(t.Context(), id); !errors.Is(err, bus.ErrClosed) {
+	if err := b.Notify(t.Context(), id, 0); !errors.Is(err, bus.ErrClosed) {
 		t.Errorf("Notify after Close: err = %v, want bus.ErrClosed", err)
 	}
 }
@@ -519,11 +519,11 @@ func TestReconnect(t *testing.T) {
 	defer cancelFresh()
 	time.Sleep(quiet)
 	received(wake)
-	if err := buses[0].Notify(t.Context(), waiting); err != nil {
+	if err := buses[0].Notify(t.Context(), waiting, 0); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, wake, "a subscription made before the outage, after a Notify on the other node")
-	if err := buses[1].Notify(t.Context(), fresh); err != nil {
+	if err := buses[1].Notify(t.Context(), fresh, 0); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, wakeFresh, "a subscription made after the outage, after a Notify on the other node")
@@ -547,7 +547,7 @@ func BenchmarkNotifyWake(b *testing.B) {
 	ctx := b.Context()
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := buses[0].Notify(ctx, id); err != nil {
+		if err := buses[0].Notify(ctx, id, 0); err != nil {
 			b.Fatal(err)
 		}
 		<-wake
@@ -564,7 +564,7 @@ func BenchmarkNotify(b *testing.B) {
 	ctx := b.Context()
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := buses[0].Notify(ctx, id); err != nil {
+		if err := buses[0].Notify(ctx, id, 0); err != nil {
 			b.Fatal(err)
 		}
 	}
