@@ -20,6 +20,7 @@ type metrics struct {
 	limited   *prometheus.CounterVec
 	enqueued  prometheus.Counter
 	delivered prometheus.Counter
+	handedOff prometheus.Counter
 	acked     prometheus.Counter
 	expired   prometheus.Counter
 	streams   prometheus.Gauge
@@ -51,6 +52,7 @@ func newMetrics() *metrics {
 		}, []string{"limit"}),
 		enqueued:  prometheus.NewCounter(prometheus.CounterOpts{Name: "parleyd_envelopes_enqueued_total", Help: "Envelopes durably queued."}),
 		delivered: prometheus.NewCounter(prometheus.CounterOpts{Name: "parleyd_envelopes_delivered_total", Help: "Envelopes pushed on delivery streams."}),
+		handedOff: prometheus.NewCounter(prometheus.CounterOpts{Name: "parleyd_envelopes_handed_off_total", Help: "Envelopes a delivery stream took from a send on its node instead of reading them from the store (also counted as delivered)."}),
 		acked:     prometheus.NewCounter(prometheus.CounterOpts{Name: "parleyd_envelopes_acked_total", Help: "Envelopes acknowledged."}),
 		expired:   prometheus.NewCounter(prometheus.CounterOpts{Name: "parleyd_envelopes_expired_total", Help: "Envelopes deleted at their time-to-live."}),
 		streams:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "parleyd_streams", Help: "Open delivery streams."}),
@@ -70,7 +72,7 @@ func newMetrics() *metrics {
 			Name: "parleyd_kt_witness_failures_total", Help: "Checkpoint submissions a witness did not cosign.",
 		}, []string{"witness"}),
 	}
-	m.reg.MustRegister(m.calls, m.latency, m.limited, m.enqueued, m.delivered, m.acked, m.expired, m.streams,
+	m.reg.MustRegister(m.calls, m.latency, m.limited, m.enqueued, m.delivered, m.handedOff, m.acked, m.expired, m.streams,
 		m.ktEpochs, m.ktPublished, m.ktPending, m.ktSequencer, m.ktEpochsMade, m.ktSequenced, m.ktRefused, m.ktSequencing, m.ktWitnessFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -9,6 +9,7 @@ import (
 	"connectrpc.com/connect"
 
 	parleyv1 "github.com/parleyim/parley/gen/parley/v1"
+	"github.com/parleyim/parley/internal/bus"
 	"github.com/parleyim/parley/internal/identity"
 	"github.com/parleyim/parley/internal/store"
 	"github.com/parleyim/parley/internal/username"
@@ -104,8 +105,11 @@ func (r *relayService) Send(ctx context.Context, req *connect.Request[parleyv1.S
 	}
 	s.metrics.enqueued.Add(float64(len(envs)))
 	for _, e := range envs {
+		if e.Seq != 0 { // 0: a duplicate, stored before
+			s.handoffs.offer(e)
+		}
 		// A lost notification costs only latency: the queue is the truth.
-		_ = s.bus.Notify(ctx, e.Device)
+		_ = s.bus.Notify(ctx, e.Device, e.Seq)
 	}
 	return connect.NewResponse(&parleyv1.SendResponse{ServerTimeMs: now.UnixMilli()}), nil
 }
@@ -215,12 +219,12 @@ func (r *relayService) Receive(ctx context.Context, req *connect.Request[parleyv
 		return err
 	}
 	defer d.close()
-	for {
-		if err := d.round(ctx); err != nil {
+	for notified := bus.Unknown; ; {
+		if err := d.round(ctx, notified); err != nil {
 			return err
 		}
 		select {
-		case <-d.wake:
+		case notified = <-d.wake:
 		case <-d.displaced:
 			return d.whyDisplaced(ctx)
 		case <-ctx.Done():
@@ -242,8 +246,11 @@ type delivery struct {
 	dev    *store.Device // id and account only
 	stream *connect.ServerStream[parleyv1.ReceiveResponse]
 
-	wake, displaced      <-chan struct{}
+	wake                 <-chan uint64 // carries the largest Seq notified
+	displaced            <-chan struct{}
 	unsubscribe, release func()
+	handoff              handoff // envelopes handed over by sends on this node
+	unregisterHandoff    func()
 
 	cursor          uint64 // last Seq sent
 	drained         bool   // the Drained marker was sent
@@ -269,6 +276,7 @@ func (s *Server) openDelivery(ctx context.Context, dev *store.Device, stream *co
 		return nil, err
 	}
 	d.displaced, d.release = displaced, release
+	d.unregisterHandoff = s.handoffs.register(dev.ID, &d.handoff)
 	s.metrics.streams.Inc()
 	_ = s.store.TouchDevice(sctx, dev.ID, s.now())
 	return d, nil
@@ -278,15 +286,22 @@ func (d *delivery) close() {
 	d.s.metrics.streams.Dec()
 	d.release()
 	d.unsubscribe()
+	d.unregisterHandoff()
 }
 
-// round sends everything queued after the cursor, then (once) the Drained
-// marker and (at most every prekeyCheckInterval) a PrekeysLow warning.
-func (d *delivery) round(ctx context.Context) error {
+// round sends everything queued after the cursor — handed off by sends
+// on this node if that covers notified, the largest Seq notified since the
+// last round, else read from the store — then (once) the Drained marker
+// and (at most every prekeyCheckInterval) a PrekeysLow warning.
+func (d *delivery) round(ctx context.Context, notified uint64) error {
 	s := d.s
 	sctx, cancel := storeContext(ctx)
 	defer cancel()
-	for {
+	covered, err := d.pushHandedOff(notified)
+	if err != nil {
+		return s.streamEnd(ctx, err)
+	}
+	for !covered {
 		envs, err := s.store.Fetch(sctx, d.id, d.cursor, fetchPage)
 		if errors.Is(err, store.ErrNotFound) && s.streamsCtx.Err() == nil {
 			return s.goneReason(sctx, d.dev)
@@ -295,10 +310,7 @@ func (d *delivery) round(ctx context.Context) error {
 		}
 		for i := range envs {
 			e := &envs[i]
-			if err := d.stream.Send(&parleyv1.ReceiveResponse{Event: &parleyv1.ReceiveResponse_Envelope{Envelope: &parleyv1.Envelope{
-				Seq: e.Seq, MessageId: e.MessageID[:], Sender: e.SenderUsername, SenderDevice: e.SenderDevice[:],
-				ServerTimeMs: e.Created.UnixMilli(), Body: e.Body,
-			}}}); err != nil {
+			if err := d.send(e); err != nil {
 				return s.streamEnd(ctx, err)
 			}
 			d.cursor = e.Seq
@@ -321,6 +333,46 @@ func (d *delivery) round(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// pushHandedOff pushes the envelopes sends on this node handed to the
+// stream, as long as each is the next of the queue (its Prev is the
+// cursor), and reports whether the cursor then reaches notified, so that
+// the round need not read the queue (handoff.go). Before the Drained
+// marker, and after a wake-up without a Seq, it pushes nothing: the round
+// reads the queue.
+func (d *delivery) pushHandedOff(notified uint64) (covered bool, err error) {
+	envs, overflow := d.s.handoffs.take(&d.handoff)
+	if !d.drained || notified == bus.Unknown || overflow {
+		return false, nil
+	}
+	now := d.s.now()
+	for i := range envs {
+		e := &envs[i]
+		if e.Seq <= d.cursor {
+			continue // read from the queue already
+		}
+		if e.Prev != d.cursor {
+			return false, nil // a gap: read the queue from the cursor
+		}
+		if !e.Expires.Before(now) { // as Fetch: expired means before now
+			if err := d.send(e); err != nil {
+				return false, err
+			}
+			d.s.metrics.delivered.Inc()
+			d.s.metrics.handedOff.Inc()
+		}
+		d.cursor = e.Seq
+	}
+	return d.cursor >= notified, nil
+}
+
+// send pushes one envelope on the stream.
+func (d *delivery) send(e *store.Envelope) error {
+	return d.stream.Send(&parleyv1.ReceiveResponse{Event: &parleyv1.ReceiveResponse_Envelope{Envelope: &parleyv1.Envelope{
+		Seq: e.Seq, MessageId: e.MessageID[:], Sender: e.SenderUsername, SenderDevice: e.SenderDevice[:],
+		ServerTimeMs: e.Created.UnixMilli(), Body: e.Body,
+	}}})
 }
 
 // whyDisplaced says why another stream claimed this device: its device

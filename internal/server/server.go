@@ -192,6 +192,7 @@ type Server struct {
 	tokenKey     []byte // MACs challenges and tokens; shared by every node through the store
 	deviceLimits *limiterSet
 	cache        nodeCaches
+	handoffs     handoffs // live streams on this node that take envelopes from sends (handoff.go)
 	ipLimits     *limiterSet
 	prov         provisioning  // mailboxes; see provisioning.go
 	backups      store.Backups // nil when the store keeps none; see backup.go

@@ -112,7 +112,13 @@ type Envelope struct {
 	MessageID MessageID // sender-chosen, idempotency key
 	// Seq orders a device's queue; assigned by the store on insert,
 	// strictly increasing per device.
-	Seq            uint64
+	Seq uint64
+	// Prev is set by Enqueue (Fetch leaves it 0): no envelope of the same
+	// Device has, or will ever get, a Seq between Prev and Seq
+	// (exclusive). It is the Seq of the envelope stored for the Device just
+	// before this one, or 0 if the store knows of none (the device's first
+	// envelope, or its first since an upgrade that found its queue empty).
+	Prev           uint64
 	SenderUsername string
 	SenderDevice   DeviceID
 	Body           []byte
