@@ -429,10 +429,9 @@ func (p *relayPair) start() error {
 	if p.stream, err = p.s.receive(p.to); err != nil {
 		return err
 	}
-	var e *parleyv1.Envelope
-	select {
-	case e = <-p.stream.envelopes:
-	case <-time.After(relayStall):
+	stall := time.AfterFunc(relayStall, p.stream.cancel)
+	e := p.stream.next()
+	if !stall.Stop() || e == nil {
 		return errors.New("the first message did not arrive")
 	}
 	p.in = session.New()
@@ -512,7 +511,7 @@ func (p *relayPair) receive(t0 time.Time, delivered *atomic.Int64, fail func(err
 	})
 	defer acks.Close()
 	var lat []time.Duration
-	for e := range p.stream.envelopes {
+	for e := p.stream.next(); e != nil; e = p.stream.next() {
 		pt, err := p.decrypt(e, time.Now())
 		if err != nil {
 			fail(fmt.Errorf("%s: decrypt: %w", p.to.name, err))

@@ -128,12 +128,12 @@ func (s *benchServer) register(name string) (*benchDevice, error) {
 	return d, nil
 }
 
-// benchStream is an open delivery stream whose envelopes are read in the
-// background; envelopes is closed when the stream ends.
+// benchStream is an open delivery stream, read by one goroutine at a time
+// as the SDK reads it (client/receive.go): the envelope is handled on the
+// goroutine that received it, without a hop through a channel.
 type benchStream struct {
-	envelopes chan *parleyv1.Envelope
-	cancel    context.CancelFunc
-	done      chan struct{}
+	rs     *connect.ServerStreamForClient[parleyv1.ReceiveResponse]
+	cancel context.CancelFunc
 }
 
 func (s *benchServer) receive(d *benchDevice) (*benchStream, error) {
@@ -143,23 +143,18 @@ func (s *benchServer) receive(d *benchDevice) (*benchStream, error) {
 		cancel()
 		return nil, err
 	}
-	st := &benchStream{envelopes: make(chan *parleyv1.Envelope, 1024), cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(st.done)
-		defer close(st.envelopes)
-		for rs.Receive() {
-			if e := rs.Msg().GetEnvelope(); e != nil {
-				st.envelopes <- e
-			}
+	s.tb.Cleanup(cancel)
+	return &benchStream{rs: rs, cancel: cancel}, nil
+}
+
+// next returns the stream's next envelope, or nil once the stream ended
+// (then it closes it).
+func (st *benchStream) next() *parleyv1.Envelope {
+	for st.rs.Receive() {
+		if e := st.rs.Msg().GetEnvelope(); e != nil {
+			return e
 		}
-		_ = rs.Close()
-	}()
-	s.tb.Cleanup(func() {
-		cancel()
-		// Drain, so that a reader blocked on a full channel can end.
-		for range st.envelopes {
-		}
-		<-st.done
-	})
-	return st, nil
+	}
+	_ = st.rs.Close()
+	return nil
 }
