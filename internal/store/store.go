@@ -112,7 +112,13 @@ type Envelope struct {
 	MessageID MessageID // sender-chosen, idempotency key
 	// Seq orders a device's queue; assigned by the store on insert,
 	// strictly increasing per device.
-	Seq            uint64
+	Seq uint64
+	// Prev is set by Enqueue (Fetch leaves it 0): no envelope of the same
+	// Device has, or will ever get, a Seq between Prev and Seq
+	// (exclusive). It is the Seq of the envelope stored for the Device just
+	// before this one, or 0 if the store knows of none (the device's first
+	// envelope, or its first since an upgrade that found its queue empty).
+	Prev           uint64
 	SenderUsername string
 	SenderDevice   DeviceID
 	Body           []byte
@@ -182,11 +188,21 @@ type Store interface {
 	// Enqueue stores every envelope of a send, or none. It is idempotent:
 	// an envelope whose (Device, MessageID) is still queued is not stored
 	// again, and the send still succeeds. (A retry after the recipient
-	// acknowledged is stored again; clients de-duplicate by message id.) Envelopes addressed to a
-	// device that is not current fail the whole send with
-	// *UnknownDeviceError. When Enqueue returns nil every envelope is
-	// durable. Implementations batch concurrent sends into one
+	// acknowledged is stored again; clients de-duplicate by message id.)
+	// Envelopes addressed to a device that is not current fail the whole
+	// send with *UnknownDeviceError. When Enqueue returns nil every
+	// envelope is durable. Implementations batch concurrent sends into one
 	// transaction (group commit).
+	//
+	// On success (nil error), Enqueue sets Seq and Prev of every envelope
+	// of s.Envelopes it stored: the slice's elements are written in place,
+	// so concurrent Enqueues must not share one slice. An envelope not
+	// stored because its (Device, MessageID) was still queued keeps Seq 0
+	// and Prev 0. On error, the values are unspecified. For one device's
+	// envelopes in Seq order, each one's Prev is the previous one's Seq,
+	// whichever sends, batches or nodes stored them; failed sends and
+	// duplicates advance nothing, and acks, expiry and Fetch do not change
+	// what the next Prev will be.
 	Enqueue(ctx context.Context, s Send) error
 	// Fetch returns up to limit envelopes of a device's queue with Seq >
 	// after, in Seq order, skipping expired ones.
