@@ -158,7 +158,9 @@ func TestEnqueueCallerGivesUp(t *testing.T) {
 
 // TestNodesShareQueues runs two stores (two parleyd nodes) on one database,
 // sending to the same devices at once: Seqs stay unique and in commit
-// order per device, and each node reads what the other wrote.
+// order per device, each node reads what the other wrote, and the Prevs
+// the two nodes report chain each device's Seqs with no gap (a node's
+// Prev never skips an envelope the other node stored).
 func TestNodesShareQueues(t *testing.T) {
 	const perNode = 200
 	dsn := pgtest.NewDatabase(t)
@@ -169,7 +171,14 @@ func TestNodesShareQueues(t *testing.T) {
 	devs := []store.DeviceID{{1}, {2}, {3}}
 	register(t, a, "dave", devs...)
 	now := time.Now()
-	var wg sync.WaitGroup
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		reported = map[store.DeviceID]map[uint64]uint64{} // Seq -> Prev
+	)
+	for _, dev := range devs {
+		reported[dev] = map[uint64]uint64{}
+	}
 	for n, s := range []store.Store{a, b} {
 		for g := range 8 {
 			wg.Go(func() {
@@ -182,7 +191,13 @@ func TestNodesShareQueues(t *testing.T) {
 					}
 					if err := s.Enqueue(ctx, send); err != nil {
 						t.Errorf("Enqueue: %v", err)
+						continue
 					}
+					mu.Lock()
+					for _, e := range send.Envelopes {
+						reported[e.Device][e.Seq] = e.Prev
+					}
+					mu.Unlock()
 				}
 			})
 		}
@@ -205,6 +220,16 @@ func TestNodesShareQueues(t *testing.T) {
 			if i > 0 && e.Seq <= envs[i-1].Seq {
 				t.Errorf("Seq %d after %d", e.Seq, envs[i-1].Seq)
 			}
+			var before uint64
+			if i > 0 {
+				before = envs[i-1].Seq
+			}
+			if prev, ok := reported[dev][e.Seq]; !ok || prev != before {
+				t.Errorf("device %x: Seq %d reported with Prev %d (reported: %v), want %d", dev[:1], e.Seq, prev, ok, before)
+			}
+		}
+		if len(reported[dev]) != len(envs) {
+			t.Errorf("device %x: %d Seqs reported, %d stored", dev[:1], len(reported[dev]), len(envs))
 		}
 		if n, err := a.QueueLength(ctx, dev); err != nil || n != 2*perNode {
 			t.Errorf("QueueLength = %d, %v; want %d", n, err, 2*perNode)
