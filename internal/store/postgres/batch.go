@@ -70,7 +70,9 @@ import (
 // far, which it then replaces. The UPDATE writes the result back with
 // queue_len. Under the lock no other transaction stores an envelope for
 // the device in between, so the Prevs of a device's envelopes, across
-// batches, batchers and nodes, chain its Seqs without a gap.
+// batches, batchers and nodes, chain its Seqs without a gap. (Nodes of a
+// release before last_seq, still running during a rolling upgrade, do
+// not write it; a trigger of the migration writes it for them.)
 //
 // The lock also makes the duplicate check exact: every transaction that
 // inserts or deletes a device's envelopes holds the device row, so under
