@@ -49,11 +49,10 @@ func (s *Store) Enqueue(ctx context.Context, send store.Send) error {
 		clear(out)
 		// Per device of the send: its queue length and last Seq, read
 		// before the send and advanced by each envelope it stores.
-		lens := make([]int64, len(devs))
-		last := make([]int64, len(devs))
+		qs := make([]struct{ n, last int64 }, len(devs))
 		var unknown []store.DeviceID
 		for i, d := range devs {
-			err := t.st.queueLen.QueryRowContext(t.ctx, d[:]).Scan(&lens[i], &last[i])
+			err := t.st.queueLen.QueryRowContext(t.ctx, d[:]).Scan(&qs[i].n, &qs[i].last)
 			if errors.Is(err, sql.ErrNoRows) {
 				unknown = append(unknown, d)
 				continue
@@ -87,12 +86,12 @@ func (s *Store) Enqueue(ctx context.Context, send store.Send) error {
 			if err != nil {
 				return dbError("insert envelope", err)
 			}
-			i := indexID(devs, e.Device)
-			out[k] = seqPrev{seq: uint64(seq), prev: uint64(last[i])}
-			last[i] = seq
+			q := &qs[indexID(devs, e.Device)]
+			out[k] = seqPrev{seq: uint64(seq), prev: uint64(q.last)}
+			q.last = seq
 			if send.MaxQueue > 0 {
-				lens[i]++
-				if lens[i] > int64(send.MaxQueue) {
+				q.n++
+				if q.n > int64(send.MaxQueue) {
 					return &store.QueueFullError{Device: e.Device, Limit: send.MaxQueue}
 				}
 			}
