@@ -30,7 +30,8 @@ func register(t testing.TB, s store.Store, name string, ids ...store.DeviceID) {
 
 // TestGroupCommit releases many concurrent sends at once and checks that
 // they shared transactions: fewer commits than sends, each send stored,
-// in one Seq order per device.
+// in one Seq order per device, with Prevs that chain each device's Seqs
+// although several sends to it ran in one transaction.
 func TestGroupCommit(t *testing.T) {
 	const (
 		senders  = 64
@@ -44,8 +45,9 @@ func TestGroupCommit(t *testing.T) {
 	register(t, s, "bob", devs...)
 	commits0, sends0 := postgres.CommitStats(s)
 	var (
-		wg    sync.WaitGroup
-		start = make(chan struct{})
+		wg       sync.WaitGroup
+		start    = make(chan struct{})
+		reported = newReports(devs)
 	)
 	now := time.Now()
 	for g := range senders {
@@ -61,7 +63,9 @@ func TestGroupCommit(t *testing.T) {
 				}
 				if err := s.Enqueue(ctx, send); err != nil {
 					t.Errorf("Enqueue: %v", err)
+					continue
 				}
+				reported.add(send)
 			}
 		})
 	}
@@ -84,6 +88,7 @@ func TestGroupCommit(t *testing.T) {
 		if len(envs) != senders*perSend {
 			t.Errorf("device %x holds %d envelopes, want %d", dev[:1], len(envs), senders*perSend)
 		}
+		reported.check(t, dev, envs)
 		// Both envelopes of a send went into one transaction, so the two
 		// queues hold the sends in the same order.
 		if dev == devs[1] {
@@ -173,12 +178,8 @@ func TestNodesShareQueues(t *testing.T) {
 	now := time.Now()
 	var (
 		wg       sync.WaitGroup
-		mu       sync.Mutex
-		reported = map[store.DeviceID]map[uint64]uint64{} // Seq -> Prev
+		reported = newReports(devs)
 	)
-	for _, dev := range devs {
-		reported[dev] = map[uint64]uint64{}
-	}
 	for n, s := range []store.Store{a, b} {
 		for g := range 8 {
 			wg.Go(func() {
@@ -193,11 +194,7 @@ func TestNodesShareQueues(t *testing.T) {
 						t.Errorf("Enqueue: %v", err)
 						continue
 					}
-					mu.Lock()
-					for _, e := range send.Envelopes {
-						reported[e.Device][e.Seq] = e.Prev
-					}
-					mu.Unlock()
+					reported.add(send)
 				}
 			})
 		}
@@ -220,19 +217,52 @@ func TestNodesShareQueues(t *testing.T) {
 			if i > 0 && e.Seq <= envs[i-1].Seq {
 				t.Errorf("Seq %d after %d", e.Seq, envs[i-1].Seq)
 			}
-			var before uint64
-			if i > 0 {
-				before = envs[i-1].Seq
-			}
-			if prev, ok := reported[dev][e.Seq]; !ok || prev != before {
-				t.Errorf("device %x: Seq %d reported with Prev %d (reported: %v), want %d", dev[:1], e.Seq, prev, ok, before)
-			}
 		}
-		if len(reported[dev]) != len(envs) {
-			t.Errorf("device %x: %d Seqs reported, %d stored", dev[:1], len(reported[dev]), len(envs))
-		}
+		reported.check(t, dev, envs)
 		if n, err := a.QueueLength(ctx, dev); err != nil || n != 2*perNode {
 			t.Errorf("QueueLength = %d, %v; want %d", n, err, 2*perNode)
 		}
+	}
+}
+
+// reports collects the Seq and Prev that Enqueue reported, per device.
+type reports struct {
+	mu   sync.Mutex
+	prev map[store.DeviceID]map[uint64]uint64 // Seq -> Prev
+}
+
+func newReports(devs []store.DeviceID) *reports {
+	r := &reports{prev: map[store.DeviceID]map[uint64]uint64{}}
+	for _, d := range devs {
+		r.prev[d] = map[uint64]uint64{}
+	}
+	return r
+}
+
+// add records the envelopes of a send whose Enqueue returned nil.
+func (r *reports) add(send store.Send) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range send.Envelopes {
+		r.prev[e.Device][e.Seq] = e.Prev
+	}
+}
+
+// check compares what was reported for dev with its whole queue, envs
+// (Fetch from 0, nothing acked): every envelope was reported, with the Seq
+// before it in the queue as its Prev.
+func (r *reports) check(t *testing.T, dev store.DeviceID, envs []store.Envelope) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.prev[dev]) != len(envs) {
+		t.Errorf("device %x: %d Seqs reported, %d stored", dev[:1], len(r.prev[dev]), len(envs))
+	}
+	var before uint64
+	for _, e := range envs {
+		if prev, ok := r.prev[dev][e.Seq]; !ok || prev != before {
+			t.Errorf("device %x: Seq %d reported with Prev %d (reported: %v), want %d", dev[:1], e.Seq, prev, ok, before)
+		}
+		before = e.Seq
 	}
 }
