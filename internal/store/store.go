@@ -188,11 +188,21 @@ type Store interface {
 	// Enqueue stores every envelope of a send, or none. It is idempotent:
 	// an envelope whose (Device, MessageID) is still queued is not stored
 	// again, and the send still succeeds. (A retry after the recipient
-	// acknowledged is stored again; clients de-duplicate by message id.) Envelopes addressed to a
-	// device that is not current fail the whole send with
-	// *UnknownDeviceError. When Enqueue returns nil every envelope is
-	// durable. Implementations batch concurrent sends into one
+	// acknowledged is stored again; clients de-duplicate by message id.)
+	// Envelopes addressed to a device that is not current fail the whole
+	// send with *UnknownDeviceError. When Enqueue returns nil every
+	// envelope is durable. Implementations batch concurrent sends into one
 	// transaction (group commit).
+	//
+	// On success (nil error), Enqueue sets Seq and Prev of every envelope
+	// of s.Envelopes it stored: the slice's elements are written in place,
+	// so concurrent Enqueues must not share one slice. An envelope not
+	// stored because its (Device, MessageID) was still queued keeps Seq 0
+	// and Prev 0. On error, the values are unspecified. For one device's
+	// envelopes in Seq order, each one's Prev is the previous one's Seq,
+	// whichever sends, batches or nodes stored them; failed sends and
+	// duplicates advance nothing, and acks, expiry and Fetch do not change
+	// what the next Prev will be.
 	Enqueue(ctx context.Context, s Send) error
 	// Fetch returns up to limit envelopes of a device's queue with Seq >
 	// after, in Seq order, skipping expired ones.

@@ -29,8 +29,9 @@ import (
 //	  SELECT nextval('envelope_seq') ...       one Seq per envelope of the batch
 //	  -- in Go, send by send: unknown device? queue full? duplicate?
 //	  --   a failing send is dropped from the plan; the rest get their Seqs
+//	  --   and Prevs
 //	  INSERT INTO envelopes SELECT FROM unnest(every accepted envelope)
-//	  UPDATE devices SET queue_len FROM unnest(...)
+//	  UPDATE devices SET queue_len, last_seq FROM unnest(...)
 //	COMMIT                                     one WAL flush for the whole batch
 //
 // and then tell each caller its own result, only after the COMMIT, so
@@ -62,6 +63,17 @@ import (
 // never rolled back, so a failed send or a duplicate leaves a gap; gaps
 // are harmless, Seq only has to increase.
 //
+// Prev. Each device row keeps last_seq, the Seq of the last envelope
+// stored for it (migrations/0005_last_seq.sql). The batch reads it with
+// the lock, and walks its accepted envelopes in the order it hands out
+// their Seqs (ascending): each envelope's Prev is the device's last Seq so
+// far, which it then replaces. The UPDATE writes the result back with
+// queue_len. Under the lock no other transaction stores an envelope for
+// the device in between, so the Prevs of a device's envelopes, across
+// batches, batchers and nodes, chain its Seqs without a gap. (Nodes of a
+// release before last_seq, still running during a rolling upgrade, do
+// not write it; a trigger of the migration writes it for them.)
+//
 // The lock also makes the duplicate check exact: every transaction that
 // inserts or deletes a device's envelopes holds the device row, so under
 // the lock the queued (device, message id) pairs the batch reads cannot
@@ -81,8 +93,17 @@ type sendOp struct {
 	ctx  context.Context
 	send store.Send
 	devs []store.DeviceID // the send's devices, in first-seen order
-	done chan error       // buffered: a batcher never blocks on a caller
+	// out[i] is the Seq and Prev of send.Envelopes[i], zero if not
+	// stored. The batcher writes them here, not into the caller's
+	// envelopes, which Enqueue copies them into once told the batch
+	// committed: a caller whose context ended may have returned (and
+	// reused its slice) while the batcher still runs.
+	out  []seqPrev
+	done chan error // buffered: a batcher never blocks on a caller
 }
+
+// seqPrev is what Enqueue reports for one envelope.
+type seqPrev struct{ seq, prev uint64 }
 
 type batcher struct {
 	s        *Store
@@ -175,6 +196,7 @@ func (b *batcher) commit(batch []*sendOp) {
 // deviceState is a locked device row as the batch sees and changes it.
 type deviceState struct {
 	queueLen int64
+	lastSeq  int64
 }
 
 type queuedKey struct {
@@ -238,6 +260,12 @@ func (s *Store) storeBatch(ctx context.Context, ops []*sendOp) (results []error,
 		total += len(o.send.Envelopes)
 	}
 
+	// An earlier attempt of this batch (withRetry) may have planned sends
+	// that this one judges otherwise: report only what this one stores.
+	for _, o := range ops {
+		clear(o.out)
+	}
+
 	var q pgx.Batch
 	q.Queue("BEGIN")
 	// Every statement of the batch is a lookup by key, for which an index
@@ -247,7 +275,7 @@ func (s *Store) storeBatch(ctx context.Context, ops []*sendOp) (results []error,
 	// on a fresh database that made the duplicate check scan the whole
 	// queue in one batch of two.
 	q.Queue("SET LOCAL enable_seqscan = off")
-	q.Queue(`SELECT id, queue_len FROM devices WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`, devs)
+	q.Queue(`SELECT id, queue_len, last_seq FROM devices WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`, devs)
 	// This statement runs after the first has taken the locks, with a
 	// snapshot of its own (READ COMMITTED), so it sees every envelope
 	// committed by whoever held the rows before.
@@ -276,7 +304,7 @@ func (s *Store) storeBatch(ctx context.Context, ops []*sendOp) (results []error,
 				id []byte
 				st deviceState
 			)
-			if err := rows.Scan(&id, &st.queueLen); err != nil {
+			if err := rows.Scan(&id, &st.queueLen, &st.lastSeq); err != nil {
 				rows.Close()
 				return dbError("lock devices", err)
 			}
@@ -342,8 +370,8 @@ func (s *Store) storeBatch(ctx context.Context, ops []*sendOp) (results []error,
 		SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::bytea[], $4::text[], $5::bytea[], $6::bytea[], $7::bigint[], $8::bigint[])`,
 		rows.device, rows.seq, rows.messageID, rows.senderUsername, rows.senderDevice, rows.body, rows.created, rows.expires)
 	var (
-		ids      [][]byte
-		queueLen []int64
+		ids               [][]byte
+		queueLen, lastSeq []int64
 	)
 	for _, d := range devs {
 		st := state[store.DeviceID(d)]
@@ -352,12 +380,13 @@ func (s *Store) storeBatch(ctx context.Context, ops []*sendOp) (results []error,
 		}
 		ids = append(ids, d)
 		queueLen = append(queueLen, st.queueLen)
+		lastSeq = append(lastSeq, st.lastSeq)
 	}
 	// Absolute values: the rows are locked, so the batch's view of them
 	// is the truth.
-	q.Queue(`UPDATE devices AS d SET queue_len = u.queue_len
-		FROM unnest($1::bytea[], $2::bigint[]) AS u (id, queue_len)
-		WHERE d.id = u.id`, ids, queueLen)
+	q.Queue(`UPDATE devices AS d SET queue_len = u.queue_len, last_seq = u.last_seq
+		FROM unnest($1::bytea[], $2::bigint[], $3::bigint[]) AS u (id, queue_len, last_seq)
+		WHERE d.id = u.id`, ids, queueLen, lastSeq)
 	q.Queue("COMMIT")
 	if err := conn.SendBatch(ctx, &q).Close(); err != nil {
 		return nil, dbError("insert envelopes", err)
@@ -375,23 +404,27 @@ type envelopeRows struct {
 	senderUsername                        []string
 }
 
-func (r *envelopeRows) add(e *store.Envelope) {
-	r.device = append(r.device, e.Device[:])
-	r.seq = append(r.seq, r.seqs[r.n])
+// add appends e and returns the Seq it takes.
+func (r *envelopeRows) add(e *store.Envelope) int64 {
+	seq := r.seqs[r.n]
 	r.n++
+	r.device = append(r.device, e.Device[:])
+	r.seq = append(r.seq, seq)
 	r.messageID = append(r.messageID, e.MessageID[:])
 	r.senderUsername = append(r.senderUsername, e.SenderUsername)
 	r.senderDevice = append(r.senderDevice, e.SenderDevice[:])
 	r.body = append(r.body, blob(e.Body))
 	r.created = append(r.created, fromTime(e.Created))
 	r.expires = append(r.expires, fromTime(e.Expires))
+	return seq
 }
 
 // planSend judges one send against the locked device rows and what the
 // batch has accepted so far. On success it adds the send's new envelopes
-// to rows and advances state and queued; on failure it changes nothing
-// and returns the send's error. The checks and their order are the SQLite
-// engine's, so both report the same error for the same send.
+// to rows, advances state and queued, and records each new envelope's Seq
+// and Prev in o.out; on failure it changes nothing and returns the send's
+// error. The checks and their order are the SQLite engine's, so both
+// report the same error for the same send.
 func planSend(o *sendOp, state map[store.DeviceID]*deviceState, queued map[queuedKey]bool, rows *envelopeRows) error {
 	var unknown []store.DeviceID
 	for _, d := range o.devs {
@@ -404,7 +437,7 @@ func planSend(o *sendOp, state map[store.DeviceID]*deviceState, queued map[queue
 	}
 	// Tentative changes, applied only if the whole send fits.
 	type accepted struct {
-		e   *store.Envelope
+		i   int // in o.send.Envelopes
 		key queuedKey
 	}
 	var (
@@ -425,11 +458,17 @@ func planSend(o *sendOp, state map[store.DeviceID]*deviceState, queued map[queue
 		if o.send.MaxQueue > 0 && state[e.Device].queueLen+added[e.Device] > int64(o.send.MaxQueue) {
 			return &store.QueueFullError{Device: e.Device, Limit: o.send.MaxQueue}
 		}
-		take = append(take, accepted{e, k})
+		take = append(take, accepted{i, k})
 	}
+	// rows hands out the batch's Seqs in ascending order, so walking the
+	// accepted envelopes here, send after send, walks each device's new
+	// envelopes in Seq order: each one's Prev is the Seq before it.
 	for _, a := range take {
-		rows.add(a.e)
-		state[a.e.Device].queueLen++
+		st := state[a.key.dev]
+		seq := rows.add(&o.send.Envelopes[a.i])
+		o.out[a.i] = seqPrev{seq: uint64(seq), prev: uint64(st.lastSeq)}
+		st.lastSeq = seq
+		st.queueLen++
 		queued[a.key] = true
 	}
 	return nil
@@ -446,7 +485,7 @@ func (s *Store) Enqueue(ctx context.Context, send store.Send) error {
 		if len(send.Envelopes) == 0 {
 			return nil
 		}
-		o := &sendOp{ctx: ctx, send: send, done: make(chan error, 1)}
+		o := &sendOp{ctx: ctx, send: send, out: make([]seqPrev, len(send.Envelopes)), done: make(chan error, 1)}
 		for _, e := range send.Envelopes {
 			if !slices.Contains(o.devs, e.Device) {
 				o.devs = append(o.devs, e.Device)
@@ -459,9 +498,17 @@ func (s *Store) Enqueue(ctx context.Context, send store.Send) error {
 		}
 		select {
 		case err := <-o.done:
-			return wrapStore("enqueue", err)
+			if err != nil {
+				return wrapStore("enqueue", err)
+			}
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		// The batcher is done with o: the receive above orders its writes
+		// to o.out before these reads.
+		for i := range send.Envelopes {
+			send.Envelopes[i].Seq, send.Envelopes[i].Prev = o.out[i].seq, o.out[i].prev
+		}
+		return nil
 	})
 }

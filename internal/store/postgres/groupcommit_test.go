@@ -30,7 +30,8 @@ func register(t testing.TB, s store.Store, name string, ids ...store.DeviceID) {
 
 // TestGroupCommit releases many concurrent sends at once and checks that
 // they shared transactions: fewer commits than sends, each send stored,
-// in one Seq order per device.
+// in one Seq order per device, with Prevs that chain each device's Seqs
+// although several sends to it ran in one transaction.
 func TestGroupCommit(t *testing.T) {
 	const (
 		senders  = 64
@@ -44,8 +45,9 @@ func TestGroupCommit(t *testing.T) {
 	register(t, s, "bob", devs...)
 	commits0, sends0 := postgres.CommitStats(s)
 	var (
-		wg    sync.WaitGroup
-		start = make(chan struct{})
+		wg       sync.WaitGroup
+		start    = make(chan struct{})
+		reported = newReports(devs)
 	)
 	now := time.Now()
 	for g := range senders {
@@ -61,7 +63,9 @@ func TestGroupCommit(t *testing.T) {
 				}
 				if err := s.Enqueue(ctx, send); err != nil {
 					t.Errorf("Enqueue: %v", err)
+					continue
 				}
+				reported.add(send)
 			}
 		})
 	}
@@ -84,6 +88,7 @@ func TestGroupCommit(t *testing.T) {
 		if len(envs) != senders*perSend {
 			t.Errorf("device %x holds %d envelopes, want %d", dev[:1], len(envs), senders*perSend)
 		}
+		reported.check(t, dev, envs)
 		// Both envelopes of a send went into one transaction, so the two
 		// queues hold the sends in the same order.
 		if dev == devs[1] {
@@ -158,7 +163,9 @@ func TestEnqueueCallerGivesUp(t *testing.T) {
 
 // TestNodesShareQueues runs two stores (two parleyd nodes) on one database,
 // sending to the same devices at once: Seqs stay unique and in commit
-// order per device, and each node reads what the other wrote.
+// order per device, each node reads what the other wrote, and the Prevs
+// the two nodes report chain each device's Seqs with no gap (a node's
+// Prev never skips an envelope the other node stored).
 func TestNodesShareQueues(t *testing.T) {
 	const perNode = 200
 	dsn := pgtest.NewDatabase(t)
@@ -169,7 +176,10 @@ func TestNodesShareQueues(t *testing.T) {
 	devs := []store.DeviceID{{1}, {2}, {3}}
 	register(t, a, "dave", devs...)
 	now := time.Now()
-	var wg sync.WaitGroup
+	var (
+		wg       sync.WaitGroup
+		reported = newReports(devs)
+	)
 	for n, s := range []store.Store{a, b} {
 		for g := range 8 {
 			wg.Go(func() {
@@ -182,7 +192,9 @@ func TestNodesShareQueues(t *testing.T) {
 					}
 					if err := s.Enqueue(ctx, send); err != nil {
 						t.Errorf("Enqueue: %v", err)
+						continue
 					}
+					reported.add(send)
 				}
 			})
 		}
@@ -206,8 +218,51 @@ func TestNodesShareQueues(t *testing.T) {
 				t.Errorf("Seq %d after %d", e.Seq, envs[i-1].Seq)
 			}
 		}
+		reported.check(t, dev, envs)
 		if n, err := a.QueueLength(ctx, dev); err != nil || n != 2*perNode {
 			t.Errorf("QueueLength = %d, %v; want %d", n, err, 2*perNode)
 		}
+	}
+}
+
+// reports collects the Seq and Prev that Enqueue reported, per device.
+type reports struct {
+	mu   sync.Mutex
+	prev map[store.DeviceID]map[uint64]uint64 // Seq -> Prev
+}
+
+func newReports(devs []store.DeviceID) *reports {
+	r := &reports{prev: map[store.DeviceID]map[uint64]uint64{}}
+	for _, d := range devs {
+		r.prev[d] = map[uint64]uint64{}
+	}
+	return r
+}
+
+// add records the envelopes of a send whose Enqueue returned nil.
+func (r *reports) add(send store.Send) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range send.Envelopes {
+		r.prev[e.Device][e.Seq] = e.Prev
+	}
+}
+
+// check compares what was reported for dev with its whole queue, envs
+// (Fetch from 0, nothing acked): every envelope was reported, with the Seq
+// before it in the queue as its Prev.
+func (r *reports) check(t *testing.T, dev store.DeviceID, envs []store.Envelope) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.prev[dev]) != len(envs) {
+		t.Errorf("device %x: %d Seqs reported, %d stored", dev[:1], len(r.prev[dev]), len(envs))
+	}
+	var before uint64
+	for _, e := range envs {
+		if prev, ok := r.prev[dev][e.Seq]; !ok || prev != before {
+			t.Errorf("device %x: Seq %d reported with Prev %d (reported: %v), want %d", dev[:1], e.Seq, prev, ok, before)
+		}
+		before = e.Seq
 	}
 }

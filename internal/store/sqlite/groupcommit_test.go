@@ -13,7 +13,9 @@ import (
 )
 
 // TestGroupCommit releases many concurrent sends at once and checks that
-// they shared transactions: fewer commits than sends, each send stored.
+// they shared transactions: fewer commits than sends, each send stored,
+// and the Prevs Enqueue reported chain the device's Seqs although several
+// sends to it ran in one transaction.
 func TestGroupCommit(t *testing.T) {
 	const (
 		senders  = 64
@@ -36,8 +38,10 @@ func TestGroupCommit(t *testing.T) {
 	}
 	commits0, ops0 := sqlite.CommitStats(s)
 	var (
-		wg    sync.WaitGroup
-		start = make(chan struct{})
+		wg       sync.WaitGroup
+		start    = make(chan struct{})
+		mu       sync.Mutex
+		reported = map[uint64]uint64{} // Seq -> Prev
 	)
 	now := time.Now()
 	for g := range senders {
@@ -46,9 +50,14 @@ func TestGroupCommit(t *testing.T) {
 			for i := range perSend {
 				e := store.Envelope{Device: dev, Body: fmt.Appendf(nil, "%d/%d", g, i), Created: now, Expires: now.Add(time.Hour)}
 				e.MessageID[0], e.MessageID[1] = byte(g), byte(i)
-				if err := s.Enqueue(ctx, store.Send{Envelopes: []store.Envelope{e}, MaxQueue: 1000}); err != nil {
+				send := store.Send{Envelopes: []store.Envelope{e}, MaxQueue: 1000}
+				if err := s.Enqueue(ctx, send); err != nil {
 					t.Errorf("Enqueue: %v", err)
+					continue
 				}
+				mu.Lock()
+				reported[send.Envelopes[0].Seq] = send.Envelopes[0].Prev
+				mu.Unlock()
 			}
 		})
 	}
@@ -68,5 +77,21 @@ func TestGroupCommit(t *testing.T) {
 	}
 	if n, err := s.QueueLength(ctx, dev); err != nil || n != senders*perSend {
 		t.Errorf("QueueLength = %d, %v; want %d", n, err, senders*perSend)
+	}
+	envs, err := s.Fetch(ctx, dev, 0, sqlite.MaxFetch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reported) != len(envs) {
+		t.Errorf("%d Seqs reported, %d envelopes stored", len(reported), len(envs))
+	}
+	for i, e := range envs {
+		var before uint64
+		if i > 0 {
+			before = envs[i-1].Seq
+		}
+		if prev, ok := reported[e.Seq]; !ok || prev != before {
+			t.Errorf("Seq %d reported with Prev %d (reported: %v), want %d", e.Seq, prev, ok, before)
+		}
 	}
 }

@@ -281,7 +281,12 @@ func TestMigrationQueuesExistingDeviceLists(t *testing.T) {
 // TestMigrationKeepsQueueLengths: the upgrade that moves queue lengths out
 // of the devices rows (0005) carries every device's count over, and the
 // counters then follow sends, acks and device removal — otherwise the
-// queue limit would refuse or admit the wrong sends after an upgrade.
+// queue limit would refuse or admit the wrong sends after an upgrade. It
+// also starts each device's last Seq at the largest Seq still queued for
+// it (0 for an empty queue), so the first envelope after the upgrade
+// reports that as its Prev: a Prev of 0 there would tell a delivery
+// stream that nothing lies before the new envelope when the queue holds
+// some.
 func TestMigrationKeepsQueueLengths(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "upgrade.db")
 	db := rawDB(t, path)
@@ -298,11 +303,16 @@ func TestMigrationKeepsQueueLengths(t *testing.T) {
 		"CREATE TABLE schema_version (version INTEGER NOT NULL) STRICT",
 		"INSERT INTO schema_version (version) VALUES (4)",
 		"INSERT INTO accounts (username, account_key, created, list_version) VALUES ('alice', x'01', 0, 1)",
-		"INSERT INTO devices (id, username, public, added, last_seen) VALUES (" + hexID("aa") + ", 'alice', x'01', 0, 0), (" + hexID("bb") + ", 'alice', x'02', 0, 0)",
+		"INSERT INTO devices (id, username, public, added, last_seen) VALUES (" + hexID("aa") + ", 'alice', x'01', 0, 0), (" +
+			hexID("bb") + ", 'alice', x'02', 0, 0), (" + hexID("dd") + ", 'alice', x'03', 0, 0)",
+		// Seqs 1, 2 and 4 for aa, 3 for bb; aa's 4 is acknowledged
+		// before the upgrade, so aa's largest queued Seq is 2.
 		"INSERT INTO envelopes (device, message_id, sender_username, sender_device, body, created, expires) VALUES " +
 			"(" + hexID("aa") + ", " + hexID("01") + ", 'bob', " + hexID("cc") + ", x'00', 0, 9223372036854775807), " +
 			"(" + hexID("aa") + ", " + hexID("02") + ", 'bob', " + hexID("cc") + ", x'00', 0, 9223372036854775807), " +
-			"(" + hexID("bb") + ", " + hexID("03") + ", 'bob', " + hexID("cc") + ", x'00', 0, 9223372036854775807)",
+			"(" + hexID("bb") + ", " + hexID("03") + ", 'bob', " + hexID("cc") + ", x'00', 0, 9223372036854775807), " +
+			"(" + hexID("aa") + ", " + hexID("04") + ", 'bob', " + hexID("cc") + ", x'00', 0, 9223372036854775807)",
+		"DELETE FROM envelopes WHERE seq = 4",
 	} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -313,9 +323,9 @@ func TestMigrationKeepsQueueLengths(t *testing.T) {
 	s := mustOpen(t, path)
 	defer s.Close()
 	ctx := context.Background()
-	var a, b store.DeviceID
+	var a, b, d store.DeviceID
 	for i := range a {
-		a[i], b[i] = 0xaa, 0xbb
+		a[i], b[i], d[i] = 0xaa, 0xbb, 0xdd
 	}
 	length := func(id store.DeviceID) int {
 		t.Helper()
@@ -345,6 +355,26 @@ func TestMigrationKeepsQueueLengths(t *testing.T) {
 	}
 	if n := length(a); n != 1 {
 		t.Errorf("queue length after an ack and a refused send = %d, want 1", n)
+	}
+
+	// The first envelope of each device after the upgrade follows the
+	// device's largest queued Seq at the upgrade (aa's ack after it and
+	// the refused send change nothing), and gets a Seq above every Seq
+	// ever used.
+	for _, tc := range []struct {
+		id   store.DeviceID
+		prev uint64
+	}{{a, 2}, {b, 3}, {d, 0}} {
+		send := store.Send{Envelopes: []store.Envelope{{
+			Device: tc.id, MessageID: store.MessageID{8}, SenderUsername: "bob", Body: []byte{1},
+			Created: time.Now(), Expires: time.Now().Add(time.Hour),
+		}}}
+		if err := s.Enqueue(ctx, send); err != nil {
+			t.Fatal(err)
+		}
+		if e := send.Envelopes[0]; e.Prev != tc.prev || e.Seq <= 4 {
+			t.Errorf("device %x: first envelope after the upgrade has Seq %d, Prev %d; want Prev %d and a Seq above 4", tc.id[:1], e.Seq, e.Prev, tc.prev)
+		}
 	}
 }
 

@@ -18,23 +18,41 @@ const MaxFetch = 1000
 // Enqueue implements store.Store: the send is one op of a group commit
 // (see writer.go), all-or-nothing inside its savepoint. MaxQueue <= 0
 // means no limit.
+//
+// Prev comes from queue_lengths.last_seq, which the insert trigger sets to
+// each new envelope's Seq (migrations/0005_queue_lengths.sql). The op
+// reads it under the writer's transaction, after every earlier op of the
+// batch (and every earlier batch) has run, and a rolled-back savepoint
+// takes back its trigger's updates with its rows: so each op sees the
+// last Seq stored for the device by whatever committed, or will commit,
+// before it.
 func (s *Store) Enqueue(ctx context.Context, send store.Send) error {
-	if len(send.Envelopes) == 0 {
+	envs := send.Envelopes
+	if len(envs) == 0 {
 		return nil
 	}
-	// The devices of the send, in first-seen order, with their queue
-	// lengths before the send.
+	// The devices of the send, in first-seen order.
 	devs := make([]store.DeviceID, 0, 4)
-	for _, e := range send.Envelopes {
+	for _, e := range envs {
 		if !containsID(devs, e.Device) {
 			devs = append(devs, e.Device)
 		}
 	}
-	return s.write(ctx, true, func(t *wtx) error {
-		lens := make([]int64, len(devs))
+	// The op reports Seq and Prev here, not into envs: it runs on the
+	// writer goroutine, which may still be running it after a caller whose
+	// context ended has returned, and a batch it ran in may yet be rolled
+	// back. They reach envs only once the commit holding them is done.
+	out := make([]seqPrev, len(envs))
+	err := s.write(ctx, true, func(t *wtx) error {
+		// The writer runs an op once; clearing keeps a second run (were
+		// it ever to retry) from reporting the first one's Seqs.
+		clear(out)
+		// Per device of the send: its queue length and last Seq, read
+		// before the send and advanced by each envelope it stores.
+		qs := make([]struct{ n, last int64 }, len(devs))
 		var unknown []store.DeviceID
 		for i, d := range devs {
-			err := t.st.queueLen.QueryRowContext(t.ctx, d[:]).Scan(&lens[i])
+			err := t.st.queueLen.QueryRowContext(t.ctx, d[:]).Scan(&qs[i].n, &qs[i].last)
 			if errors.Is(err, sql.ErrNoRows) {
 				unknown = append(unknown, d)
 				continue
@@ -46,30 +64,52 @@ func (s *Store) Enqueue(ctx context.Context, send store.Send) error {
 		if unknown != nil {
 			return &store.UnknownDeviceError{Devices: unknown}
 		}
-		for _, e := range send.Envelopes {
+		for k, e := range envs {
 			res, err := t.st.insertEnvelope.ExecContext(t.ctx,
 				e.Device[:], e.MessageID[:], e.SenderUsername, e.SenderDevice[:], blob(e.Body),
 				fromTime(e.Created), fromTime(e.Expires))
 			if err != nil {
 				return dbError("insert envelope", err)
 			}
-			// A duplicate (device, message id) inserts nothing and does
-			// not count against the queue.
+			// A duplicate (device, message id) inserts nothing, does not
+			// count against the queue and gets no Seq.
 			n, err := res.RowsAffected()
 			if err != nil {
 				return dbError("insert envelope", err)
 			}
-			if n == 1 && send.MaxQueue > 0 {
-				i := indexID(devs, e.Device)
-				lens[i]++
-				if lens[i] > int64(send.MaxQueue) {
+			if n != 1 {
+				continue
+			}
+			// seq is the rowid (INTEGER PRIMARY KEY), which is what
+			// LastInsertId reports for the row just inserted.
+			seq, err := res.LastInsertId()
+			if err != nil {
+				return dbError("insert envelope", err)
+			}
+			q := &qs[indexID(devs, e.Device)]
+			out[k] = seqPrev{seq: uint64(seq), prev: uint64(q.last)}
+			q.last = seq
+			if send.MaxQueue > 0 {
+				q.n++
+				if q.n > int64(send.MaxQueue) {
 					return &store.QueueFullError{Device: e.Device, Limit: send.MaxQueue}
 				}
 			}
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	for k := range envs {
+		envs[k].Seq, envs[k].Prev = out[k].seq, out[k].prev
+	}
+	return nil
 }
+
+// seqPrev is what Enqueue reports for one envelope: zero for one it did
+// not store.
+type seqPrev struct{ seq, prev uint64 }
 
 func containsID(ids []store.DeviceID, id store.DeviceID) bool { return indexID(ids, id) >= 0 }
 

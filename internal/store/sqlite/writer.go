@@ -105,7 +105,7 @@ func newWriter(conn *sql.Conn, maxBatch int) (*writer, error) {
 		{&w.st.rollbackTo, "ROLLBACK TO op"},
 		{&w.st.syncFull, "PRAGMA synchronous = FULL"},
 		{&w.st.syncNormal, "PRAGMA synchronous = NORMAL"},
-		{&w.st.queueLen, "SELECT n FROM queue_lengths WHERE device = ?"},
+		{&w.st.queueLen, "SELECT n, last_seq FROM queue_lengths WHERE device = ?"},
 		{&w.st.insertEnvelope, `INSERT INTO envelopes
 			(device, message_id, sender_username, sender_device, body, created, expires)
 			VALUES (?, ?, ?, ?, ?, ?, ?)

@@ -163,24 +163,47 @@ func testEnqueueIdempotent(t *testing.T, h *harness) {
 
 // testEnqueueIdempotentConcurrent sends the same send from many goroutines
 // at once (a client retrying over several connections): every call
-// succeeds and each envelope is stored once.
+// succeeds, each envelope is stored once, and exactly one call reports
+// each envelope's Seq (the others stored nothing and report 0).
 func testEnqueueIdempotentConcurrent(t *testing.T, h *harness) {
 	const racers = 16
 	f := h.register("alice", 2)
-	send := store.Send{MaxQueue: 100}
+	var envs []store.Envelope
 	for i := range 4 {
-		send.Envelopes = append(send.Envelopes, envelope(f.ids[i%2], fmt.Sprint(i)))
+		envs = append(envs, envelope(f.ids[i%2], fmt.Sprint(i)))
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, racers)
+	sends := make([]store.Send, racers)
 	for i := range racers {
-		wg.Go(func() { errs[i] = h.s.Enqueue(h.ctx, send) })
+		// Each call its own copy: Enqueue writes Seq and Prev into it.
+		sends[i] = store.Send{MaxQueue: 100, Envelopes: slices.Clone(envs)}
+		wg.Go(func() { errs[i] = h.s.Enqueue(h.ctx, sends[i]) })
 	}
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
 			t.Errorf("Enqueue: %v", err)
 		}
+	}
+	reported := map[uint64]int{}
+	for _, s := range sends {
+		for _, e := range s.Envelopes {
+			if e.Seq != 0 {
+				reported[e.Seq]++
+			}
+		}
+	}
+	for _, id := range f.ids {
+		for _, e := range h.fetchAll(id) {
+			if reported[e.Seq] != 1 {
+				t.Errorf("Seq %d reported by %d calls, want 1", e.Seq, reported[e.Seq])
+			}
+			delete(reported, e.Seq)
+		}
+	}
+	if len(reported) != 0 {
+		t.Errorf("Seqs reported for envelopes that are not queued: %v", reported)
 	}
 	for _, id := range f.ids {
 		if got := h.fetchAll(id); len(got) != 2 {

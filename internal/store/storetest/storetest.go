@@ -35,6 +35,9 @@
 //     TestConcurrentMix).
 //   - suite: Enqueue or any read with an already cancelled context fails
 //     with the context's error.
+//   - suite: a successful Enqueue writes Seq 0 and Prev 0 into every
+//     envelope it did not store (a duplicate), whatever the caller left
+//     there, so a retried slice never reports its first call's values.
 //
 // Subtests run one after another, never in parallel: the goroutine-leak
 // check counts the goroutines of the whole process.
@@ -91,6 +94,9 @@ func Run(t *testing.T, newStore func(t *testing.T) (open func() store.Store)) {
 		{"EnqueueUnknownDevice", testEnqueueUnknownDevice},
 		{"EnqueueQueueFull", testEnqueueQueueFull},
 		{"EnqueueBatchIsolation", testEnqueueBatchIsolation},
+		{"EnqueueReportsSeqAndPrev", testEnqueueReportsSeqAndPrev},
+		{"EnqueuePrevFailedSends", testEnqueuePrevFailedSends},
+		{"EnqueuePrevConcurrent", testEnqueuePrevConcurrent},
 		{"Ack", testAck},
 		{"Expire", testExpire},
 		{"Secret", testSecret},
@@ -299,7 +305,8 @@ func wantErr(t testing.TB, what string, err, want error) {
 
 func equalPrekey(a, b store.Prekey) bool { return a.ID == b.ID && bytes.Equal(a.Body, b.Body) }
 
-// sameEnvelope compares everything but Seq, which the store assigns.
+// sameEnvelope compares everything but Seq and Prev, which the store
+// assigns.
 func sameEnvelope(a, b store.Envelope) bool {
 	return a.Device == b.Device && a.MessageID == b.MessageID && a.SenderUsername == b.SenderUsername &&
 		a.SenderDevice == b.SenderDevice && bytes.Equal(a.Body, b.Body) &&
