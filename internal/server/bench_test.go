@@ -43,8 +43,10 @@ import (
 // SDK does (internal/ackbatch: 64 envelopes, or 100 ms after the oldest). The
 // metrics: envelopes/s delivered (decrypted by the receiver), the p50 and
 // p99 latency from the start of a send (before encryption) to the end of
-// its decryption, the CPU time of the whole process per envelope, and
-// e2e/floor (against the median floor of the run).
+// its decryption, the CPU time of the whole process per envelope, the
+// share of envelopes a send handed to the receiver's stream without a
+// store read (handoff.go), and e2e/floor (against the median floor of the
+// run).
 //
 // halfload/pairs=N: the same at a fixed rate, half of what e2e/pairs=N
 // reached earlier in the same run (the median of its runs).
@@ -331,6 +333,7 @@ func runRelay(b *testing.B, pairs int, load float64, open openStore) relayResult
 	slices.Sort(all)
 	r := relayResult{rate: float64(dispatched) / elapsed.Seconds(), p50: quantile(all, 0.50), p99: quantile(all, 0.99)}
 	b.ReportMetric(r.rate, "envelopes/s")
+	b.ReportMetric(counterValue(b, s.srv.metrics.handedOff)/float64(dispatched), "handed-off/envelope")
 	// CPU time of the whole process (server and clients) per envelope:
 	// less noisy than the rate on a shared machine.
 	b.ReportMetric(float64(cpu.Microseconds())/float64(dispatched), "cpu-µs/envelope")
