@@ -282,6 +282,20 @@ func testEnqueueQueueFull(t *testing.T, h *harness) {
 	if err := h.s.Enqueue(h.ctx, store.Send{Envelopes: []store.Envelope{envelope(a, "fits")}, MaxQueue: limit}); err != nil {
 		t.Errorf("Enqueue after an ack made room: %v", err)
 	}
+	// One short of the limit, a send whose envelopes for the device are a
+	// queued one (a retry: does not count), one new one, and that new one
+	// again (stored once): it adds one, so it fits.
+	got = h.fetchAll(a)
+	if err := h.s.Ack(h.ctx, a, []uint64{got[0].Seq}); err != nil {
+		t.Fatalf("Ack: %v", err)
+	}
+	edge := envelope(a, "edge")
+	if err := h.s.Enqueue(h.ctx, store.Send{MaxQueue: limit, Envelopes: []store.Envelope{got[1], edge, edge}}); err != nil {
+		t.Errorf("a send adding one envelope to a queue one short of the limit: %v", err)
+	}
+	if n := h.queueLength(a); n != limit {
+		t.Errorf("queue holds %d after filling it to the limit, want %d", n, limit)
+	}
 }
 
 // testEnqueueBatchIsolation sends good and bad sends at the same time, so
