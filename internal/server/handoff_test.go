@@ -44,18 +44,13 @@ func (h *harness) drained(b *account) *stream {
 	return s
 }
 
-// TestHandoffNeverSkipsAnEnvelopeStoredElsewhere: an envelope stored
-// through another node (here: straight into the store, as another node's
-// send would, and not yet notified) sits in the queue between two that
-// sends on this node hand to the stream. The stream must notice the gap
-// — the second hand-off's Prev is not its cursor — and read the queue:
-// pushing the hand-off would move its cursor past the other envelope,
-// which would then never be delivered.
-func TestHandoffNeverSkipsAnEnvelopeStoredElsewhere(t *testing.T) {
-	h := newHarness(t, testConfig())
-	alice, bob := h.register("alice", 1), h.register("bob", 1)
-	s := h.drained(bob)
-
+// afterHandOff starts a server with alice and bob, bob's stream drained,
+// and one message from alice that the stream took as a hand-off.
+func afterHandOff(t *testing.T) (h *harness, alice, bob *account, s *stream) {
+	t.Helper()
+	h = newHarness(t, testConfig())
+	alice, bob = h.register("alice", 1), h.register("bob", 1)
+	s = h.drained(bob)
 	if err := h.sendTo(alice, bob, "first"); err != nil {
 		t.Fatal(err)
 	}
@@ -65,15 +60,35 @@ func TestHandoffNeverSkipsAnEnvelopeStoredElsewhere(t *testing.T) {
 	if n := counterValue(t, h.srv.metrics.handedOff); n != 1 {
 		t.Fatalf("%v envelopes handed off, want the first one: the test would not exercise hand-offs", n)
 	}
+	return h, alice, bob, s
+}
 
+// storeElsewhere stores an envelope from one account to another's device
+// straight into the store, as a send through another node would, without
+// telling anyone, and returns it with its Seq.
+func (h *harness) storeElsewhere(from, to *account, text string) store.Envelope {
+	h.t.Helper()
 	now := time.Now()
-	elsewhere := store.Envelope{
-		Device: bob.id(), MessageID: store.MessageID{0xee}, SenderUsername: "alice", SenderDevice: alice.id(),
-		Body: envelope("elsewhere"), Created: now, Expires: now.Add(time.Hour),
+	send := store.Send{Envelopes: []store.Envelope{{
+		Device: to.id(), MessageID: store.MessageID(messageID(0)), SenderUsername: from.name, SenderDevice: from.id(),
+		Body: envelope(text), Created: now, Expires: now.Add(time.Hour),
+	}}}
+	if err := h.st.Enqueue(context.Background(), send); err != nil {
+		h.t.Fatal(err)
 	}
-	if err := h.st.Enqueue(context.Background(), store.Send{Envelopes: []store.Envelope{elsewhere}}); err != nil {
-		t.Fatal(err)
-	}
+	return send.Envelopes[0]
+}
+
+// TestHandoffNeverSkipsAnEnvelopeStoredElsewhere: an envelope stored
+// through another node (here: straight into the store, as another node's
+// send would, and not yet notified) sits in the queue between two that
+// sends on this node hand to the stream. The stream must notice the gap
+// — the second hand-off's Prev is not its cursor — and read the queue:
+// pushing the hand-off would move its cursor past the other envelope,
+// which would then never be delivered.
+func TestHandoffNeverSkipsAnEnvelopeStoredElsewhere(t *testing.T) {
+	h, alice, bob, s := afterHandOff(t)
+	h.storeElsewhere(alice, bob, "elsewhere")
 	if err := h.sendTo(alice, bob, "third"); err != nil {
 		t.Fatal(err)
 	}
@@ -91,25 +106,9 @@ func TestHandoffNeverSkipsAnEnvelopeStoredElsewhere(t *testing.T) {
 // covers it, so it must read its queue — taking the hand-off chain for
 // the whole story would leave the envelope waiting for the next send.
 func TestHandoffNeverStandsInForAnotherNodesNotification(t *testing.T) {
-	h := newHarness(t, testConfig())
-	alice, bob := h.register("alice", 1), h.register("bob", 1)
-	s := h.drained(bob)
-	if err := h.sendTo(alice, bob, "here"); err != nil {
-		t.Fatal(err)
-	}
-	if e := s.nextEnvelope(t); !bytes.Equal(e.Body, envelope("here")) {
-		t.Fatalf("got %q, want the first message", e.Body)
-	}
-
-	now := time.Now()
-	send := store.Send{Envelopes: []store.Envelope{{
-		Device: bob.id(), MessageID: store.MessageID{0xee}, SenderUsername: "alice", SenderDevice: alice.id(),
-		Body: envelope("there"), Created: now, Expires: now.Add(time.Hour),
-	}}}
-	if err := h.st.Enqueue(context.Background(), send); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.srv.bus.Notify(context.Background(), bob.id(), send.Envelopes[0].Seq); err != nil {
+	h, alice, bob, s := afterHandOff(t)
+	e := h.storeElsewhere(alice, bob, "there")
+	if err := h.srv.bus.Notify(context.Background(), bob.id(), e.Seq); err != nil {
 		t.Fatal(err)
 	}
 	if e := s.nextEnvelope(t); !bytes.Equal(e.Body, envelope("there")) {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -228,31 +229,11 @@ func TestOpenOddPath(t *testing.T) {
 // clients, which verify every lookup against the log, could not reach
 // accounts that existed before the upgrade.
 func TestMigrationQueuesExistingDeviceLists(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "upgrade.db")
-	db := rawDB(t, path)
-	// The schema as a release before key transparency left it: migrations
-	// 0001–0003, applied from the files, and the version recorded.
-	for _, f := range []string{"0001_init.sql", "0002_mailboxes.sql", "0003_backups.sql"} {
-		body, err := os.ReadFile(filepath.Join("migrations", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := db.Exec(string(body)); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-	}
-	for _, q := range []string{
-		"CREATE TABLE schema_version (version INTEGER NOT NULL) STRICT",
-		"INSERT INTO schema_version (version) VALUES (3)",
+	// The schema as a release before key transparency left it.
+	path := oldDatabase(t, 3,
 		"INSERT INTO accounts (username, account_key, created, list_version) VALUES ('bob', x'01', 0, 1), ('alice', x'02', 0, 2)",
 		"INSERT INTO device_lists (username, version, signed) VALUES ('alice', 2, x'a2'), ('bob', 1, x'b1'), ('alice', 1, x'a1')",
-	} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	db.Close()
-
+	)
 	s := mustOpen(t, path)
 	defer s.Close()
 	got, err := s.PendingKT(context.Background(), 0, 10)
@@ -288,37 +269,19 @@ func TestMigrationQueuesExistingDeviceLists(t *testing.T) {
 // stream that nothing lies before the new envelope when the queue holds
 // some.
 func TestMigrationKeepsQueueLengths(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "upgrade.db")
-	db := rawDB(t, path)
-	for _, f := range []string{"0001_init.sql", "0002_mailboxes.sql", "0003_backups.sql", "0004_transparency.sql"} {
-		body, err := os.ReadFile(filepath.Join("migrations", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := db.Exec(string(body)); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-	}
-	for _, q := range []string{
-		"CREATE TABLE schema_version (version INTEGER NOT NULL) STRICT",
-		"INSERT INTO schema_version (version) VALUES (4)",
+	path := oldDatabase(t, 4,
 		"INSERT INTO accounts (username, account_key, created, list_version) VALUES ('alice', x'01', 0, 1)",
-		"INSERT INTO devices (id, username, public, added, last_seen) VALUES (" + hexID("aa") + ", 'alice', x'01', 0, 0), (" +
-			hexID("bb") + ", 'alice', x'02', 0, 0), (" + hexID("dd") + ", 'alice', x'03', 0, 0)",
+		"INSERT INTO devices (id, username, public, added, last_seen) VALUES ("+hexID("aa")+", 'alice', x'01', 0, 0), ("+
+			hexID("bb")+", 'alice', x'02', 0, 0), ("+hexID("dd")+", 'alice', x'03', 0, 0)",
 		// Seqs 1, 2 and 4 for aa, 3 for bb; aa's 4 is acknowledged
 		// before the upgrade, so aa's largest queued Seq is 2.
-		"INSERT INTO envelopes (device, message_id, sender_username, sender_device, body, created, expires) VALUES " +
-			"(" + hexID("aa") + ", " + hexID("01") + ", 'bob', " + hexID("cc") + ", x'00', 0, 9223372036854775807), " +
-			"(" + hexID("aa") + ", " + hexID("02") + ", 'bob', " + hexID("cc") + ", x'00', 0, 9223372036854775807), " +
-			"(" + hexID("bb") + ", " + hexID("03") + ", 'bob', " + hexID("cc") + ", x'00', 0, 9223372036854775807), " +
-			"(" + hexID("aa") + ", " + hexID("04") + ", 'bob', " + hexID("cc") + ", x'00', 0, 9223372036854775807)",
+		"INSERT INTO envelopes (device, message_id, sender_username, sender_device, body, created, expires) VALUES "+
+			"("+hexID("aa")+", "+hexID("01")+", 'bob', "+hexID("cc")+", x'00', 0, 9223372036854775807), "+
+			"("+hexID("aa")+", "+hexID("02")+", 'bob', "+hexID("cc")+", x'00', 0, 9223372036854775807), "+
+			"("+hexID("bb")+", "+hexID("03")+", 'bob', "+hexID("cc")+", x'00', 0, 9223372036854775807), "+
+			"("+hexID("aa")+", "+hexID("04")+", 'bob', "+hexID("cc")+", x'00', 0, 9223372036854775807)",
 		"DELETE FROM envelopes WHERE seq = 4",
-	} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	db.Close()
+	)
 
 	s := mustOpen(t, path)
 	defer s.Close()
@@ -380,3 +343,38 @@ func TestMigrationKeepsQueueLengths(t *testing.T) {
 
 // hexID is a 16-byte id of the byte b (two hex digits) as an SQL literal.
 func hexID(b string) string { return "x'" + strings.Repeat(b, 16) + "'" }
+
+// oldDatabase makes a database file as a release at schema version left
+// it — migrations 0001 to version, applied from the files, and the version
+// recorded — runs stmts on it, and returns its path.
+func oldDatabase(t *testing.T, version int, stmts ...string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "upgrade.db")
+	db := rawDB(t, path)
+	files, err := filepath.Glob(filepath.Join("migrations", "*.sql"))
+	if err != nil || len(files) < version {
+		t.Fatalf("migrations: %d files, %v", len(files), err)
+	}
+	for _, f := range files[:version] { // Glob sorts: 0001_… first
+		body, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(string(body)); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+	stmts = append([]string{
+		"CREATE TABLE schema_version (version INTEGER NOT NULL) STRICT",
+		fmt.Sprintf("INSERT INTO schema_version (version) VALUES (%d)", version),
+	}, stmts...)
+	for _, q := range stmts {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
