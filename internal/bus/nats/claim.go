@@ -227,15 +227,21 @@ func (b *Bus) announceAll() {
 
 // announce publishes a claim message for id.
 func (b *Bus) announce(id store.DeviceID, s stamp) error {
-	msg := make([]byte, 0, claimSize)
-	msg = append(msg, claimVersion)
-	msg = append(msg, b.origin[:]...)
-	msg = binary.BigEndian.AppendUint64(msg, s.time)
-	msg = append(msg, s.token[:]...)
-	return b.nc.Publish(subject(claimPrefix, id), msg)
+	return b.nc.Publish(subject(claimPrefix, id), appendClaim(make([]byte, 0, claimSize), b.origin, s))
 }
 
-// parseClaim is the inverse of announce's encoding.
+// appendClaim appends to dst the claim message of stamp s from the bus
+// whose origin is origin: claimVersion, origin, s.time (big-endian),
+// s.token. The layout is pinned by testdata/vectors/nats.json.
+func appendClaim(dst []byte, origin [originSize]byte, s stamp) []byte {
+	dst = append(dst, claimVersion)
+	dst = append(dst, origin[:]...)
+	dst = binary.BigEndian.AppendUint64(dst, s.time)
+	return append(dst, s.token[:]...)
+}
+
+// parseClaim is the inverse of appendClaim. It accepts exactly claimSize
+// bytes starting with claimVersion, and nothing else.
 func parseClaim(msg []byte) (origin [originSize]byte, s stamp, ok bool) {
 	if len(msg) != claimSize || msg[0] != claimVersion {
 		return origin, s, false

@@ -10,6 +10,9 @@
 //	                    then seq (8 bytes, big-endian; absent from a node before seqs: Unknown)
 //	parley.claim.<id>   "a stream for id was claimed"; payload: see claim.go
 //
+// testdata/vectors/nats.json pins the subjects and both payloads
+// (internal/cmd/vectorgen/busnats.go writes it from the layouts above).
+//
 // A bus opens one wildcard subscription per family, not one per device, and
 // fans out in process through internal/bus/hub: Subscribe never touches the
 // network, so it cannot fail, and a node serving 100,000 streams keeps two
@@ -61,6 +64,9 @@ const (
 	// collide with probability 2⁻⁶⁴ per pair, and a collision costs only
 	// notifications the two would ignore from each other.
 	originSize = 8
+	// mailSize is the length of a mail notification's payload: the
+	// publishing bus's origin, then seq (8 bytes, big-endian).
+	mailSize = originSize + 8
 
 	// resyncTimeout bounds the round trip a bus makes after a reconnect to
 	// be sure the server has its subscriptions again (see resync).
@@ -183,10 +189,8 @@ func (b *Bus) Notify(_ context.Context, id store.DeviceID, seq uint64) error {
 	if !b.hub.Wake(id, seq) {
 		return bus.ErrClosed
 	}
-	var payload [originSize + 8]byte
-	copy(payload[:], b.origin[:])
-	binary.BigEndian.PutUint64(payload[originSize:], seq)
-	if err := b.nc.Publish(subject(mailPrefix, id), payload[:]); err != nil {
+	var buf [mailSize]byte
+	if err := b.nc.Publish(subject(mailPrefix, id), appendMail(buf[:0], b.origin, seq)); err != nil {
 		return b.publishError("notify", err)
 	}
 	return nil
@@ -203,24 +207,45 @@ func (b *Bus) Subscribe(id store.DeviceID) (<-chan uint64, func()) {
 // subscription's goroutine, which nats.go feeds from an in-memory queue:
 // Wake never blocks, so the queue drains as fast as messages arrive.
 func (b *Bus) onMail(m *nats.Msg) {
-	if len(m.Data) >= originSize && string(m.Data[:originSize]) == string(b.origin[:]) {
-		return // our own Notify, echoed: its local subscribers are woken already
-	}
 	id, ok := parseSubject(m.Subject, mailPrefix)
 	if !ok {
 		return
 	}
-	b.hub.Wake(id, mailSeq(m.Data))
+	origin, seq, ok := parseMail(m.Data)
+	if ok && origin == b.origin {
+		return // our own Notify, echoed: its local subscribers are woken already
+	}
+	// A payload that does not parse (!ok, seq 0) wakes with seq 0, that is
+	// Unknown: the subject names a device, and a wake-up with Unknown is
+	// always safe (the stream reads its queue, which is the truth; the
+	// cost is one read), whereas ignoring it could leave mail waiting
+	// until the next notification, say from a node of a later release
+	// with another layout. Only a payload that parses can be our echo.
+	b.hub.Wake(id, seq)
 }
 
-// mailSeq is the seq of a mail notification's payload, or 0 (Unknown) if
-// the payload carries none: a node from before seqs sends its origin only,
-// and anything else is not ours to trust further.
-func mailSeq(payload []byte) uint64 {
-	if len(payload) != originSize+8 {
-		return 0
+// appendMail appends to dst the payload of a mail notification from the bus
+// whose origin is origin: origin, then seq, big-endian. The layout is
+// pinned by testdata/vectors/nats.json.
+func appendMail(dst []byte, origin [originSize]byte, seq uint64) []byte {
+	dst = append(dst, origin[:]...)
+	return binary.BigEndian.AppendUint64(dst, seq)
+}
+
+// parseMail is the inverse of appendMail. A payload of exactly originSize
+// bytes, from a node of a release before seqs, parses with seq 0
+// (Unknown, as Notify's seq 0 does); so does a full payload with seq 0.
+// Any other length does not parse, and then origin and seq are zero.
+func parseMail(payload []byte) (origin [originSize]byte, seq uint64, ok bool) {
+	switch len(payload) {
+	case originSize:
+		copy(origin[:], payload)
+		return origin, 0, true
+	case mailSize:
+		copy(origin[:], payload)
+		return origin, binary.BigEndian.Uint64(payload[originSize:]), true
 	}
-	return binary.BigEndian.Uint64(payload[originSize:])
+	return origin, 0, false
 }
 
 // watch runs resync after every reconnect, until Close.
