@@ -111,7 +111,9 @@ func (r *relayService) Send(ctx context.Context, req *connect.Request[parleyv1.S
 		// A lost notification costs only latency: the queue is the truth.
 		_ = s.bus.Notify(ctx, e.Device, e.Seq)
 	}
-	return connect.NewResponse(&parleyv1.SendResponse{ServerTimeMs: now.UnixMilli()}), nil
+	// Empty: net/http then sends the answer as one HEADERS frame, not a
+	// HEADERS and a DATA frame with a wait in between (SendResponse).
+	return connect.NewResponse(&parleyv1.SendResponse{}), nil
 }
 
 // matchDevices compares the devices a send has envelopes for (got) with

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	parleyv1 "github.com/parleyim/parley/gen/parley/v1"
 )
@@ -32,12 +33,17 @@ func TestSendReceiveAck(t *testing.T) {
 
 	for i := range 3 {
 		bid := bob.id()
-		_, err := h.relay.Send(ctx, req(alice, &parleyv1.SendRequest{
+		res, err := h.relay.Send(ctx, req(alice, &parleyv1.SendRequest{
 			MessageId: messageID(byte(i)), Recipient: "bob",
 			Envelopes: []*parleyv1.OutgoingEnvelope{{DeviceId: bid[:], Body: envelope(fmt.Sprint("m", i))}},
 		}))
 		if err != nil {
 			t.Fatalf("send %d: %v", i, err)
+		}
+		// Empty, so that HTTP/2 carries the answer in its HEADERS frame
+		// alone (relay.go, SendResponse).
+		if n := proto.Size(res.Msg); n != 0 {
+			t.Errorf("send %d answered with a %d-byte message, want an empty one", i, n)
 		}
 	}
 	s := h.receive(bob)

@@ -1461,7 +1461,13 @@ func (x *SendRequest) GetEnvelopes() []*OutgoingEnvelope {
 
 type SendResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Server time of acceptance, Unix milliseconds.
+	// Deprecated: always 0. The server answers a send with an empty message,
+	// which HTTP/2 carries in the response's HEADERS frame alone: one write
+	// and one frame fewer per send (docs/performance.md, "Relay"). The time
+	// the server accepted a send is the server_time_ms its envelopes carry
+	// when they are delivered.
+	//
+	// Deprecated: Marked as deprecated in parley/v1/parley.proto.
 	ServerTimeMs  int64 `protobuf:"varint,1,opt,name=server_time_ms,json=serverTimeMs,proto3" json:"server_time_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1497,6 +1503,7 @@ func (*SendResponse) Descriptor() ([]byte, []int) {
 	return file_parley_v1_parley_proto_rawDescGZIP(), []int{26}
 }
 
+// Deprecated: Marked as deprecated in parley/v1/parley.proto.
 func (x *SendResponse) GetServerTimeMs() int64 {
 	if x != nil {
 		return x.ServerTimeMs
@@ -3774,9 +3781,9 @@ const file_parley_v1_parley_proto_rawDesc = "" +
 	"\n" +
 	"message_id\x18\x01 \x01(\fR\tmessageId\x12\x1c\n" +
 	"\trecipient\x18\x02 \x01(\tR\trecipient\x129\n" +
-	"\tenvelopes\x18\x03 \x03(\v2\x1b.parley.v1.OutgoingEnvelopeR\tenvelopes\"4\n" +
-	"\fSendResponse\x12$\n" +
-	"\x0eserver_time_ms\x18\x01 \x01(\x03R\fserverTimeMs\"Y\n" +
+	"\tenvelopes\x18\x03 \x03(\v2\x1b.parley.v1.OutgoingEnvelopeR\tenvelopes\"8\n" +
+	"\fSendResponse\x12(\n" +
+	"\x0eserver_time_ms\x18\x01 \x01(\x03B\x02\x18\x01R\fserverTimeMs\"Y\n" +
 	"\x11MismatchedDevices\x12\x18\n" +
 	"\amissing\x18\x01 \x03(\fR\amissing\x12\x14\n" +
 	"\x05extra\x18\x02 \x03(\fR\x05extra\x12\x14\n" +
