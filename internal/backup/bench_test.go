@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"filippo.io/age"
+
+	"github.com/parleyim/parley/internal/proccpu"
 )
 
 // benchHistory is the benchmark history: 100,000 messages with
@@ -81,7 +83,7 @@ func BenchmarkBackup(b *testing.B) {
 		var own, floor, ownCPU, floorCPU time.Duration
 		for b.Loop() {
 			out.Reset()
-			start, startCPU := time.Now(), processCPU()
+			start, startCPU := time.Now(), proccpu.Used()
 			w, err := NewWriter(out, k, f.header)
 			if err != nil {
 				b.Fatal(err)
@@ -104,7 +106,7 @@ func BenchmarkBackup(b *testing.B) {
 			if err := w.Close(); err != nil {
 				b.Fatal(err)
 			}
-			mid, midCPU := time.Now(), processCPU()
+			mid, midCPU := time.Now(), proccpu.Used()
 			out.Reset()
 			aw, err := age.Encrypt(out, k.Recipient())
 			if err != nil {
@@ -119,7 +121,7 @@ func BenchmarkBackup(b *testing.B) {
 			own += mid.Sub(start)
 			floor += time.Since(mid)
 			ownCPU += midCPU - startCPU
-			floorCPU += processCPU() - midCPU
+			floorCPU += proccpu.Used() - midCPU
 		}
 		b.ReportMetric(floorCPU.Seconds()/ownCPU.Seconds(), "x-age-encrypt-cpu")
 		b.ReportMetric(float64(ownCPU.Nanoseconds())/float64(b.N)/1e6, "own-cpu-ms")
@@ -138,7 +140,7 @@ func BenchmarkBackup(b *testing.B) {
 		b.ReportAllocs()
 		var own, floor, ownCPU, floorCPU time.Duration
 		for b.Loop() {
-			start, startCPU := time.Now(), processCPU()
+			start, startCPU := time.Now(), proccpu.Used()
 			r, err := NewReader(bytes.NewReader(archive), k)
 			if err != nil {
 				b.Fatal(err)
@@ -159,7 +161,7 @@ func BenchmarkBackup(b *testing.B) {
 			if n != messages {
 				b.Fatal(n)
 			}
-			mid, midCPU := time.Now(), processCPU()
+			mid, midCPU := time.Now(), proccpu.Used()
 			ar, err := age.Decrypt(bytes.NewReader(archive), id)
 			if err != nil {
 				b.Fatal(err)
@@ -170,7 +172,7 @@ func BenchmarkBackup(b *testing.B) {
 			own += mid.Sub(start)
 			floor += time.Since(mid)
 			ownCPU += midCPU - startCPU
-			floorCPU += processCPU() - midCPU
+			floorCPU += proccpu.Used() - midCPU
 		}
 		b.ReportMetric(floorCPU.Seconds()/ownCPU.Seconds(), "x-age-decrypt-cpu")
 		b.ReportMetric(float64(ownCPU.Nanoseconds())/float64(b.N)/1e6, "own-cpu-ms")
@@ -190,7 +192,7 @@ func BenchmarkParse(b *testing.B) {
 	f = nil // as in BenchmarkBackup/restore
 	b.SetBytes(int64(len(plain)))
 	b.ReportAllocs()
-	startCPU := processCPU()
+	startCPU := proccpu.Used()
 	for b.Loop() {
 		r, err := newPlainReader(bytes.NewReader(plain), nil, nil)
 		if err != nil {
@@ -207,7 +209,7 @@ func BenchmarkParse(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(messages), "ns/msg")
-	b.ReportMetric(float64((processCPU()-startCPU).Nanoseconds())/float64(b.N)/float64(messages), "cpu-ns/msg")
+	b.ReportMetric(float64((proccpu.Used()-startCPU).Nanoseconds())/float64(b.N)/float64(messages), "cpu-ns/msg")
 }
 
 type discardCloser struct{}
@@ -220,7 +222,7 @@ func (discardCloser) Close() error                { return nil }
 func BenchmarkEncode(b *testing.B) {
 	f := benchHistory()
 	b.ReportAllocs()
-	startCPU := processCPU()
+	startCPU := proccpu.Used()
 	for b.Loop() {
 		w := &Writer{enc: discardCloser{}, buf: make([]byte, 0, 2*flushSize)}
 		for i := range f.messages {
@@ -232,5 +234,5 @@ func BenchmarkEncode(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64((processCPU()-startCPU).Nanoseconds())/float64(b.N)/float64(len(f.messages)), "cpu-ns/msg")
+	b.ReportMetric(float64((proccpu.Used()-startCPU).Nanoseconds())/float64(b.N)/float64(len(f.messages)), "cpu-ns/msg")
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/parleyim/parley/internal/identity"
 	"github.com/parleyim/parley/internal/prekey"
 	"github.com/parleyim/parley/internal/primitives"
+	"github.com/parleyim/parley/internal/proccpu"
 	"github.com/parleyim/parley/internal/session"
 	"github.com/parleyim/parley/internal/store"
 	"github.com/parleyim/parley/internal/store/sqlite"
@@ -291,7 +292,7 @@ func runRelay(b *testing.B, pairs int, load float64, open openStore) relayResult
 		interval = time.Duration(float64(time.Second) / load)
 	}
 	dispatched := int64(0)
-	cpu := processCPU()
+	cpu := proccpu.Used()
 	start := time.Now()
 	next := start
 	for b.Loop() {
@@ -312,7 +313,7 @@ func runRelay(b *testing.B, pairs int, load float64, open openStore) relayResult
 		time.Sleep(100 * time.Microsecond)
 	}
 	elapsed := time.Since(start)
-	cpu = processCPU() - cpu
+	cpu = proccpu.Used() - cpu
 
 	// Stop the receivers; each flushes its last acks on the way out.
 	for _, p := range ps {

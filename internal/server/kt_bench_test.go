@@ -15,6 +15,7 @@ import (
 	"github.com/parleyim/parley/internal/kt"
 	"github.com/parleyim/parley/internal/primitives"
 	"github.com/parleyim/parley/internal/primitives/vrf"
+	"github.com/parleyim/parley/internal/proccpu"
 	"github.com/parleyim/parley/internal/store"
 	"github.com/parleyim/parley/internal/store/sqlite"
 )
@@ -53,7 +54,7 @@ func BenchmarkKTUpdates(b *testing.B) {
 		st := kt.NewState()
 		b.ReportAllocs()
 		b.ResetTimer()
-		cpu := processCPU()
+		cpu := proccpu.Used()
 		for n := 0; n < b.N; n++ {
 			leaves := make([]kt.Leaf, ktBenchBatch)
 			parallelFor(ktBenchBatch, func(i int) {
@@ -73,7 +74,7 @@ func BenchmarkKTUpdates(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		libraryCPU = float64((processCPU() - cpu).Microseconds()) / float64(ktBenchBatch*b.N)
+		libraryCPU = float64((proccpu.Used() - cpu).Microseconds()) / float64(ktBenchBatch*b.N)
 		libraryRate = float64(ktBenchBatch*b.N) / b.Elapsed().Seconds()
 		b.ReportMetric(libraryRate, "updates/s")
 		b.ReportMetric(libraryCPU, "cpu-µs/update")
@@ -116,7 +117,7 @@ func BenchmarkKTUpdates(b *testing.B) {
 		var stepTime time.Duration
 		b.ReportAllocs()
 		b.ResetTimer()
-		cpu := processCPU()
+		cpu := proccpu.Used()
 		for n := 0; n < b.N; n++ {
 			spread(ktBenchBatch, 64, func(i int) {
 				if _, err := st.UpdateDeviceList(ctx, store.DeviceListUpdate{
@@ -137,7 +138,7 @@ func BenchmarkKTUpdates(b *testing.B) {
 			}
 		}
 		b.StopTimer()
-		cpuPer := float64((processCPU() - cpu).Microseconds()) / float64(ktBenchBatch*b.N)
+		cpuPer := float64((proccpu.Used() - cpu).Microseconds()) / float64(ktBenchBatch*b.N)
 		if n, _ := st.PendingKTCount(ctx); n != 0 {
 			b.Fatalf("%d updates left pending", n)
 		}
