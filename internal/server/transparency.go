@@ -547,17 +547,17 @@ func (l *ktLog) pending(ctx context.Context) ([]store.KTUpdate, []update, error)
 func (l *ktLog) prepare(tree *kt.Tree, pending []store.KTUpdate) ([]update, error) {
 	us := make([]update, len(pending))
 	errs := make([]error, len(pending))
-	var todo []int
+	var uncomputed []int // indexes of pending whose leaves prefetch did not compute
 	for i := range pending {
 		us[i].KTUpdate = pending[i]
 		if r, ok := l.prep.ready[pending[i].Seq]; ok && r.fits(&pending[i]) {
 			us[i].leaf, us[i].opening = r.leaf, r.opening
 			continue
 		}
-		todo = append(todo, i)
+		uncomputed = append(uncomputed, i)
 	}
-	computeLeaves(len(todo), func(j int) {
-		i := todo[j]
+	computeLeaves(len(uncomputed), func(j int) {
+		i := uncomputed[j]
 		us[i].leaf, us[i].opening, errs[i] = kt.NewUpdate(l.vrf, pending[i].Username, pending[i].Version, pending[i].Value)
 	})
 	out := us[:0]
