@@ -297,12 +297,19 @@ func (d *delivery) close() {
 // and (at most every prekeyCheckInterval) a PrekeysLow warning.
 func (d *delivery) round(ctx context.Context, notified uint64) error {
 	s := d.s
-	sctx, cancel := storeContext(ctx)
-	defer cancel()
 	covered, err := d.pushHandedOff(notified)
 	if err != nil {
 		return s.streamEnd(ctx, err)
 	}
+	now := s.now()
+	prekeysDue := now.Sub(d.lastPrekeyCheck) >= prekeyCheckInterval
+	if covered && !prekeysDue {
+		// The common round under load (covered implies drained): no store
+		// call, so no context and timer for one.
+		return nil
+	}
+	sctx, cancel := storeContext(ctx)
+	defer cancel()
 	for !covered {
 		envs, err := s.store.Fetch(sctx, d.id, d.cursor, fetchPage)
 		if errors.Is(err, store.ErrNotFound) && s.streamsCtx.Err() == nil {
@@ -328,7 +335,7 @@ func (d *delivery) round(ctx context.Context, notified uint64) error {
 			return s.streamEnd(ctx, err)
 		}
 	}
-	if now := s.now(); now.Sub(d.lastPrekeyCheck) >= prekeyCheckInterval {
+	if prekeysDue {
 		d.lastPrekeyCheck = now
 		if err := s.sendPrekeysLow(sctx, d.id, d.stream); err != nil {
 			return s.streamEnd(ctx, err)
