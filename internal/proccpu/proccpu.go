@@ -1,11 +1,13 @@
-// Package proccpu reads the CPU time the process has used, for the SQLite
-// writer's choice of when to wait for a fuller batch
+// Package proccpu reads how much of its CPU the process uses — the CPU
+// time it has used, and whether goroutines wait for a core — for the
+// SQLite writer's choice of when to wait for a fuller batch
 // (internal/store/sqlite) and for benchmarks that report CPU per
 // operation.
 package proccpu
 
 import (
 	"runtime"
+	"runtime/metrics"
 	"time"
 )
 
@@ -51,3 +53,28 @@ func (b *Busy) Now(now time.Time) bool {
 	}
 	return b.busy
 }
+
+// RunQueue reads the number of runnable goroutines. The zero value is
+// ready; it is not safe for concurrent use.
+type RunQueue struct {
+	sample []metrics.Sample
+}
+
+// Runnable reports how many goroutines are ready to run but not running:
+// work that a core given up by the caller would take on. A caller that
+// waits for others' work only while some is runnable keeps its core busy
+// and never leaves it idle. The count comes from runtime/metrics and is
+// approximate: it leaves out goroutines whose network I/O is ready but not
+// yet polled, and a run queue changing under the read.
+func (r *RunQueue) Runnable() uint64 {
+	if r.sample == nil {
+		r.sample = []metrics.Sample{{Name: runnableMetric}}
+	}
+	metrics.Read(r.sample)
+	if r.sample[0].Value.Kind() != metrics.KindUint64 {
+		return 0 // not measured by this runtime: nothing to wait for
+	}
+	return r.sample[0].Value.Uint64()
+}
+
+const runnableMetric = "/sched/goroutines/runnable:goroutines"

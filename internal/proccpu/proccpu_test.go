@@ -1,7 +1,9 @@
 package proccpu
 
 import (
+	"math"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 )
@@ -53,5 +55,46 @@ func TestUsedGrows(t *testing.T) {
 	}
 	if after := Used(); after <= before {
 		t.Errorf("Used went from %v to %v after spinning for 50 ms", before, after)
+	}
+}
+
+// TestRunnable: goroutines that yield to each other, more of them than
+// cores, show as runnable; a process whose other goroutines all block shows
+// none. A count stuck at zero would let the SQLite writer commit tiny
+// batches on a saturated server; one never zero would hold writes back
+// while a core idles.
+func TestRunnable(t *testing.T) {
+	var q RunQueue
+	var most uint64
+	func() {
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		defer func() { close(stop); wg.Wait() }()
+		for range 4 * runtime.GOMAXPROCS(0) {
+			wg.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+						runtime.Gosched()
+					}
+				}
+			})
+		}
+		for range 100 {
+			most = max(most, q.Runnable())
+			runtime.Gosched()
+		}
+	}()
+	if want := uint64(runtime.GOMAXPROCS(0)); most < want {
+		t.Errorf("with %d goroutines yielding to each other, at most %d read as runnable, want at least %d", 4*runtime.GOMAXPROCS(0), most, want)
+	}
+	least := uint64(math.MaxUint64)
+	for range 100 {
+		least = min(least, q.Runnable())
+	}
+	if least != 0 {
+		t.Errorf("with every other goroutine blocked, at least %d read as runnable in each of 100 reads, want 0", least)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -39,11 +40,16 @@ import (
 // (proccpu.Busy) and the previous batch held more than one op (writers run
 // in parallel), the writer waits for more before it commits: as long as
 // ops keep arriving less than linger/lingerGaps apart, up to linger in
-// all. Then waiting costs no one CPU, and every fsync saved is CPU for the
-// senders: BenchmarkRelay e2e/pairs=64 delivers 12-40% more. With CPU to
-// spare it would only add latency (e2e/pairs=8, latency-bound, delivers
-// half as much when the writer always waits), so the writer commits at
-// once; a server with one writer at a time never waits either.
+// all, and only while other goroutines are ready to run (proccpu.RunQueue),
+// yielding its core to them. Then waiting costs no one CPU, and every fsync
+// saved is CPU for the senders: BenchmarkRelay e2e/pairs=64 delivers
+// 12-40% more. Once nothing else is runnable, waiting would leave the core
+// idle — a sleeping writer woke up to a millisecond late, since an idle Go
+// process polls for timers at millisecond resolution —, so it commits
+// (+10% e2e/pairs=64 against waiting on a timer). With CPU to spare waiting
+// would only add latency (e2e/pairs=8, latency-bound, delivers half as
+// much when the writer always waits), so the writer commits at once; a
+// server with one writer at a time never waits either.
 //
 // Writes that need not be durable (acks, last-seen times, expiry) are
 // queued the same way; a batch made only of them is committed with
@@ -67,10 +73,11 @@ type writer struct {
 	finished  chan struct{}
 	maxBatch  int
 	linger    time.Duration
-	timer     *time.Timer          // for linger, stopped between batches
 	busy      proccpu.Busy         // whether the process is using all its CPU
 	saturated func(time.Time) bool // busy.Now, unless a test says otherwise
-	full      bool                 // the connection's current synchronous setting is FULL
+	runq      proccpu.RunQueue
+	runnable  func() uint64 // runq.Runnable, unless a test says otherwise
+	full      bool          // the connection's current synchronous setting is FULL
 	st        wstmts
 	errs      []error
 
@@ -107,12 +114,11 @@ func newWriter(conn *sql.Conn, maxBatch int, linger time.Duration) (*writer, err
 		finished: make(chan struct{}),
 		maxBatch: maxBatch,
 		linger:   linger,
-		timer:    time.NewTimer(time.Hour),
 		full:     true, // configureWriter set FULL
 		errs:     make([]error, maxBatch),
 	}
-	w.timer.Stop()
 	w.saturated = w.busy.Now
+	w.runnable = w.runq.Runnable
 	ctx := context.Background()
 	for _, p := range []struct {
 		s **sql.Stmt
@@ -184,32 +190,54 @@ func (w *writer) fill(batch []*op) []*op {
 	return batch
 }
 
-// wait adds ops to batch as they arrive, up to maxBatch, until none has
-// arrived for linger/lingerGaps or linger has passed: writers in parallel
-// keep a batch growing, and a batch whose writers have all joined is
-// committed after one short gap.
+// wait adds ops to batch as they arrive, up to maxBatch, while the
+// writer's core has other work: it yields the core to runnable goroutines
+// (some of them are writers on their way) and commits as soon as none is
+// left for it, when no op has arrived for linger/lingerGaps, or when
+// linger has passed. A commit that would otherwise leave a core idle goes
+// at once: the wait saves fsyncs only because their CPU is needed
+// elsewhere.
+//
+// "None left" is either no runnable goroutine in the process, or yields
+// that come straight back, idleYields in a row: the runnable ones are
+// queued on another core, which this one would not take from while the
+// writer keeps yielding, so it would only spin.
 func (w *writer) wait(batch []*op) []*op {
-	deadline := time.Now().Add(w.linger)
+	now := time.Now()
+	deadline := now.Add(w.linger)
 	gap := w.linger / lingerGaps
+	last := now // of the latest arrival
+	quick := 0  // yields in a row that nothing else used
 	for len(batch) < w.maxBatch {
-		d := min(gap, time.Until(deadline))
-		if d <= 0 {
-			return batch
-		}
-		w.timer.Reset(d)
 		select {
 		case o, ok := <-w.ops:
-			w.timer.Stop()
 			if !ok {
 				return batch
 			}
 			batch = w.fill(append(batch, o))
-		case <-w.timer.C:
+			last, quick = time.Now(), 0
+			continue
+		default:
+		}
+		if now = time.Now(); !now.Before(deadline) || now.Sub(last) >= gap || w.runnable() == 0 {
+			return batch
+		}
+		runtime.Gosched()
+		if time.Since(now) >= idleYield {
+			quick = 0
+		} else if quick++; quick == idleYields {
 			return batch
 		}
 	}
 	return batch
 }
+
+// A yield shorter than idleYield ran nothing else on the writer's core;
+// idleYields of them in a row end a wait.
+const (
+	idleYield  = 3 * time.Microsecond
+	idleYields = 2
+)
 
 // commit runs one batch in one transaction and reports to each caller.
 func (w *writer) commit(batch []*op) {
