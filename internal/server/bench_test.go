@@ -49,8 +49,13 @@ import (
 // store read (handoff.go), and e2e/floor (against the median floor of the
 // run).
 //
-// halfload/pairs=N: the same at a fixed rate, half of what e2e/pairs=N
-// reached earlier in the same run (the median of its runs).
+// transport/pairs=N: e2e's calls over the same connections against a
+// relay that does nothing (benchmarkRelayTransport): what HTTP/2, TLS and
+// connect cost on their own, and so how much of the floor is left for the
+// relay's own work.
+//
+// halfload/pairs=N: the same as e2e at a fixed rate, half of what
+// e2e/pairs=N reached earlier in the same run (the median of its runs).
 func BenchmarkRelay(b *testing.B) {
 	b.Run("floor", benchmarkRelayFloor)
 	for _, pairs := range relayPairs {
@@ -61,6 +66,9 @@ func BenchmarkRelay(b *testing.B) {
 			}
 			relayResults.record(fmt.Sprint("e2e", pairs), r.rate)
 		})
+	}
+	for _, pairs := range relayPairs {
+		b.Run(fmt.Sprintf("transport/pairs=%d", pairs), func(b *testing.B) { benchmarkRelayTransport(b, pairs) })
 	}
 	for _, pairs := range relayPairs {
 		b.Run(fmt.Sprintf("halfload/pairs=%d", pairs), func(b *testing.B) {
