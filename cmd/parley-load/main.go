@@ -168,6 +168,7 @@ each address has its own per-IP budget (servers on loopback only).`,
 	f.DurationVar(&cfg.Duration, "duration", 10*time.Second, "length of the send phase")
 	f.IntVar(&cfg.EnvelopeSize, "size", loadgen.DefaultEnvelopeSize, "bytes per envelope, as stored by the server")
 	f.IntVar(&cfg.Conns, "conns", 0, "HTTP/2 connections the devices share (default one per device)")
+	f.BoolVar(&cfg.HTTP1, "http1", false, "speak HTTP/1.1 instead of HTTP/2: each device's stream holds one connection, its calls use another")
 	f.IntVar(&sources, "source-addrs", 0, "dial from this many loopback addresses, 127.0.0.2 upwards (servers on loopback only)")
 	f.IntVar(&cfg.AckBatch, "ack-batch", ackbatch.DefaultMax, "acknowledge after this many envelopes")
 	f.DurationVar(&cfg.AckDelay, "ack-delay", ackbatch.DefaultDelay, "or this long after the oldest envelope not yet acknowledged")

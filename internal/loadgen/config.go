@@ -32,6 +32,11 @@ type Config struct {
 	// Conns is the number of HTTP/2 transports the devices share (default:
 	// one per device, as separate phones would have).
 	Conns int
+	// HTTP1 makes the transports speak HTTP/1.1 instead of HTTP/2: a
+	// device's delivery stream then holds one connection and its calls go
+	// over another (docs/performance.md, "Relay": what HTTP/2 costs per
+	// call).
+	HTTP1 bool
 	// SourceAddrs are loopback addresses to dial from (see net.go); empty
 	// lets the kernel choose.
 	SourceAddrs []netip.Addr

@@ -55,8 +55,8 @@ func New(cfg Config) (*Engine, error) {
 	var id [3]byte
 	primitives.Random(id[:])
 	e := &Engine{cfg: c, runID: hex.EncodeToString(id[:]), t0: time.Now(), stopSending: make(chan struct{})}
-	e.conns = newConns(c.Conns, c.URLs, c.SourceAddrs, &e.dials)
-	e.scraper = newConn(c.URLs, netip.Addr{}, new(atomic.Int64)).hc
+	e.conns = newConns(c.Conns, c.URLs, c.SourceAddrs, &e.dials, c.HTTP1)
+	e.scraper = newConn(c.URLs, netip.Addr{}, new(atomic.Int64), false).hc
 	return e, nil
 }
 

@@ -276,6 +276,26 @@ func TestFailoverToAnotherNode(t *testing.T) {
 	}
 }
 
+// TestHTTP1 runs the engine with its transports on HTTP/1.1: each
+// device's delivery stream holds a connection of its own, so the calls
+// open at least one more per device (on HTTP/2 they share the stream's),
+// and every acknowledged message still arrives once.
+func TestHTTP1(t *testing.T) {
+	noLeaks(t)
+	srv := startServer(t, unlimited(), nil)
+	_, r := run(t, Config{URLs: []string{srv.url}, Users: 4, Duration: time.Second, HTTP1: true})
+	if r.Sent < 10 {
+		t.Fatalf("only %d messages sent in 1 s", r.Sent)
+	}
+	if r.Lost != 0 || r.FailedSends != 0 || r.Duplicates != 0 || r.Delivered != r.SentEnvelopes || len(r.Errors) != 0 {
+		t.Errorf("sent %d envelopes, delivered %d; lost %d, failed %d, duplicates %d, errors %v",
+			r.SentEnvelopes, r.Delivered, r.Lost, r.FailedSends, r.Duplicates, r.Errors)
+	}
+	if r.Protocol != "HTTP/1.1" || r.Connections < 2*int64(r.Devices) {
+		t.Errorf("%s: %d connections for %d devices, want a stream's and a call's each", r.Protocol, r.Connections, r.Devices)
+	}
+}
+
 func TestReportText(t *testing.T) {
 	srv := startServer(t, unlimited(), nil)
 	_, r := run(t, Config{URLs: []string{srv.url}, Users: 2, Duration: 200 * time.Millisecond})

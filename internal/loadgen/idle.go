@@ -112,9 +112,9 @@ func Idle(ctx context.Context, cfg IdleConfig) (*IdleReport, error) {
 		progress = func(string) {}
 	}
 	var dials atomic.Int64
-	conns := newConns(cfg.Conns, urls, cfg.SourceAddrs, &dials)
+	conns := newConns(cfg.Conns, urls, cfg.SourceAddrs, &dials, false)
 	defer closeConns(conns)
-	scraper := newConn(urls, netip.Addr{}, new(atomic.Int64)).hc
+	scraper := newConn(urls, netip.Addr{}, new(atomic.Int64), false).hc
 	defer scraper.CloseIdleConnections()
 	r := &IdleReport{URL: urls[0], Streams: cfg.Streams}
 	var ec errorCounts

@@ -99,8 +99,10 @@ type nodeClients struct {
 // newConn builds a transport dialing from src (the zero Addr: the kernel
 // chooses), speaking HTTP/2 only: over TLS to https:// URLs, and with
 // prior knowledge (h2c) to http:// ones, which parleyd serves on loopback.
-// dials counts the TCP connections it opens.
-func newConn(urls []string, src netip.Addr, dials *atomic.Int64) *conn {
+// With http1 it speaks HTTP/1.1 only, keeping a few idle connections for
+// the calls beside the ones streams hold. dials counts the TCP connections
+// it opens.
+func newConn(urls []string, src netip.Addr, dials *atomic.Int64, http1 bool) *conn {
 	d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 	if src.IsValid() {
 		d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
@@ -122,8 +124,13 @@ func newConn(urls []string, src netip.Addr, dials *atomic.Int64) *conn {
 		},
 	}
 	tr.Protocols = new(http.Protocols)
-	tr.Protocols.SetHTTP2(true)
-	tr.Protocols.SetUnencryptedHTTP2(true)
+	if http1 {
+		tr.Protocols.SetHTTP1(true)
+		tr.MaxIdleConnsPerHost = http1IdleConns
+	} else {
+		tr.Protocols.SetHTTP2(true)
+		tr.Protocols.SetUnencryptedHTTP2(true)
+	}
 	c := &conn{hc: &http.Client{Transport: tr}, tr: tr, nodes: make([]nodeClients, len(urls))}
 	for i, u := range urls {
 		c.nodes[i] = nodeClients{
@@ -135,15 +142,19 @@ func newConn(urls []string, src netip.Addr, dials *atomic.Int64) *conn {
 	return c
 }
 
+// http1IdleConns is how many idle HTTP/1.1 connections a transport keeps
+// per server: a device's send and its acks may be in flight at once.
+const http1IdleConns = 4
+
 // newConns builds n transports over the source addresses.
-func newConns(n int, urls []string, sources []netip.Addr, dials *atomic.Int64) []*conn {
+func newConns(n int, urls []string, sources []netip.Addr, dials *atomic.Int64, http1 bool) []*conn {
 	cs := make([]*conn, n)
 	for j := range cs {
 		var src netip.Addr
 		if len(sources) > 0 {
 			src = sources[j%len(sources)]
 		}
-		cs[j] = newConn(urls, src, dials)
+		cs[j] = newConn(urls, src, dials, http1)
 	}
 	return cs
 }

@@ -42,6 +42,7 @@ type Report struct {
 	Users          int      `json:"users"`
 	Devices        int      `json:"devices"`
 	Connections    int64    `json:"connections"` // TCP connections opened
+	Protocol       string   `json:"protocol"`    // HTTP/2 or HTTP/1.1
 	EnvelopeSize   int      `json:"envelope_size"`
 	TargetRate     float64  `json:"target_rate"` // sends/s; 0: as fast as answered
 	SendPhaseSec   float64  `json:"send_phase_seconds"`
@@ -109,10 +110,14 @@ func newMemoryLog(urls []string) *memoryLog {
 
 // sample scrapes every node; the first successful sample of a node is its
 // start, the last its end. A node that does not answer (killed, in a
-// chaos test) is counted as a "metrics" error.
+// chaos test) is counted as a "metrics" error; a scrape cut short because
+// ctx ended (the periodic sampler stopped at the end of a run) is not.
 func (m *memoryLog) sample(ctx context.Context, hc *http.Client, ec *errorCounts, start bool) {
 	for i := range m.servers {
 		s, err := scrape(ctx, hc, m.servers[i].URL)
+		if err != nil && ctx.Err() != nil {
+			return
+		}
 		if err != nil {
 			ec.addKind("metrics: scrape failed")
 			continue
@@ -156,6 +161,7 @@ func (ec *errorCounts) addKind(kind string) {
 func (e *Engine) report(sendPhase, elapsed time.Duration, mem *memoryLog) *Report {
 	r := &Report{
 		URLs: e.cfg.URLs, Users: e.cfg.Users, Devices: len(e.devices), Connections: e.dials.Load(),
+		Protocol:     protocolName(e.cfg.HTTP1),
 		EnvelopeSize: e.cfg.EnvelopeSize, TargetRate: e.cfg.Rate,
 		SendPhaseSec: sendPhase.Seconds(), ElapsedSec: elapsed.Seconds(),
 		Sent: e.sent.Load(), SentEnvelopes: e.sentEnvelopes.Load(), FailedSends: e.failed.Load(),
@@ -192,6 +198,14 @@ func (e *Engine) report(sendPhase, elapsed time.Duration, mem *memoryLog) *Repor
 	return r
 }
 
+// protocolName names what the transports speak.
+func protocolName(http1 bool) string {
+	if http1 {
+		return "HTTP/1.1"
+	}
+	return "HTTP/2"
+}
+
 // serverCPUPerEnvelope divides the nodes' CPU time by the envelopes
 // delivered, in microseconds; 0 if it cannot be known.
 func serverCPUPerEnvelope(servers []ServerMemory, delivered int64) float64 {
@@ -217,7 +231,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	p := func(format string, args ...any) { fmt.Fprintf(tw, format+"\n", args...) }
 	p("servers\t%s", strings.Join(r.URLs, " "))
-	p("devices\t%d (%d accounts), %d connections", r.Devices, r.Users, r.Connections)
+	p("devices\t%d (%d accounts), %d %s connections", r.Devices, r.Users, r.Connections, r.Protocol)
 	rate := "as fast as answered"
 	if r.TargetRate > 0 {
 		rate = fmt.Sprintf("%.0f/s", r.TargetRate)
