@@ -314,12 +314,7 @@ func runRelay(b *testing.B, pairs int, load float64, open openStore) relayResult
 		dispatched++
 	}
 	stopSenders()
-	for deadline := time.Now().Add(relayStall); delivered.Load() < dispatched && failed.Load() == nil; {
-		if time.Now().After(deadline) {
-			b.Fatalf("%d of %d envelopes delivered after %v", delivered.Load(), dispatched, relayStall)
-		}
-		time.Sleep(100 * time.Microsecond)
-	}
+	awaitDelivery(b, &delivered, dispatched, &failed)
 	elapsed := time.Since(start)
 	cpu = proccpu.Used() - cpu
 
@@ -349,6 +344,18 @@ func runRelay(b *testing.B, pairs int, load float64, open openStore) relayResult
 	b.ReportMetric(float64(r.p50.Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(r.p99.Microseconds())/1000, "p99-ms")
 	return r
+}
+
+// awaitDelivery waits until dispatched envelopes have been delivered or a
+// client failed, and fails b if that takes longer than relayStall.
+func awaitDelivery(b *testing.B, delivered *atomic.Int64, dispatched int64, failed *atomic.Pointer[error]) {
+	b.Helper()
+	for deadline := time.Now().Add(relayStall); delivered.Load() < dispatched && failed.Load() == nil; {
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d envelopes delivered after %v", delivered.Load(), dispatched, relayStall)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
 }
 
 // quantile returns the q-quantile of sorted (nearest rank).

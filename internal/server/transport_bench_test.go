@@ -123,12 +123,7 @@ func benchmarkRelayTransport(b *testing.B, pairs int) {
 	}
 	close(work)
 	sendWG.Wait()
-	for deadline := time.Now().Add(relayStall); delivered.Load() < dispatched && failed.Load() == nil; {
-		if time.Now().After(deadline) {
-			b.Fatalf("%d of %d envelopes delivered after %v", delivered.Load(), dispatched, relayStall)
-		}
-		time.Sleep(100 * time.Microsecond)
-	}
+	awaitDelivery(b, &delivered, dispatched, &failed)
 	elapsed := time.Since(start)
 	cpu = proccpu.Used() - cpu
 	cancel()
