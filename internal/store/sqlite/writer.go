@@ -75,9 +75,8 @@ type writer struct {
 	linger    time.Duration
 	busy      proccpu.Busy         // whether the process is using all its CPU
 	saturated func(time.Time) bool // busy.Now, unless a test says otherwise
-	runq      proccpu.RunQueue
-	runnable  func() uint64 // runq.Runnable, unless a test says otherwise
-	full      bool          // the connection's current synchronous setting is FULL
+	runq      proccpu.RunQueue     // whether other goroutines wait for a core
+	full      bool                 // the connection's current synchronous setting is FULL
 	st        wstmts
 	errs      []error
 
@@ -118,7 +117,6 @@ func newWriter(conn *sql.Conn, maxBatch int, linger time.Duration) (*writer, err
 		errs:     make([]error, maxBatch),
 	}
 	w.saturated = w.busy.Now
-	w.runnable = w.runq.Runnable
 	ctx := context.Background()
 	for _, p := range []struct {
 		s **sql.Stmt
@@ -219,7 +217,7 @@ func (w *writer) wait(batch []*op) []*op {
 			continue
 		default:
 		}
-		if now = time.Now(); !now.Before(deadline) || now.Sub(last) >= gap || w.runnable() == 0 {
+		if now = time.Now(); !now.Before(deadline) || now.Sub(last) >= gap || w.runq.Runnable() == 0 {
 			return batch
 		}
 		runtime.Gosched()
