@@ -25,6 +25,21 @@ func counterValue(t testing.TB, c prometheus.Counter) float64 {
 	return m.GetCounter().GetValue()
 }
 
+// counterReaches reports whether c reaches want within a few seconds. A
+// stream counts an envelope after pushing it, so a client that has the
+// envelope may read the counter a moment before it moves.
+func counterReaches(t testing.TB, c prometheus.Counter, want float64) bool {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if counterValue(t, c) >= want {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
 // sendTo sends one envelope with body text from a to b's only device.
 func (h *harness) sendTo(a, b *account, text string) error {
 	id := b.id()
@@ -57,8 +72,11 @@ func afterHandOff(t *testing.T) (h *harness, alice, bob *account, s *stream) {
 	if e := s.nextEnvelope(t); !bytes.Equal(e.Body, envelope("first")) {
 		t.Fatalf("got %q, want the first message", e.Body)
 	}
+	if !counterReaches(t, h.srv.metrics.handedOff, 1) {
+		t.Fatal("the first envelope was not handed off: the test would not exercise hand-offs")
+	}
 	if n := counterValue(t, h.srv.metrics.handedOff); n != 1 {
-		t.Fatalf("%v envelopes handed off, want the first one: the test would not exercise hand-offs", n)
+		t.Fatalf("%v envelopes handed off, want the first one only", n)
 	}
 	return h, alice, bob, s
 }
@@ -165,7 +183,7 @@ func TestHandoffDeliversConcurrentSendsOnceInOrder(t *testing.T) {
 		}
 	case <-time.After(100 * time.Millisecond):
 	}
-	if n := counterValue(t, h.srv.metrics.handedOff); n == 0 {
+	if !counterReaches(t, h.srv.metrics.handedOff, 1) {
 		t.Error("no envelope was handed off: every one was read back from the store")
 	}
 }
