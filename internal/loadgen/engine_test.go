@@ -3,7 +3,9 @@ package loadgen
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -293,6 +295,31 @@ func TestHTTP1(t *testing.T) {
 	}
 	if r.Protocol != "HTTP/1.1" || r.Connections < 2*int64(r.Devices) {
 		t.Errorf("%s: %d connections for %d devices, want a stream's and a call's each", r.Protocol, r.Connections, r.Devices)
+	}
+}
+
+// TestSampleCountsOnlyNodesThatFail: a scrape cut short because the
+// sampler was stopped (its context ended) is not a failure of the node; a
+// node that does not answer is.
+func TestSampleCountsOnlyNodesThatFail(t *testing.T) {
+	srv := startServer(t, unlimited(), nil)
+	hc := newConn([]string{srv.url}, netip.Addr{}, new(atomic.Int64), false).hc
+	stopped, cancel := context.WithCancel(context.Background())
+	cancel()
+	var ec errorCounts
+	newMemoryLog([]string{srv.url}).sample(stopped, hc, &ec, false)
+	if n := ec.total(); n != 0 {
+		t.Errorf("a stopped sampler counted %d errors: %v", n, ec.snapshot())
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + l.Addr().String()
+	l.Close()
+	newMemoryLog([]string{dead}).sample(context.Background(), hc, &ec, false)
+	if got := ec.snapshot()["metrics: scrape failed"]; got != 1 {
+		t.Errorf("a node that does not answer counted %d times, want 1: %v", got, ec.snapshot())
 	}
 }
 
